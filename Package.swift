@@ -1,0 +1,112 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// Upcoming features every target opts into (see docs/architecture.md, "Style").
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InferIsolatedConformances"),
+]
+
+let package = Package(
+    name: "deskgate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "deskgated", targets: ["deskgated"]),
+        .executable(name: "deskgate", targets: ["deskgate"]),
+        .executable(name: "deskgate-prompt", targets: ["deskgate-prompt"]),
+        .executable(name: "deskgate-mcp", targets: ["deskgate-mcp"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.0"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", exact: "0.12.1"),
+    ],
+    targets: [
+        // C shims. libdbus and libsystemd through pkg-config; the AT-SPI constants header only
+        // (libatspi is never linked: it is not thread-safe and blocks for 15 s on a frozen app).
+        .systemLibrary(name: "CDBus", pkgConfig: "dbus-1", providers: [.apt(["libdbus-1-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .target(name: "CAtspiConstants"),
+
+        // Pure protocol: JSON values, JSON-RPC envelopes, framing, error codes. No I/O.
+        .target(name: "JSONRPC", swiftSettings: strictSettings),
+        // Every deskgate method: name, params schema, risk class. One source of truth for the
+        // dispatcher, rpc.discover, the CLI and deskgate-mcp.
+        .target(name: "DeskgateAPI", dependencies: ["JSONRPC"], swiftSettings: strictSettings),
+        // Permission broker: policy files, grants, decisions, prompts. Pure logic.
+        .target(name: "Broker", dependencies: ["JSONRPC", "DeskgateAPI"], swiftSettings: strictSettings),
+        // Hash-chained audit log.
+        .target(
+            name: "Audit",
+            dependencies: ["JSONRPC", "CSystemd", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictSettings),
+        // libdbus wrapper: connections, marshalling, async calls with timeouts.
+        .target(name: "DBus", dependencies: ["CDBus"], swiftSettings: strictSettings),
+        // AT-SPI over D-Bus: apps, snapshots, actions, events.
+        .target(
+            name: "ATSPI",
+            dependencies: ["DBus", "CAtspiConstants", "JSONRPC", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings),
+        // Wiring: socket server, peer identity, method handlers.
+        .target(
+            name: "Daemon",
+            dependencies: [
+                "JSONRPC", "DeskgateAPI", "Broker", "Audit", "ATSPI", "CSystemd",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings),
+        // Client library used by the CLI, the prompt helper, deskgate-mcp, tests and benchmarks.
+        .target(
+            name: "DeskgateClient",
+            dependencies: ["JSONRPC", "DeskgateAPI"],
+            swiftSettings: strictSettings),
+
+        .executableTarget(
+            name: "deskgated",
+            dependencies: [
+                "Daemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings),
+        .executableTarget(
+            name: "deskgate",
+            dependencies: [
+                "DeskgateClient", "DeskgateAPI", "JSONRPC", "Broker", "Audit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings),
+        .executableTarget(
+            name: "deskgate-prompt",
+            dependencies: [
+                "DeskgateClient", "JSONRPC",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings),
+        .executableTarget(
+            name: "deskgate-mcp",
+            dependencies: [
+                "DeskgateClient", "DeskgateAPI", "JSONRPC",
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings),
+
+        .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC", "DeskgateAPI"], swiftSettings: strictSettings),
+        .testTarget(name: "BrokerTests", dependencies: ["Broker"], swiftSettings: strictSettings),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "JSONRPC"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: ["Daemon", "DeskgateClient", "JSONRPC"],
+            swiftSettings: strictSettings),
+        .testTarget(
+            name: "ATSPITests",
+            dependencies: ["ATSPI", "DBus", "DeskgateClient", "JSONRPC"],
+            swiftSettings: strictSettings),
+    ]
+)

@@ -1,0 +1,1 @@
+// ATSPI module: see docs/architecture.md.

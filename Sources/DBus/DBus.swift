@@ -1,0 +1,1 @@
+// DBus module: see docs/architecture.md.

@@ -1,0 +1,1 @@
+// DeskgateClient module: see docs/architecture.md.

@@ -1,0 +1,1 @@
+print("deskgate-mcp: not built yet")

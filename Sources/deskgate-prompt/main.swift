@@ -1,0 +1,1 @@
+print("deskgate-prompt: not built yet")
