@@ -12,7 +12,21 @@ final class ConnectionLoop: @unchecked Sendable {
 
     private enum Command {
         case call(UInt64, MessagePointer, Int, Reply)
+        case batch(UInt64, [MessagePointer?], Int, BatchCollector)
         case cancel(UInt64)
+    }
+
+    /// Where a reply goes: one caller, or one slot of a batch.
+    private enum Completion {
+        case single(Reply)
+        case batch(BatchCollector, Int)
+
+        func finish(_ result: Result<[DBusValue], DBusError>) {
+            switch self {
+            case .single(let continuation): continuation.resume(returning: result)
+            case .batch(let collector, let index): collector.set(index, result)
+            }
+        }
     }
 
     private struct Shared {
@@ -21,6 +35,7 @@ final class ConnectionLoop: @unchecked Sendable {
         var closing = false
         var closed = false
         var connected = false
+        var peerPID: Int32?
         var wakePending = false
         var handlers: [UInt64: @Sendable (DBusSignal) -> Void] = [:]
         var nextHandlerID: UInt64 = 1
@@ -28,7 +43,7 @@ final class ConnectionLoop: @unchecked Sendable {
 
     private struct Pending {
         let call: OpaquePointer
-        let continuation: Reply
+        let continuation: Completion
         let timeoutMs: Int
     }
 
@@ -56,6 +71,7 @@ final class ConnectionLoop: @unchecked Sendable {
     }
 
     var isConnected: Bool { shared.withLock { $0.connected } }
+    var peerProcessID: Int32? { shared.withLock { $0.peerPID } }
 
     // MARK: Called from any thread
 
@@ -98,6 +114,25 @@ final class ConnectionLoop: @unchecked Sendable {
             poke()
         }
         return id
+    }
+
+    /// Queues several calls at once; the collector resumes its caller when all have finished.
+    func enqueueBatch(messages: [MessagePointer?], timeoutMs: Int, collector: BatchCollector) {
+        let (accepted, wake) = shared.withLock { s -> (Bool, Bool) in
+            let id = s.nextID
+            s.nextID += UInt64(messages.count)
+            if s.closing || s.closed { return (false, false) }
+            s.commands.append(.batch(id, messages, timeoutMs, collector))
+            let wake = !s.wakePending
+            s.wakePending = true
+            return (true, wake)
+        }
+        if !accepted {
+            for message in messages { if let message { dbus_message_unref(message.pointer) } }
+            collector.failAll(.disconnected)
+        } else if wake {
+            poke()
+        }
     }
 
     func enqueueCancel(_ id: UInt64) {
@@ -168,7 +203,11 @@ final class ConnectionLoop: @unchecked Sendable {
             loop.handleIncoming(message!)
             return DBUS_HANDLER_RESULT_NOT_YET_HANDLED
         }, me, nil)
-        shared.withLock { $0.connected = true }
+        let peerPID = Self.peerCredentialsPID(conn)
+        shared.withLock {
+            $0.connected = true
+            $0.peerPID = peerPID
+        }
         onOpen(.success(uniqueName))
         mainLoop(conn)
         dispatchAll(conn)
@@ -177,6 +216,19 @@ final class ConnectionLoop: @unchecked Sendable {
         dbus_connection_unref(conn)
         connection = nil
         finish()
+    }
+
+    /// The pid of the process at the other end of the socket, from the kernel (SO_PEERCRED).
+    private static func peerCredentialsPID(_ conn: OpaquePointer) -> Int32? {
+        var fd: Int32 = -1
+        guard dbus_connection_get_socket(conn, &fd) != 0, fd >= 0 else { return nil }
+        var credentials: (pid: Int32, uid: UInt32, gid: UInt32) = (0, 0, 0)
+        var length = socklen_t(MemoryLayout.size(ofValue: credentials))
+        let soPeerCred: Int32 = 17  // SO_PEERCRED on Linux
+        guard getsockopt(fd, SOL_SOCKET, soPeerCred, &credentials, &length) == 0, credentials.pid > 0 else {
+            return nil
+        }
+        return credentials.pid
     }
 
     private static func take(_ error: inout CDBus.DBusError) -> DBusError {
@@ -193,14 +245,22 @@ final class ConnectionLoop: @unchecked Sendable {
             defer { s.commands = [] }
             return s.commands
         }
-        for command in leftovers {
-            if case .call(_, let message, _, let continuation) = command {
-                dbus_message_unref(message.pointer)
-                continuation.resume(returning: .failure(.disconnected))
-            }
-        }
+        for command in leftovers { Self.discard(command) }
         Glibc.close(wakeRead)
         Glibc.close(wakeWrite)
+    }
+
+    private static func discard(_ command: Command) {
+        switch command {
+        case .call(_, let message, _, let continuation):
+            dbus_message_unref(message.pointer)
+            continuation.resume(returning: .failure(.disconnected))
+        case .batch(_, let messages, _, let collector):
+            for message in messages { if let message { dbus_message_unref(message.pointer) } }
+            collector.failAll(.disconnected)
+        case .cancel:
+            break
+        }
     }
 
     private func mainLoop(_ conn: OpaquePointer) {
@@ -216,12 +276,7 @@ final class ConnectionLoop: @unchecked Sendable {
                 return (s.commands, s.closing)
             }
             if closing {
-                for command in commands {
-                    if case .call(_, let message, _, let continuation) = command {
-                        dbus_message_unref(message.pointer)
-                        continuation.resume(returning: .failure(.disconnected))
-                    }
-                }
+                for command in commands { Self.discard(command) }
                 return
             }
             for command in commands { execute(command, conn) }
@@ -253,26 +308,38 @@ final class ConnectionLoop: @unchecked Sendable {
             guard let entry = pending.removeValue(forKey: id) else { return }
             dbus_pending_call_cancel(entry.call)
             dbus_pending_call_unref(entry.call)
-            entry.continuation.resume(returning: .failure(.cancelled))
+            entry.continuation.finish(.failure(.cancelled))
         case .call(let id, let message, let timeoutMs, let continuation):
-            var call: OpaquePointer?
-            let sent = dbus_connection_send_with_reply(conn, message.pointer, &call, Int32.max)
-            dbus_message_unref(message.pointer)
-            guard sent != 0, let call else {
-                continuation.resume(returning: .failure(.disconnected))
-                return
+            send(id: id, message: message, timeoutMs: timeoutMs, completion: .single(continuation), conn)
+        case .batch(let firstID, let messages, let timeoutMs, let collector):
+            for (index, message) in messages.enumerated() {
+                guard let message else { continue }  // already failed validation
+                send(id: firstID + UInt64(index), message: message, timeoutMs: timeoutMs,
+                     completion: .batch(collector, index), conn)
             }
-            pending[id] = Pending(call: call, continuation: continuation, timeoutMs: timeoutMs)
-            deadlines[timeoutMs, default: DeadlineQueue()].push(deadline: Self.now() + UInt64(timeoutMs) * 1_000_000, id: id)
-            let box = Unmanaged.passRetained(PendingBox(id: id, loop: self)).toOpaque()
-            dbus_pending_call_set_notify(call, { call, userData in
-                let box = Unmanaged<PendingBox>.fromOpaque(userData!).takeUnretainedValue()
-                box.loop.complete(id: box.id, call: call!)
-            }, box, { userData in
-                Unmanaged<PendingBox>.fromOpaque(userData!).release()
-            })
-            if dbus_pending_call_get_completed(call) != 0 { complete(id: id, call: call) }
         }
+    }
+
+    private func send(id: UInt64, message: MessagePointer, timeoutMs: Int, completion: Completion,
+                      _ conn: OpaquePointer)
+    {
+        var call: OpaquePointer?
+        let sent = dbus_connection_send_with_reply(conn, message.pointer, &call, Int32.max)
+        dbus_message_unref(message.pointer)
+        guard sent != 0, let call else {
+            completion.finish(.failure(.disconnected))
+            return
+        }
+        pending[id] = Pending(call: call, continuation: completion, timeoutMs: timeoutMs)
+        deadlines[timeoutMs, default: DeadlineQueue()].push(deadline: Self.now() + UInt64(timeoutMs) * 1_000_000, id: id)
+        let box = Unmanaged.passRetained(PendingBox(id: id, loop: self)).toOpaque()
+        dbus_pending_call_set_notify(call, { call, userData in
+            let box = Unmanaged<PendingBox>.fromOpaque(userData!).takeUnretainedValue()
+            box.loop.complete(id: box.id, call: call!)
+        }, box, { userData in
+            Unmanaged<PendingBox>.fromOpaque(userData!).release()
+        })
+        if dbus_pending_call_get_completed(call) != 0 { complete(id: id, call: call) }
     }
 
     /// Pending-call notify: runs during dispatch on this thread.
@@ -287,7 +354,7 @@ final class ConnectionLoop: @unchecked Sendable {
         }
         // Our reference is dropped after dispatch returns, never inside libdbus's own callback.
         finishedCalls.append(call)
-        entry.continuation.resume(returning: result)
+        entry.continuation.finish(result)
     }
 
     private static func decodeReply(_ reply: OpaquePointer) -> Result<[DBusValue], DBusError> {
@@ -326,7 +393,7 @@ final class ConnectionLoop: @unchecked Sendable {
                 guard let entry = pending.removeValue(forKey: id) else { continue }
                 dbus_pending_call_cancel(entry.call)
                 dbus_pending_call_unref(entry.call)
-                entry.continuation.resume(returning: .failure(.timeout(after: timeoutMs)))
+                entry.continuation.finish(.failure(.timeout(after: timeoutMs)))
             }
             deadlines[timeoutMs] = queue.isEmpty ? nil : queue
         }
@@ -347,7 +414,7 @@ final class ConnectionLoop: @unchecked Sendable {
         for (_, entry) in pending {
             dbus_pending_call_cancel(entry.call)
             dbus_pending_call_unref(entry.call)
-            entry.continuation.resume(returning: .failure(error))
+            entry.continuation.finish(.failure(error))
         }
         pending.removeAll()
         deadlines.removeAll()
@@ -358,6 +425,39 @@ final class ConnectionLoop: @unchecked Sendable {
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
+}
+
+/// Collects the replies of a batch; resumes its caller once every slot is filled. Used only on
+/// the loop thread (and by the caller before the batch is queued).
+final class BatchCollector: @unchecked Sendable {
+    typealias Results = [Result<[DBusValue], DBusError>]
+    private var results: Results
+    private var remaining: Int
+    private let continuation: CheckedContinuation<Results, Never>
+
+    init(results: Results, remaining: Int, continuation: CheckedContinuation<Results, Never>) {
+        self.results = results
+        self.remaining = remaining
+        self.continuation = continuation
+        if remaining == 0 { continuation.resume(returning: results) }
+    }
+
+    func set(_ index: Int, _ result: Result<[DBusValue], DBusError>) {
+        results[index] = result
+        remaining -= 1
+        if remaining == 0 { continuation.resume(returning: results) }
+    }
+
+    func failAll(_ error: DBusError) {
+        guard remaining > 0 else { return }
+        for index in results.indices {
+            if case .failure(let e) = results[index], e.name == BatchCollector.unsetName { results[index] = .failure(error) }
+        }
+        remaining = 0
+        continuation.resume(returning: results)
+    }
+
+    static let unsetName = "org.deskgate.DBus.Error.Unset"
 }
 
 /// The user data of a pending call's notify function.
