@@ -136,7 +136,8 @@ extension AccessibilityService {
         let (app, entry, node) = try await revalidate(ref: ref)
         guard node.interfaces.contains(.action) else { throw RPCError(.notSupported, "element has no actions") }
         let list = try await call(app, entry.path, Atspi.action, "GetActions", timeout: config.smallCallTimeout)
-        let names = (list.first?.arrayValue ?? []).compactMap { $0.structFields?.first?.stringValue }
+        // Lower case: toolkits differ ("Click" in GTK3, "click" in GTK4, "Press" in Qt).
+        let names = (list.first?.arrayValue ?? []).compactMap { $0.structFields?.first?.stringValue?.lowercased() }
         guard !names.isEmpty else { throw RPCError(.notSupported, "element has no actions") }
         var index = 0
         if let action {

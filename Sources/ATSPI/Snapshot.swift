@@ -211,7 +211,7 @@ extension AccessibilityService {
                 position += 1
             case 1:
                 let list = (try? results[position].get())?.first?.arrayValue ?? []
-                extras[index].actions = list.compactMap { $0.structFields?.first?.stringValue }
+                extras[index].actions = list.compactMap { $0.structFields?.first?.stringValue?.lowercased() }
                 position += 1
             case 2:
                 if let count = (try? results[position].get())?.first?.integerValue, count > 0 {
