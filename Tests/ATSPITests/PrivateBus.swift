@@ -88,3 +88,22 @@ final class PrivateBus: Sendable {
         }
     }
 }
+
+/// org.a11y.Status on the session bus.
+enum DBusSessionHelper {
+    static func open() async throws -> DBusConnection { try await DBusConnection.openSessionBus() }
+
+    static func isEnabled(on session: DBusConnection) async throws -> Bool? {
+        let reply = try await session.call(destination: "org.a11y.Bus", path: "/org/a11y/bus",
+                                           interface: "org.freedesktop.DBus.Properties", member: "Get",
+                                           args: [.string("org.a11y.Status"), .string("IsEnabled")], timeout: .seconds(2))
+        return reply.first?.boolValue
+    }
+
+    static func setIsEnabled(_ value: Bool, on session: DBusConnection) async throws {
+        _ = try await session.call(destination: "org.a11y.Bus", path: "/org/a11y/bus",
+                                   interface: "org.freedesktop.DBus.Properties", member: "Set",
+                                   args: [.string("org.a11y.Status"), .string("IsEnabled"), .variant(.bool(value))],
+                                   timeout: .seconds(2))
+    }
+}
