@@ -158,7 +158,12 @@ extension AccessibilityService {
         let (app, entry, node) = try await revalidate(ref: ref)
         guard node.interfaces.contains(.component) else { throw RPCError(.notSupported, "element cannot take focus") }
         let reply = try await call(app, entry.path, Atspi.component, "GrabFocus", timeout: config.actionTimeout)
-        let states = try await currentStates(app, path: entry.path)
+        // Toolkits set FOCUSED when the window system confirms the focus change, a moment later.
+        var states = try await currentStates(app, path: entry.path)
+        for _ in 0..<10 where !(states.arrayValue ?? []).contains("focused") && reply.first?.boolValue == true {
+            try await Task.sleep(for: .milliseconds(20))
+            states = try await currentStates(app, path: entry.path)
+        }
         return ["ok": .bool(reply.first?.boolValue ?? false), "states": states]
     }
 
