@@ -30,6 +30,8 @@ let package = Package(
         .systemLibrary(name: "CDBus", pkgConfig: "dbus-1", providers: [.apt(["libdbus-1-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(name: "CAtspiConstants"),
+        // Linux syscalls Swift cannot call directly (pidfd_open, SO_PEERPIDFD, prctl).
+        .target(name: "CLinux"),
 
         // Pure protocol: JSON values, JSON-RPC envelopes, framing, error codes. No I/O.
         .target(name: "JSONRPC", swiftSettings: strictSettings),
@@ -54,7 +56,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "JSONRPC", "DeskgateAPI", "Broker", "Audit", "ATSPI", "CSystemd",
+                "JSONRPC", "DeskgateAPI", "Broker", "Audit", "ATSPI", "CSystemd", "CLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
