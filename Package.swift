@@ -99,16 +99,22 @@ let package = Package(
             ],
             swiftSettings: strictSettings),
 
+        // Helpers shared by test targets: spawning the daemon, raw socket clients, temp dirs.
+        .target(
+            name: "TestSupport",
+            dependencies: ["JSONRPC", "DeskgateClient", "DeskgateAPI", "CLinux"],
+            path: "Tests/TestSupport",
+            swiftSettings: strictSettings),
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC", "DeskgateAPI"], swiftSettings: strictSettings),
         .testTarget(name: "BrokerTests", dependencies: ["Broker"], swiftSettings: strictSettings),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "JSONRPC"], swiftSettings: strictSettings),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["Daemon", "DeskgateClient", "JSONRPC"],
+            dependencies: ["Daemon", "DeskgateClient", "JSONRPC", "DeskgateAPI", "TestSupport", "CLinux"],
             swiftSettings: strictSettings),
         .testTarget(
             name: "ATSPITests",
-            dependencies: ["ATSPI", "DBus", "DeskgateClient", "JSONRPC"],
+            dependencies: ["ATSPI", "DBus", "DeskgateClient", "JSONRPC", "TestSupport"],
             swiftSettings: strictSettings),
     ]
 )

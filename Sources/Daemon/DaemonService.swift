@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 import Dispatch
 public import DeskgateAPI
 import JSONRPC
@@ -21,6 +22,10 @@ public struct DaemonOptions: Sendable {
     public var shutdownGrace: Duration = .seconds(5)
     /// Test seam: identify peers with `pidfd_open` even where `SO_PEERPIDFD` exists.
     public var forcePidfdOpen = false
+    /// Test seam: serve `debug.*` methods.
+    public var enableTestMethods = false
+    /// Turn on memory-deny-write-execute for this process (PR_SET_MDWE) before serving.
+    public var memoryDenyWriteExecute = false
 
     public init(environment: [String: String]) {
         stateDirectory = DeskgatePaths.stateDirectory(environment: environment)
@@ -60,6 +65,13 @@ public final class DaemonService: Sendable {
         transition(to: .starting)
         signal(SIGPIPE, SIG_IGN)
         umask(0o077)
+        if options.memoryDenyWriteExecute {
+            // PR_MDWE_REFUSE_EXEC_GAIN: no mapping may become writable and executable from now on.
+            guard deskgate_prctl_set_mdwe(1) == 0 else {
+                throw ListenError.system("PR_SET_MDWE failed: \(String(cString: strerror(errno)))")
+            }
+            logger.info("memory-deny-write-execute enabled")
+        }
 
         let environment = currentEnvironment()
         let listen: ListenSource
@@ -85,6 +97,7 @@ public final class DaemonService: Sendable {
         CoreHandlers.register(into: &table, facts: facts) {
             OpenRPC.document(methods: tableBox.withLock { $0?.descriptors ?? [] }, version: DeskgateAPI.version)
         }
+        if options.enableTestMethods { CoreHandlers.registerTestMethods(into: &table) }
         let finalTable = table
         tableBox.withLock { $0 = finalTable }
 

@@ -35,8 +35,17 @@ struct Deskgated: AsyncParsableCommand {
     @Option(help: "Requests served at once per connection before reading pauses.")
     var maxInFlight: Int = 64
 
+    @Option(help: "Unsent reply bytes per connection before it is closed.")
+    var maxReplyBuffer: Int = 64 << 20
+
+    @Flag(help: "Enable memory-deny-write-execute for the daemon process (PR_SET_MDWE).")
+    var mdwe = false
+
     @Flag(help: .hidden)
     var forcePidfdOpen = false
+
+    @Flag(help: .hidden)
+    var enableTestMethods = false
 
     mutating func run() async throws {
         let environment = currentEnvironment()
@@ -54,6 +63,9 @@ struct Deskgated: AsyncParsableCommand {
         options.limits.maxMessageBytes = maxMessageBytes
         options.limits.maxInFlight = maxInFlight
         options.forcePidfdOpen = forcePidfdOpen
+        options.enableTestMethods = enableTestMethods
+        options.memoryDenyWriteExecute = mdwe
+        options.limits.maxReplyBuffer = maxReplyBuffer
         let service = DaemonService(options: options, logger: logger)
         do {
             try await service.run()

@@ -1,5 +1,6 @@
 import DeskgateAPI
 import JSONRPC
+import Synchronization
 
 /// Facts `daemon.info` reports; filled in by the service as subsystems start.
 public struct DaemonFacts: Sendable {
@@ -36,10 +37,31 @@ enum CoreHandlers {
         }
 
         table.register(SessionWhoami.self) { _, context in
-            context.session.identityJSON
+            guard case .object(var object) = context.session.identityJSON else { return context.session.identityJSON }
+            object["pidfd"] = .string(context.session.identity.pidfdSource.rawValue)
+            return .object(object)
         }
 
         table.register(RPCDiscover.self) { _, _ in discover() }
+    }
+
+    /// Test-only methods (`--enable-test-methods`); never registered in normal operation.
+    static func registerTestMethods(into table: inout MethodTable) {
+        let running = Atomic<Int>(0)
+        let maxRunning = Atomic<Int>(0)
+        table.register(DebugSleep.self) { params, _ in
+            let ms = try params.int("ms")
+            let now = running.add(1, ordering: .relaxed).newValue
+            defer { running.subtract(1, ordering: .relaxed) }
+            var seen = maxRunning.load(ordering: .relaxed)
+            while now > seen {
+                let (exchanged, original) = maxRunning.compareExchange(expected: seen, desired: now, ordering: .relaxed)
+                if exchanged { break }
+                seen = original
+            }
+            try await Task.sleep(for: .milliseconds(ms))
+            return ["slept_ms": JSONValue(ms), "max_concurrent": JSONValue(maxRunning.load(ordering: .relaxed))]
+        }
     }
 
     static func seconds(_ duration: Duration) -> Double {
