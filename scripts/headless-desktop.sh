@@ -213,16 +213,11 @@ cleanup() {
     [ "$CLEANED" = 1 ] && return; CLEANED=1
     local pids p sig
     for sig in TERM TERM KILL; do
-        pids=""
-        for p in /proc/[0-9]*; do
-            p=${p#/proc/}
-            [ "$p" = $$ ] && continue
-            if tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -qxF "$MARK"; then pids="$pids $p"; fi
-        done
+        pids=$(grep -lsxzF "$MARK" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 | grep -vx "$$" | tr '\n' ' ')
         [ -z "$pids" ] && break
         # shellcheck disable=SC2086
         kill -$sig $pids 2>/dev/null
-        for _ in $(seq 1 30); do
+        for _ in $(seq 1 40); do
             local alive=""
             for p in $pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
             [ -z "$alive" ] && break

@@ -25,7 +25,6 @@ import sys
 import gi
 
 gi.require_version("Gtk", "3.0")
-from gi.repository import GLib, Gtk  # noqa: E402
 
 
 def emit(line):
@@ -38,6 +37,10 @@ def main():
     ap.add_argument("--name", default="deskgate-fixture-gtk3", help="AT-SPI application name")
     ap.add_argument("--title", default="deskgate fixture", help="window title")
     args = ap.parse_args()
+    # PyGObject's Gtk import runs gtk_init on sys.argv, which would eat GTK's own options
+    # (e.g. --name): import only after parsing, with our options removed.
+    sys.argv[1:] = []
+    from gi.repository import GLib, Gtk  # noqa: E402
 
     # atk-bridge names the application after the program name.
     GLib.set_prgname(args.name)

@@ -13,11 +13,11 @@ value-changed <field> <value> | removed <what>. The status label mirrors the las
 """
 import argparse
 import signal
+import sys
 
 import gi
 
 gi.require_version("Gtk", "4.0")
-from gi.repository import GLib, Gtk  # noqa: E402
 
 
 def emit(line):
@@ -30,6 +30,10 @@ def main():
     ap.add_argument("--name", default="deskgate-fixture-gtk4", help="AT-SPI application name")
     ap.add_argument("--title", default="deskgate fixture")
     args = ap.parse_args()
+    # PyGObject's Gtk import runs gtk_init on sys.argv, which would eat GTK's own options
+    # (e.g. --name): import only after parsing, with our options removed.
+    sys.argv[1:] = []
+    from gi.repository import GLib, Gtk  # noqa: E402
 
     GLib.set_prgname(args.name)
     GLib.set_application_name(args.name)
