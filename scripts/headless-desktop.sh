@@ -21,7 +21,7 @@
 #
 # Options:
 #   --app SPEC        start a fixture app (repeatable). Qt5 apps are always started first.
-#   --timeout SEC     how long to wait for each step (default 30, env DESKGATE_DESKTOP_TIMEOUT)
+#   --timeout SEC     how long to wait for each step (default 60, env DESKGATE_DESKTOP_TIMEOUT)
 #   --log-dir DIR     keep app logs in DIR instead of the temp directory (which is deleted)
 #   --no-wm           do not start openbox
 #   --quiet           only print errors
@@ -180,7 +180,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Outer stage: argument parsing, temp dir, Xvfb, dbus-run-session, cleanup.
 # ---------------------------------------------------------------------------------------------
-TIMEOUT="${DESKGATE_DESKTOP_TIMEOUT:-30}"
+TIMEOUT="${DESKGATE_DESKTOP_TIMEOUT:-60}"
 LOG_DIR=""
 NO_WM=0
 QUIET=0
