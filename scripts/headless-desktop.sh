@@ -114,7 +114,7 @@ if [ "${1:-}" = "__inner" ]; then
             if [ "$phase" = qt5 ] && [ "$kind" != qt5 ]; then continue; fi
             if [ "$phase" = other ] && [ "$kind" = qt5 ]; then continue; fi
             set -f; read -ra words <<<"$args"; set +f
-            start_app "$kind" "$name" "${words[@]+"${words[@]}"}"
+            start_app "$kind" "$name" "${words[@]+"${words[@]}"}" </dev/null
             logs+=("$LAST_LOG"); kinds+=("$kind")
         done <"$T/apps"
         for i in "${!logs[@]}"; do wait_ready "${kinds[$i]}" "${logs[$i]}"; done
@@ -169,7 +169,8 @@ if [ "${1:-}" = "__inner" ]; then
     done
     unset DESKGATE_CALLER_HOME DESKGATE_CALLER_XDG_CONFIG_HOME DESKGATE_CALLER_XDG_CACHE_HOME \
           DESKGATE_CALLER_XDG_DATA_HOME DESKGATE_DESKTOP_QUIET DESKGATE_DESKTOP_NO_WM
-    "$@" >&5 2>&6 5>&- 6>&- &
+    # explicit <&0: without it an asynchronous command's stdin would be /dev/null
+    "$@" <&0 >&5 2>&6 5>&- 6>&- &
     cmd=$!
     trap 'kill -TERM $cmd 2>/dev/null' TERM INT HUP
     wait $cmd; rc=$?
@@ -289,6 +290,6 @@ export DISPLAY=":$(head -n1 "$T/display" | tr -dc 0-9)"
 
 # The session's daemons inherit stdout/stderr; keep them in a log so COMMAND's streams stay clean.
 # fd 5/6 carry the caller's stdout/stderr to COMMAND and to our messages.
-dbus-run-session -- "$SELF" __inner "$@" 5>&1 6>&2 >"$LOGS/session.log" 2>&1 &
+dbus-run-session -- "$SELF" __inner "$@" <&0 5>&1 6>&2 >"$LOGS/session.log" 2>&1 &
 wait $!; rc=$?
 exit $rc

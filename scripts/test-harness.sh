@@ -46,6 +46,8 @@ t_exit_status() {
     local out; out=$("$HD" -q -- sh -c 'echo hello-stdout; echo hello-stderr >&2' 2>"$W/err")
     [ "$out" = hello-stdout ] || { bad exit_status "stdout not passed through cleanly: '$out'"; return; }
     grep -q hello-stderr "$W/err" || { bad exit_status "stderr not passed through"; return; }
+    out=$(echo piped-in | "$HD" -q -- cat 2>"$W/err")
+    [ "$out" = piped-in ] || { bad exit_status "stdin not passed through: '$out'"; return; }
     ok exit_status
 }
 
@@ -169,12 +171,12 @@ t_bad_usage() {
 
 t_gtk3_actions() {
     # Click Submit through AT-SPI: stdout line and status label; set the password: only its length shows.
-    "$HD" -q --app 'gtk3:--rows 5 --name fx-actions' -- $PY - <<'EOF' >"$W/err" 2>&1 || { bad gtk3_actions "inner check failed"; return; }
+    cat >"$W/actions.py" <<'EOF'
 import os, sys, time, pyatspi
 log = os.path.join(os.environ["DESKGATE_DESKTOP_LOGS"], "fx-actions.log")
 app = next(a for a in pyatspi.Registry.getDesktop(0) if a and a.name == "fx-actions")
 def find(pred):
-    return pyatspi.findDescendant(app, pred, breadthFirst=True)
+    return pyatspi.findDescendant(app, pred, breadth_first=True)
 submit = find(lambda n: n.getRoleName() == "push button" and n.name == "Submit")
 act = submit.queryAction()
 assert act.getName(0) == "click", act.getName(0)
@@ -211,8 +213,10 @@ for _ in range(50):
     time.sleep(0.05)
 else:
     sys.exit("Remove row did not remove Temporary")
-print("ok")
+print("all-actions-ok")
 EOF
+    "$HD" -q --app 'gtk3:--rows 5 --name fx-actions' -- $PY "$W/actions.py" >"$W/err" 2>&1 || { bad gtk3_actions "inner check failed"; return; }
+    grep -qx all-actions-ok "$W/err" || { bad gtk3_actions "check script did not run to the end"; return; }
     ok gtk3_actions
 }
 
