@@ -220,6 +220,41 @@ EOF
     ok gtk3_actions
 }
 
+t_toolkit_actions() {
+    # Submit click and password edit through AT-SPI on GTK4 and Qt5: stdout lines and status label.
+    cat >"$W/tk.py" <<'EOF'
+import os, sys, time, pyatspi
+logs = os.environ["DESKGATE_DESKTOP_LOGS"]
+for appname in ("deskgate-fixture-gtk4", "deskgate-fixture-qt5"):
+    log = os.path.join(logs, appname + ".log")
+    app = next(a for a in pyatspi.Registry.getDesktop(0) if a and a.name == appname)
+    find = lambda pred: pyatspi.findDescendant(app, pred, breadth_first=True)
+    submit = find(lambda n: n.getRoleName() == "push button" and n.name == "Submit")
+    submit.queryAction().doAction(0)   # asynchronous in both toolkits
+    for _ in range(100):
+        status = find(lambda n: n.getRoleName() == "label" and n.name.startswith("Status:"))
+        if "clicked Submit" in open(log).read() and status.name == "Status: submitted 1":
+            break
+        time.sleep(0.05)
+    else:
+        sys.exit(f"{appname}: click not observed: {status.name!r}")
+    pw = find(lambda n: n.getRoleName() == "password text")
+    pw.queryEditableText().setTextContents("canary-s3cret")
+    for _ in range(100):
+        if "text-changed password 13" in open(log).read():
+            break
+        time.sleep(0.05)
+    else:
+        sys.exit(f"{appname}: password edit not observed")
+    if "canary" in open(log).read():
+        sys.exit(f"{appname}: password content in the log")
+print("all-toolkit-actions-ok")
+EOF
+    "$HD" -q --app gtk4 --app qt5 -- $PY "$W/tk.py" >"$W/err" 2>&1 || { bad toolkit_actions "inner check failed"; return; }
+    grep -qx all-toolkit-actions-ok "$W/err" || { bad toolkit_actions "check script did not run to the end"; return; }
+    ok toolkit_actions
+}
+
 t_concurrent() {
     # Two desktops at once get different displays and different buses.
     OUT=$W "$HD" -q -- bash -c 'echo "$DISPLAY $DBUS_SESSION_BUS_ADDRESS" >"$OUT/c1"; sleep 3' 2>"$W/err" &
@@ -233,7 +268,7 @@ t_concurrent() {
     ok concurrent
 }
 
-ALL="exit_status bad_usage cleanup_normal cleanup_failure cleanup_sigterm cleanup_sigint isolation qt5_registration missing_app gtk3_actions concurrent"
+ALL="exit_status bad_usage cleanup_normal cleanup_failure cleanup_sigterm cleanup_sigint isolation qt5_registration missing_app gtk3_actions toolkit_actions concurrent"
 for t in ${*:-$ALL}; do
     rm -f "$W/err"
     if declare -F "t_$t" >/dev/null; then "t_$t"; else bad "$t" "no such check"; fi
