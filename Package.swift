@@ -105,6 +105,14 @@ let package = Package(
             dependencies: ["JSONRPC", "DeskgateClient", "DeskgateAPI", "CLinux"],
             path: "Tests/TestSupport",
             swiftSettings: strictSettings),
+        // Benchmarks behind `make bench` (see docs/benchmarks.md).
+        .executableTarget(
+            name: "deskgate-bench",
+            dependencies: [
+                "JSONRPC", "DeskgateAPI", "Broker", "Audit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings),
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC", "DeskgateAPI"], swiftSettings: strictSettings),
         .testTarget(name: "BrokerTests", dependencies: ["Broker"], swiftSettings: strictSettings),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "JSONRPC"], swiftSettings: strictSettings),
