@@ -207,7 +207,7 @@ struct DBusTests {
         let connection = try await bus.connect()
         async let slow = connection.call(destination: PrivateBus.echoServiceName, path: "/org/deskgate/TestEcho",
                                          interface: "org.deskgate.TestEcho", member: "Sleep",
-                                         args: [.uint32(3000)], timeout: .seconds(10))
+                                         args: [.uint32(30_000)], timeout: .seconds(60))
         try await Task.sleep(for: .milliseconds(100))
         connection.close()
         do {
