@@ -167,16 +167,17 @@ public final class AccessibilityService: Sendable {
         if let child = children.first(where: { $0.name == idOrName }) {
             return try await handle(busName: child.name, rootPath: child.path)
         }
-        var matches: [AppHandle] = []
-        var unresponsive = false
-        for child in children {
-            do {
-                let handle = try await handle(busName: child.name, rootPath: child.path)
-                if handle.name == idOrName { matches.append(handle) }
-            } catch {
-                unresponsive = true
+        // New apps are probed in parallel, so one frozen app costs one timeout, not one each.
+        let handles = await withTaskGroup(of: AppHandle?.self) { group in
+            for child in children {
+                group.addTask { try? await self.handle(busName: child.name, rootPath: child.path) }
             }
+            var handles: [AppHandle?] = []
+            for await handle in group { handles.append(handle) }
+            return handles
         }
+        let unresponsive = handles.contains { $0 == nil }
+        let matches = handles.compactMap { $0 }.filter { $0.name == idOrName }.sorted { $0.busName < $1.busName }
         if matches.count == 1 { return matches[0] }
         if matches.count > 1 {
             let candidates: [JSONValue] = matches.map {
@@ -380,7 +381,7 @@ public final class AccessibilityService: Sendable {
     }
 
     /// Calls in flight per app at once.
-    static let batchChunk = 256
+    static let batchChunk = 512
 
     private func failFastIfHung(_ app: AppHandle) throws(RPCError) {
         if app.isHung {
