@@ -11,7 +11,13 @@ import Testing
 struct SecretTests {
     @Test("in every toolkit's password field", arguments: ["gtk3", "gtk4", "qt5"])
     func canary(kind: String) async throws {
-        let service = try await Desktop.shared.get()
+        let shared = try await Desktop.shared.get()
+        // A service of its own whose every log line (trace level, with metadata) is kept.
+        let logs = CapturingLogHandler.Store()
+        let service = try await AccessibilityService.start(
+            config: Desktop.testConfig(),
+            logger: Logger(label: "canary") { _ in CapturingLogHandler(store: logs) })
+        defer { Task { await service.shutdown() } }
         var app: FixtureApp?
         let appName: String
         if kind == "qt5" {
@@ -21,7 +27,7 @@ struct SecretTests {
                 return
             }
         } else {
-            app = try await FixtureApp.launch(kind, service: service)
+            app = try await FixtureApp.launch(kind, service: shared)
             appName = app!.name
         }
         let canary = "Canary\(UInt32.random(in: 100_000...999_999))Pw"
@@ -58,6 +64,8 @@ struct SecretTests {
         let received = events.withLock { $0 }
         #expect(received.contains { $0["type"] == "text" }, "text events did arrive (the check below is not vacuous)")
         transcript += received.map { JSONWriter.string($0) }
+        transcript += logs.lines
+        #expect(!logs.lines.isEmpty, "the service did log (the check below is not vacuous)")
         let leaks = transcript.filter { $0.contains(canary) || $0.lowercased().contains(canary.lowercased()) }
         #expect(leaks.isEmpty, "the canary leaked: \(leaks.count) replies")
         _ = app
@@ -111,5 +119,28 @@ struct FrozenAppTests {
         #expect(try await DBusSessionHelper.isEnabled(on: session) == false)
         try await DBusSessionHelper.setIsEnabled(true, on: session)
         session.close()
+    }
+}
+
+/// Keeps every log line with its metadata, at trace level.
+struct CapturingLogHandler: LogHandler {
+    final class Store: Sendable {
+        private let storage = Mutex<[String]>([])
+        var lines: [String] { storage.withLock { $0 } }
+        func append(_ line: String) { storage.withLock { $0.append(line) } }
+    }
+
+    let store: Store
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        store.append("\(event.level) \(event.message) \(merged)")
     }
 }
