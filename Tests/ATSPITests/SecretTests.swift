@@ -144,3 +144,38 @@ struct CapturingLogHandler: LogHandler {
         store.append("\(event.level) \(event.message) \(merged)")
     }
 }
+
+@Suite("Service start and deadlines")
+struct ServiceLimitTests {
+    @Test("No accessibility bus: -32008")
+    func noBus() async throws {
+        do {
+            _ = try await AccessibilityService.start(
+                config: AccessibilityConfig(busAddress: "unix:path=/nonexistent/deskgate-a11y-bus", enableAccessibility: false),
+                logger: Logger(label: "t"))
+            Issue.record("started without a bus")
+        } catch let error as RPCError {
+            #expect(error.code == .busUnavailable)
+        }
+    }
+
+    @Test("A walk that reaches the request deadline returns what it has, truncated",
+          .enabled(if: Desktop.enabled, Desktop.reason))
+    func deadline() async throws {
+        let shared = try await Desktop.shared.get()
+        let app = try await FixtureApp.launch("gtk4", rows: 600, service: shared)
+        let service = try await AccessibilityService.start(
+            config: AccessibilityConfig(smallCallTimeout: .seconds(10), requestDeadline: .milliseconds(300),
+                                        enableAccessibility: false),
+            logger: Logger(label: "deadline-test"))
+        defer { Task { await service.shutdown() } }
+        let snapshot = try await service.snapshot(app: app.name)
+        #expect(snapshot["truncated"] == true)
+        #expect(snapshot["stats"]?["deadline_reached"] == true)
+        #expect(!snapshot.nodes.isEmpty)
+        #expect(snapshot.nodes.count < 4000)
+        // Running out of request time is not the app's fault: it is not marked hung.
+        #expect(try await service.resolveApp(app.name).responding)
+        #expect(try await service.find(app: app.name, role: "push button", name: "Submit").nodes.isEmpty == false)
+    }
+}
