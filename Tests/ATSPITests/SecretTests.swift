@@ -36,10 +36,18 @@ struct SecretTests {
         let subscription = try await service.subscribe(["text", "name", "state", "children", "focus", "window"]) { event in
             events.withLock { $0.append(event) }
         }
-        try await Task.sleep(for: .milliseconds(300))
-
         let snapshot = try await service.snapshot(app: appName)
         let password = try #require(snapshot.nodes.first { $0["role"] == "password text" }?.ref)
+        // Wait until the app emits text events at all (it learns of new listeners through the
+        // registry, asynchronously), typing into a plain field, so the check below is not vacuous.
+        let plain = try #require(snapshot.nodes.first { $0["role"] == "text" }?.ref)
+        var primed = false
+        for attempt in 0..<50 where !primed {
+            _ = try await service.setText(ref: plain, value: "prime \(attempt)")
+            try await Task.sleep(for: .milliseconds(200))
+            primed = events.withLock { $0.contains { $0["type"] == "text" } }
+        }
+        #expect(primed, "the app sends text events")
         let set = try await service.setText(ref: password, value: canary)
         transcript.append(JSONWriter.string(set))
         #expect(set["matches"] == true)
@@ -62,7 +70,8 @@ struct SecretTests {
         transcript.append(String(describing: try await service.elementTarget(ref: password)))
         await service.unsubscribe(subscription)
         let received = events.withLock { $0 }
-        #expect(received.contains { $0["type"] == "text" }, "text events did arrive (the check below is not vacuous)")
+        #expect(received.contains { $0["type"] == "text" && $0["ref"]?.stringValue == password },
+                "text events of the password field arrived (without text)")
         transcript += received.map { JSONWriter.string($0) }
         transcript += logs.lines
         #expect(!logs.lines.isEmpty, "the service did log (the check below is not vacuous)")
