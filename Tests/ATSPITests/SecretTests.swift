@@ -68,6 +68,11 @@ struct SecretTests {
         #expect(denied?.code == .denied)
         transcript.append(denied.map { JSONWriter.string($0.json) } ?? "")
         transcript.append(String(describing: try await service.elementTarget(ref: password)))
+        // Events are delivered asynchronously: wait for the password field's own.
+        for _ in 0..<100 {
+            if events.withLock({ $0.contains { $0["type"] == "text" && $0["ref"]?.stringValue == password } }) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
         await service.unsubscribe(subscription)
         let received = events.withLock { $0 }
         #expect(received.contains { $0["type"] == "text" && $0["ref"]?.stringValue == password },
