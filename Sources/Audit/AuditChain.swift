@@ -18,9 +18,35 @@ enum AuditChain {
         record["seq"] = .int(seq)
         record["time"] = .string(time)
         record["prev"] = .string(prev)
-        let hash = SHA256.hash(data: JSONWriter.bytes(.object(record), sortedKeys: true)).hexString
-        record["hash"] = .string(hash)
-        var line = JSONWriter.bytes(.object(record), sortedKeys: true)
+        // Serialise each top-level member once; the hashed form and the stored line (the same
+        // members plus "hash" in its sorted place) are both assembled from these pieces.
+        let members = record.members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        var pieces: [[UInt8]] = []
+        pieces.reserveCapacity(members.count)
+        for member in members {
+            var writer = JSONWriter(sortedKeys: true, capacity: 64)
+            writer.writeString(member.key)
+            writer.bytes.append(UInt8(ascii: ":"))
+            writer.write(member.value)
+            pieces.append(writer.bytes)
+        }
+        var canonical: [UInt8] = [UInt8(ascii: "{")]
+        for (i, piece) in pieces.enumerated() {
+            if i > 0 { canonical.append(UInt8(ascii: ",")) }
+            canonical.append(contentsOf: piece)
+        }
+        canonical.append(UInt8(ascii: "}"))
+        let hash = SHA256.hash(data: canonical).hexString
+        let hashPiece = Array("\"hash\":\"\(hash)\"".utf8)
+        let insertAt = members.firstIndex { !$0.key.utf8.lexicographicallyPrecedes("hash".utf8) } ?? members.count
+        pieces.insert(hashPiece, at: insertAt)
+        var line: [UInt8] = [UInt8(ascii: "{")]
+        line.reserveCapacity(canonical.count + 80)
+        for (i, piece) in pieces.enumerated() {
+            if i > 0 { line.append(UInt8(ascii: ",")) }
+            line.append(contentsOf: piece)
+        }
+        line.append(UInt8(ascii: "}"))
         line.append(0x0A)
         return Sealed(line: line, hash: hash)
     }

@@ -18,12 +18,29 @@ public enum AuditTime {
         let days = floorDiv(seconds, 86400)
         let (year, month, day) = civil(fromDays: Int(days))
         let secondOfDay = Int(seconds - days * 86400)
-        func pad(_ value: Int, _ width: Int) -> String {
-            let s = String(value)
-            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        var out = [UInt8](repeating: UInt8(ascii: "0"), count: 27)
+        func put(_ value: Int, _ at: Int, _ width: Int) {
+            var v = value
+            for i in stride(from: at + width - 1, through: at, by: -1) {
+                out[i] = UInt8(48 + v % 10)
+                v /= 10
+            }
         }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):"
-            + "\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(fraction, 6))Z"
+        put(year, 0, 4)
+        out[4] = UInt8(ascii: "-")
+        put(month, 5, 2)
+        out[7] = UInt8(ascii: "-")
+        put(day, 8, 2)
+        out[10] = UInt8(ascii: "T")
+        put(secondOfDay / 3600, 11, 2)
+        out[13] = UInt8(ascii: ":")
+        put(secondOfDay / 60 % 60, 14, 2)
+        out[16] = UInt8(ascii: ":")
+        put(secondOfDay % 60, 17, 2)
+        out[19] = UInt8(ascii: ".")
+        put(fraction, 20, 6)
+        out[26] = UInt8(ascii: "Z")
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Parses an RFC 3339 date-time (`Z` or `±hh:mm` offset, optional fraction) to microseconds

@@ -3,6 +3,7 @@
 // with SIGKILL at random moments and checks every acknowledged record survived.
 //
 // Usage: audit-crash-writer DIR [appenders] [write-chunk-bytes]
+//        audit-crash-writer --bench DIR
 import Audit
 import Glibc
 import JSONRPC
@@ -20,6 +21,12 @@ enum FileHandleless {
         var bytes = Array(text.utf8)
         _ = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
     }
+}
+
+// `audit-crash-writer --bench DIR`: runs AuditBenchmark (handy for release-build numbers).
+if arguments[1] == "--bench", arguments.count >= 3 {
+    print(await AuditBenchmark.run(directory: arguments[2]))
+    exit(0)
 }
 
 let appenders = arguments.count >= 3 ? Int(arguments[2]) ?? 4 : 4

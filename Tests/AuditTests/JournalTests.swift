@@ -94,7 +94,8 @@ struct JournalTests {
     /// Writes 250 records (checkpoints at 100, 200, 250) and returns the log id.
     func checkpointedLog(_ dir: String) async throws -> String {
         let log = try openJournaled(dir)
-        for n in 1...250 { _ = try await log.append(decision(n)) }
+        // Outcome records: no decisions left open, so a restart adds no records of its own.
+        for n in 1...250 { _ = try await log.append(outcome(n)) }
         await log.close()
         _ = try await TestJournal.waitForCheckpoints(log.logID, atLeast: 3)
         #expect(try AuditVerifier.verify(directory: dir, journal: true).ok)
@@ -118,7 +119,7 @@ struct JournalTests {
 
         // Writing on after the cut: the new start's checkpoint comes after 250: out of order.
         let log = try openJournaled(tmp.auditDir)
-        for n in 1...5 { _ = try await log.append(decision(n)) }
+        for n in 1...5 { _ = try await log.append(outcome(n)) }
         await log.close()
         _ = try await TestJournal.waitForCheckpoints(log.logID, atLeast: 5)
         let again = try AuditVerifier.verify(directory: tmp.auditDir, journal: true)
