@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import JSONRPC
 import Logging
 
@@ -48,6 +49,7 @@ public enum AuditBenchmark {
                     format: "audit append, 1 appender:    p50 %.3f ms  p99 %.3f ms (one fdatasync each)",
                     percentile(single, 0.5), percentile(single, 0.99)))
 
+            let before = log.batchStatistics()
             let workers = 16
             let perWorker = 1000
             let start = clock.now
@@ -74,6 +76,13 @@ public enum AuditBenchmark {
                 String(
                     format: "audit append, 16 appenders:  %.0f records/s  p50 %.3f ms  p99 %.3f ms (%d records, group commit)",
                     Double(latencies.count) / seconds, percentile(latencies, 0.5), percentile(latencies, 0.99), latencies.count))
+            let after = log.batchStatistics()
+            lines.append(
+                String(
+                    format: "  group commit: %d batches, %.1f records per fdatasync",
+                    after.batches - before.batches,
+                    Double(after.records - before.records) / Double(max(1, after.batches - before.batches))))
+            lines.append(String(format: "raw write+fdatasync of one line in the same directory: p50 %.3f ms (the floor for one appender)", rawSync(dir)))
             let verification = await log.verify()
             lines.append("audit chain after bench: \(verification.ok ? "verifies" : "BROKEN") (\(verification.records) records)")
         } catch {
@@ -81,5 +90,27 @@ public enum AuditBenchmark {
         }
         await log.close()
         return lines.joined(separator: "\n")
+    }
+
+    /// p50 of 300 one-line appends each followed by fdatasync, without the log (the disk's floor).
+    static func rawSync(_ dir: String) -> Double {
+        let path = dir + "/raw-sync-probe"
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return -1 }
+        defer {
+            close(fd)
+            unlink(path)
+        }
+        let line = [UInt8](repeating: UInt8(ascii: "x"), count: 600) + [0x0A]
+        let clock = ContinuousClock()
+        var samples: [Double] = []
+        for _ in 0..<300 {
+            let t0 = clock.now
+            _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            _ = fdatasync(fd)
+            let d = clock.now - t0
+            samples.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+        }
+        return samples.sorted()[samples.count / 2]
     }
 }

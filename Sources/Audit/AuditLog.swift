@@ -137,6 +137,7 @@ public final class AuditLog: Sendable {
         let segment = segments[torn.segment]
         let quarantineDir = directory + "/" + quarantineDirectory
         try POSIXFile.ensurePrivateDirectory(quarantineDir)
+        try POSIXFile.syncDirectory(directory)
         let name = "torn-\(segment.firstSeq)-\(torn.offset)-\(AuditTime.nowMicros()).bin"
         try POSIXFile.createFile(quarantineDir + "/" + name, torn.bytes)
         let path = directory + "/" + segment.name
@@ -210,24 +211,45 @@ public final class AuditLog: Sendable {
     }
 
     /// Writer queue: commits everything pending as one batch, repeatedly, until nothing is left.
+    ///
+    /// Group commit: appenders woken by the previous batch come back one by one, so a batch started
+    /// at the first arrival would carry only a few records. When fewer are waiting than the last
+    /// batch held, wait briefly (at most a quarter of the last sync, capped at 500 µs) for the rest.
     private func drain() {
+        var expected = 1
+        var lastSync: Duration = .zero
+        let clock = ContinuousClock()
         while true {
-            let batch = pending.withLock { state in
-                let items = state.items
-                state.items = []
-                if items.isEmpty { state.draining = false }
-                return items
-            }
+            var batch = takePending()
             if batch.isEmpty { return }
+            if batch.count < expected {
+                let deadline = clock.now + min(lastSync / 4, .microseconds(500))
+                while batch.count + pendingCount() < expected, clock.now < deadline { usleep(20) }
+                batch += takePending()
+            }
+            expected = batch.count
+            let started = clock.now
             switch writer.commit(batch.map(\.body)) {
             case .success(let receipts):
                 for (item, receipt) in zip(batch, receipts) { item.continuation.resume(returning: receipt) }
             case .failure(let error):
                 for item in batch { item.continuation.resume(throwing: error) }
             }
+            lastSync = clock.now - started
             if writer.rotatedSincePrune { writer.prune() }
         }
     }
+
+    private func takePending() -> [(body: JSONObject, continuation: CheckedContinuation<AuditReceipt, any Error>)] {
+        pending.withLock { state in
+            let items = state.items
+            state.items = []
+            if items.isEmpty { state.draining = false }
+            return items
+        }
+    }
+
+    private func pendingCount() -> Int { pending.withLock { $0.items.count } }
 
     // MARK: Values
 
@@ -301,6 +323,11 @@ public final class AuditLog: Sendable {
         await withCheckedContinuation { continuation in
             readerQueue.async { continuation.resume(returning: work()) }
         }
+    }
+
+    /// Batches committed and records in them so far (group-commit statistics).
+    func batchStatistics() -> (batches: Int, records: Int) {
+        writerQueue.sync { (writer.batches, writer.batchedRecords) }
     }
 
     // MARK: Closing

@@ -41,6 +41,9 @@ final class AuditWriter: @unchecked Sendable {
     var recordsSinceCheckpoint = 0
     var rotatedSincePrune = false
     var closed = false
+    /// Successful batches and the records in them (the benchmark reports the mean batch size).
+    var batches = 0
+    var batchedRecords = 0
 
     init(directory: String, config: AuditConfig, logger: Logger, journal: JournalMirror?, shared: SharedStateBox) {
         self.directory = directory
@@ -83,6 +86,8 @@ final class AuditWriter: @unchecked Sendable {
             try POSIXFile.dataSync(fd, path: currentPath)
 
             deferred = []
+            batches += 1
+            batchedRecords += all.count
             head = (seq, prev)
             durableSize += buffer.count
             segments[segments.count - 1].bytes = durableSize

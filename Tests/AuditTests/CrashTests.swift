@@ -82,6 +82,10 @@ struct CrashTests {
         #expect(recovered.count >= cycles.syntheticTears)
         let recoveredFiles = Set(recovered.compactMap { $0["details"]?["quarantine"]?.stringValue })
         #expect(recoveredFiles == Set(quarantined.map { "quarantine/" + $0 }))
+        let unknownCount = all.filter { $0["outcome"]?.stringValue == "unknown" }.count
+        print(
+            "crash cycles: \(cycles.kills) kills, \(cycles.acked.count) acknowledged, \(all.count) records, "
+                + "\(recovered.count) torn tails recovered (\(cycles.syntheticTears) made by hand), \(unknownCount) unknown outcomes")
         // Decisions cut off by a kill were closed as unknown, never left open.
         let unknown = all.filter { $0["outcome"]?.stringValue == "unknown" }
         #expect(unknown.allSatisfy { $0["details"]?["decision_seq"]?.intValue != nil })
