@@ -33,7 +33,9 @@ let appenders = arguments.count >= 3 ? Int(arguments[2]) ?? 4 : 4
 let chunk = arguments.count >= 4 ? Int(arguments[3]) : nil
 var logger = Logger(label: "audit-crash-writer")
 logger.logLevel = .error
-let config = AuditConfig(directory: arguments[1], segmentMaxBytes: 64 << 10, journal: .off, writeChunkBytes: chunk)
+// AUDIT_CRASH_WRITER_JOURNAL=1 mirrors to the journal (scripts/journald-test.sh CLI checks).
+let journal: JournalMode = getenv("AUDIT_CRASH_WRITER_JOURNAL").map { String(cString: $0) == "1" } == true ? .auto : .off
+let config = AuditConfig(directory: arguments[1], segmentMaxBytes: 64 << 10, journal: journal, writeChunkBytes: chunk)
 let log: AuditLog
 do { log = try AuditLog.open(config: config, logger: logger) } catch {
     FileHandleless.write("open failed: \(error)\n", fd: 2)
