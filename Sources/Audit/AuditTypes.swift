@@ -198,11 +198,14 @@ public struct JournalVerification: Sendable, Equatable {
     public var checkpoints: Int
     /// Each a sentence naming the checkpoint seq and what is wrong.
     public var problems: [String]
+    /// The executables journald recorded as writing these checkpoints (`_EXE`, which the writer
+    /// cannot forge): anything but deskgated here means someone else wrote checkpoints.
+    public var writers: [String]
 
     public var json: JSONValue {
         [
             "ok": .bool(ok), "log_id": .string(logID), "checkpoints": .int(Int64(checkpoints)),
-            "problems": .array(problems.map { .string($0) }),
+            "problems": .array(problems.map { .string($0) }), "writers": .array(writers.map { .string($0) }),
         ]
     }
 }

@@ -70,7 +70,9 @@ public enum AuditVerifier {
         if checkpoints.isEmpty, localLast > 0 {
             problems.append("no checkpoints for log \(logID) in the journal")
         }
-        return JournalVerification(ok: problems.isEmpty, logID: logID, checkpoints: checkpoints.count, problems: problems)
+        let writers = Array(Set(checkpoints.map { $0.exe ?? "unknown" })).sorted()
+        return JournalVerification(
+            ok: problems.isEmpty, logID: logID, checkpoints: checkpoints.count, problems: problems, writers: writers)
     }
 }
 

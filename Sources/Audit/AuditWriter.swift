@@ -53,6 +53,8 @@ final class AuditWriter: @unchecked Sendable {
         self.shared = shared
     }
 
+    deinit { if fd >= 0 { close(fd) } }
+
     private var currentPath: String { directory + "/" + (segments.last?.name ?? "") }
 
     /// Seals and writes `bodies` (after any deferred records) as one write and one fdatasync.

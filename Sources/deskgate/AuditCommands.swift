@@ -192,6 +192,8 @@ enum AuditTable {
             lines.append(
                 "journal: \(journal["ok"]?.boolValue == true ? "ok" : "FAILED"), \(journal["checkpoints"]?.intValue ?? 0) checkpoints for log \(journal["log_id"]?.stringValue ?? "?")")
             for problem in journal["problems"]?.arrayValue ?? [] { lines.append("  - \(problem.stringValue ?? "")") }
+            let writers = (journal["writers"]?.arrayValue ?? []).compactMap(\.stringValue)
+            if !writers.isEmpty { lines.append("checkpoints written by: \(writers.joined(separator: ", "))") }
         }
         return lines.joined(separator: "\n")
     }

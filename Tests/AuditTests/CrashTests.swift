@@ -72,7 +72,7 @@ struct CrashTests {
         var hashes: [Int64: String] = [:]
         for record in all { if let seq = record["seq"]?.intValue { hashes[seq] = record["hash"]?.stringValue } }
         let missing = cycles.acked.filter { hashes[$0.key] != $0.value }
-        #expect(missing.isEmpty, "acknowledged but missing or different: \(missing.keys.sorted().prefix(10))")
+        #expect(missing.count == 0, "acknowledged but missing or different: \(missing.keys.sorted().prefix(10))")
         #expect(all.map { $0["seq"]?.intValue ?? 0 } == Array(1...Int64(all.count)))
         #expect(!all.contains { $0["kind"]?.stringValue == "integrity_break" })
 

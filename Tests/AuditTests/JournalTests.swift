@@ -89,6 +89,9 @@ struct JournalTests {
         let verification = try AuditVerifier.verify(directory: tmp.auditDir, journal: true)
         #expect(verification.ok)
         #expect(verification.journal?.checkpoints == 2)
+        // journald's trusted _EXE: this test binary wrote them.
+        #expect(verification.journal?.writers.count == 1)
+        #expect(verification.journal?.writers.first?.hasSuffix(".xctest") == true)
     }
 
     /// Writes 250 records (checkpoints at 100, 200, 250) and returns the log id.
