@@ -43,7 +43,16 @@ let package = Package(
         // Hash-chained audit log.
         .target(
             name: "Audit",
-            dependencies: ["JSONRPC", "CSystemd", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "JSONRPC", "CSystemd", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings),
+        // Test helper: appends audit records until killed (crash-injection tests in AuditTests).
+        .executableTarget(
+            name: "audit-crash-writer",
+            dependencies: ["Audit", "JSONRPC", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/AuditCrashWriter",
             swiftSettings: strictSettings),
         // libdbus wrapper: connections, marshalling, async calls with timeouts.
         .target(name: "DBus", dependencies: ["CDBus"], swiftSettings: strictSettings),
@@ -115,7 +124,13 @@ let package = Package(
             swiftSettings: strictSettings),
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC", "DeskgateAPI"], swiftSettings: strictSettings),
         .testTarget(name: "BrokerTests", dependencies: ["Broker"], swiftSettings: strictSettings),
-        .testTarget(name: "AuditTests", dependencies: ["Audit", "JSONRPC"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "AuditTests",
+            dependencies: [
+                "Audit", "JSONRPC", "CSystemd", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings),
         .testTarget(
             name: "DaemonTests",
             dependencies: ["Daemon", "DeskgateClient", "JSONRPC", "DeskgateAPI", "TestSupport", "CLinux"],
