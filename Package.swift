@@ -37,7 +37,14 @@ let package = Package(
         // dispatcher, rpc.discover, the CLI and deskgate-mcp.
         .target(name: "DeskgateAPI", dependencies: ["JSONRPC"], swiftSettings: strictSettings),
         // Permission broker: policy files, grants, decisions, prompts. Pure logic.
-        .target(name: "Broker", dependencies: ["JSONRPC", "DeskgateAPI"], swiftSettings: strictSettings),
+        .target(
+            name: "Broker",
+            dependencies: [
+                "JSONRPC", "DeskgateAPI",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings),
         // Hash-chained audit log.
         .target(
             name: "Audit",
