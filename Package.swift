@@ -105,7 +105,10 @@ let package = Package(
             swiftSettings: strictSettings),
 
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC", "DeskgateAPI"], swiftSettings: strictSettings),
-        .testTarget(name: "BrokerTests", dependencies: ["Broker"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "BrokerTests",
+            dependencies: ["Broker", "JSONRPC", "DeskgateAPI", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "JSONRPC"], swiftSettings: strictSettings),
         .testTarget(
             name: "DaemonTests",

@@ -563,6 +563,7 @@ public final class Broker: Sendable {
                                notifyHelper: Bool) {
         guard let pending = state.prompts.removeValue(forKey: promptID) else { return }
         pending.timer?.cancel()
+        pending.call?.cancel()  // the daemon's channel stops waiting for an answer nobody needs
         let continuation = pending.continuation
         deferred.actions.append { continuation.resume(returning: outcome) }
         if notifyHelper, state.helper?.identity.connectionID == pending.helper.identity.connectionID {
