@@ -66,6 +66,9 @@ public enum BrokerBenchmark {
                       p99Microseconds: samples[samples.count * 99 / 100], maxMicroseconds: samples.last ?? 0)
     }
 
+    /// One line for `make bench`: 10,000 rules, 100,000 decisions.
+    public static func report() async -> String { await run().summary }
+
     /// A policy of `rules` rules for the benchmark.
     public static func policyText(rules: Int) -> String {
         let apps = max(rules / 10, 1)
