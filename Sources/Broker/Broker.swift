@@ -266,6 +266,9 @@ public final class Broker: Sendable {
     /// (under the lock, so of concurrent requests exactly one gets it).
     func evaluate(_ request: BrokerRequest, _ state: inout State, consume: Bool, now: Date) -> Evaluation {
         if let denied = hardDeny(request, state) { return .decided(denied) }
+        if !state.loaded {
+            return .decided(deny(request, .policyError, detail: "the policy has not been loaded yet"))
+        }
         if let failure = state.admin.failures.first {
             return .decided(deny(request, .policyError, detail: "the administrator's policy \(failure.path) failed to load (\(failure.line.map { "line \($0): " } ?? "")\(failure.message))"))
         }

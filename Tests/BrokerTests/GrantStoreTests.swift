@@ -4,6 +4,9 @@ import Foundation
 import JSONRPC
 import Synchronization
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("Grants file and hard denies")
 struct GrantStoreTests {
@@ -196,5 +199,63 @@ struct GrantStoreTests {
         let error = decision.rpcError!
         #expect(error.message == "Denied: no rule allows /usr/bin/python3 to write to 'ledger' ('Amount') (text.set) and the policy default is deny. Add an allow or ask rule to the user policy; see docs/policy.md.")
         #expect(error.data == ["reason": "policy", "class": "write"])
+    }
+}
+
+@Suite("Prompt text")
+struct PromptTextTests {
+    static let cases: [(String, String)] = [
+        ("plain /usr/bin/python3", "plain /usr/bin/python3"),
+        ("two\nlines", "two\\u{A}lines"),
+        ("\u{1B}[31mred\u{1B}[0m", "\\u{1B}[31mred\\u{1B}[0m"),
+        ("evil\u{202E}txt.exe", "evil\\u{202E}txt.exe"),
+        ("iso\u{2066}late\u{2069}", "iso\\u{2066}late\\u{2069}"),
+        ("zero\u{200B}width", "zero\\u{200B}width"),
+        ("c1\u{85}next", "c1\\u{85}next"),
+        ("tab\there", "tab\\u{9}here"),
+        ("Café ✓ 日本", "Café ✓ 日本"),
+    ]
+
+    @Test("control characters, bidi controls and invisibles are shown as escapes", arguments: cases)
+    func sanitize(_ input: String, _ expected: String) {
+        #expect(PromptText.sanitize(input) == expected)
+    }
+
+    @Test("long strings are cut with an ellipsis")
+    func truncation() {
+        let text = PromptText.sanitize(String(repeating: "x", count: 10_000), limit: 50)
+        #expect(text == String(repeating: "x", count: 50) + "…")
+    }
+}
+
+@Suite("Process ancestry from /proc")
+struct ProcfsInspectorTests {
+    @Test("a child and grandchild descend from this process; not the other way round")
+    func realProcesses() throws {
+        // sh (child) starts sleep (grandchild) and prints its pid.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "sleep 30 & echo $!; wait"]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        defer { process.terminate() }
+        var line = ""
+        while !line.hasSuffix("\n") {
+            let data = output.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            line += String(decoding: data, as: UTF8.self)
+        }
+        let grandchild = try #require(Int32(line.trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { kill(grandchild, SIGTERM) }
+        let me = getpid()
+        let inspector = ProcfsInspector()
+        #expect(inspector.isDescendant(process.processIdentifier, of: me))
+        #expect(inspector.isDescendant(grandchild, of: me))
+        #expect(inspector.isDescendant(grandchild, of: process.processIdentifier))
+        #expect(!inspector.isDescendant(me, of: grandchild))
+        #expect(!inspector.isDescendant(me, of: me))
+        #expect(!inspector.isDescendant(grandchild, of: 999_999))
+        #expect(ProcfsInspector.parent(of: grandchild) == process.processIdentifier)
     }
 }
