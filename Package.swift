@@ -30,6 +30,8 @@ let package = Package(
         .systemLibrary(name: "CDBus", pkgConfig: "dbus-1", providers: [.apt(["libdbus-1-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(name: "CAtspiConstants"),
+        // Linux syscalls Swift cannot call directly (pidfd_open, SO_PEERPIDFD, prctl).
+        .target(name: "CLinux"),
 
         // Pure protocol: JSON values, JSON-RPC envelopes, framing, error codes. No I/O.
         .target(name: "JSONRPC", swiftSettings: strictSettings),
@@ -61,7 +63,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "JSONRPC", "DeskgateAPI", "Broker", "Audit", "ATSPI", "CSystemd",
+                "JSONRPC", "DeskgateAPI", "Broker", "Audit", "ATSPI", "CSystemd", "CLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -104,6 +106,20 @@ let package = Package(
             ],
             swiftSettings: strictSettings),
 
+        // Helpers shared by test targets: spawning the daemon, raw socket clients, temp dirs.
+        .target(
+            name: "TestSupport",
+            dependencies: ["JSONRPC", "DeskgateClient", "DeskgateAPI", "CLinux"],
+            path: "Tests/TestSupport",
+            swiftSettings: strictSettings),
+        // Benchmarks behind `make bench` (see docs/benchmarks.md).
+        .executableTarget(
+            name: "deskgate-bench",
+            dependencies: [
+                "JSONRPC", "DeskgateAPI", "Broker", "Audit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings),
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC", "DeskgateAPI"], swiftSettings: strictSettings),
         .testTarget(
             name: "BrokerTests",
@@ -112,11 +128,11 @@ let package = Package(
         .testTarget(name: "AuditTests", dependencies: ["Audit", "JSONRPC"], swiftSettings: strictSettings),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["Daemon", "DeskgateClient", "JSONRPC"],
+            dependencies: ["Daemon", "DeskgateClient", "JSONRPC", "DeskgateAPI", "TestSupport", "CLinux"],
             swiftSettings: strictSettings),
         .testTarget(
             name: "ATSPITests",
-            dependencies: ["ATSPI", "DBus", "DeskgateClient", "JSONRPC"],
+            dependencies: ["ATSPI", "DBus", "DeskgateClient", "JSONRPC", "TestSupport"],
             swiftSettings: strictSettings),
     ]
 )

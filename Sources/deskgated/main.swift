@@ -1,1 +1,77 @@
-print("deskgated")
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Daemon
+import DeskgateAPI
+import Logging
+
+/// deskgated: the deskgate daemon. Wires options into a ``DaemonService`` and runs it.
+@main
+struct Deskgated: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deskgated",
+        abstract: "Serve gated, audited access to desktop apps over a JSON-RPC Unix socket.",
+        version: DeskgateAPI.version)
+
+    @Option(help: "Socket path (default: $XDG_RUNTIME_DIR/deskgate/deskgate.sock).")
+    var socket: String?
+
+    @Option(help: "State directory for grants and the audit log (default: $XDG_STATE_HOME/deskgate).")
+    var stateDir: String?
+
+    @Option(help: "User configuration directory (default: $XDG_CONFIG_HOME/deskgate).")
+    var configDir: String?
+
+    @Option(help: "Admin policy directory (default: /etc/deskgate/policy.d).")
+    var systemPolicyDir: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    @Option(help: "Largest accepted message in bytes.")
+    var maxMessageBytes: Int = 1 << 20
+
+    @Option(help: "Requests served at once per connection before reading pauses.")
+    var maxInFlight: Int = 64
+
+    @Option(help: "Unsent reply bytes per connection before it is closed.")
+    var maxReplyBuffer: Int = 64 << 20
+
+    @Flag(help: "Enable memory-deny-write-execute for the daemon process (PR_SET_MDWE).")
+    var mdwe = false
+
+    @Flag(help: .hidden)
+    var forcePidfdOpen = false
+
+    @Flag(help: .hidden)
+    var enableTestMethods = false
+
+    mutating func run() async throws {
+        let environment = currentEnvironment()
+        guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
+            throw ValidationError("unknown log level \(logLevel)")
+        }
+        let logger = Logger(label: "deskgated") { label in
+            StderrLogHandler(label: label, level: level, environment: environment)
+        }
+        var options = DaemonOptions(environment: environment)
+        options.socketPath = socket
+        if let stateDir { options.stateDirectory = stateDir }
+        if let configDir { options.configDirectory = configDir }
+        if let systemPolicyDir { options.systemPolicyDirectory = systemPolicyDir }
+        options.limits.maxMessageBytes = maxMessageBytes
+        options.limits.maxInFlight = maxInFlight
+        options.forcePidfdOpen = forcePidfdOpen
+        options.enableTestMethods = enableTestMethods
+        options.memoryDenyWriteExecute = mdwe
+        options.limits.maxReplyBuffer = maxReplyBuffer
+        let service = DaemonService(options: options, logger: logger)
+        do {
+            try await service.run()
+        } catch let error as ListenError {
+            logger.critical("\(error.description)")
+            throw ExitCode(1)
+        }
+    }
+}

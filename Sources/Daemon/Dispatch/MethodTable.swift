@@ -1,0 +1,89 @@
+public import DeskgateAPI
+public import JSONRPC
+public import Logging
+
+/// Everything a handler knows about the request it serves.
+public struct RequestContext: Sendable {
+    public let session: ClientSession
+    public let requestID: RequestID
+    public let method: String
+    public let logger: Logger
+}
+
+/// What a gated request touches, resolved before the broker decides (from the app and element
+/// the params name, using facts from the accessibility bus, never from the client).
+public struct RequestTarget: Sendable, Hashable {
+    public var appName: String?
+    public var appExe: String?
+    public var appPid: Int32?
+    public var role: String?
+    /// Element name, or field label for `field.fill`.
+    public var name: String?
+    public var ref: String?
+
+    public init(appName: String? = nil, appExe: String? = nil, appPid: Int32? = nil, role: String? = nil, name: String? = nil, ref: String? = nil) {
+        self.appName = appName
+        self.appExe = appExe
+        self.appPid = appPid
+        self.role = role
+        self.name = name
+        self.ref = ref
+    }
+
+    public var json: JSONValue {
+        var o = JSONObject()
+        if let appName { o.append("app", .string(appName)) }
+        if let appExe { o.append("app_exe", .string(appExe)) }
+        if let appPid { o.append("app_pid", .int(Int64(appPid))) }
+        if let role { o.append("role", .string(role)) }
+        if let name { o.append("name", .string(name)) }
+        if let ref { o.append("ref", .string(ref)) }
+        return .object(o)
+    }
+}
+
+public typealias MethodHandler = @Sendable (ParamsObject, RequestContext) async throws -> JSONValue
+/// A handler that completes without suspending or blocking; served inline on the event loop.
+public typealias InlineMethodHandler = @Sendable (ParamsObject, RequestContext) throws -> JSONValue
+public typealias TargetResolver = @Sendable (ParamsObject, RequestContext) async throws -> RequestTarget?
+
+/// One registered method: its declaration and its code.
+public struct MethodEntry: Sendable {
+    public let descriptor: MethodDescriptor
+    public let resolveTarget: TargetResolver?
+    public let handler: MethodHandler
+    /// Set for ungated methods that never suspend: they skip the task hop (latency matters for pings).
+    public let inlineHandler: InlineMethodHandler?
+}
+
+/// The dispatcher's registry. Handlers can only be registered through an ``APIMethod`` type, so
+/// every callable method has a published schema, and `rpc.discover` is generated from this table.
+public struct MethodTable: Sendable {
+    private var entries: [String: MethodEntry] = [:]
+    private var order: [String] = []
+
+    public init() {}
+
+    /// Registers `handler` for `method`. Gated methods may give a `target` resolver so the broker
+    /// sees the app and element before the handler runs.
+    public mutating func register<M: APIMethod>(_ method: M.Type, target: TargetResolver? = nil, handler: @escaping MethodHandler) {
+        precondition(entries[M.name] == nil, "method \(M.name) registered twice")
+        entries[M.name] = MethodEntry(descriptor: M.descriptor, resolveTarget: target, handler: handler, inlineHandler: nil)
+        order.append(M.name)
+    }
+
+    /// Registers an ungated method whose handler neither suspends nor blocks; it runs on the
+    /// connection's event loop without a task.
+    public mutating func registerInline<M: APIMethod>(_ method: M.Type, handler: @escaping InlineMethodHandler) {
+        precondition(entries[M.name] == nil, "method \(M.name) registered twice")
+        precondition(M.riskClass == nil, "gated methods cannot be inline: the broker may suspend")
+        entries[M.name] = MethodEntry(descriptor: M.descriptor, resolveTarget: nil,
+                                      handler: { params, context in try handler(params, context) }, inlineHandler: handler)
+        order.append(M.name)
+    }
+
+    public func entry(_ name: String) -> MethodEntry? { entries[name] }
+
+    /// Registered methods in registration order.
+    public var descriptors: [MethodDescriptor] { order.compactMap { entries[$0]?.descriptor } }
+}

@@ -1,0 +1,295 @@
+import JSONRPC
+import Logging
+import NIOCore
+import Synchronization
+
+/// Limits applied to every connection.
+public struct ConnectionLimits: Sendable {
+    /// Longest accepted line; longer ones get -32600 "message too large" and are skipped.
+    public var maxMessageBytes: Int = 1 << 20
+    /// Requests served at once per connection; beyond it the daemon stops reading (backpressure).
+    public var maxInFlight: Int = 64
+    /// Unsent reply bytes a connection may accumulate before it is closed (a client that never reads).
+    public var maxReplyBuffer: Int = 64 << 20
+    /// Largest batch accepted in one line.
+    public var maxBatch: Int = 64
+
+    public init() {}
+}
+
+/// Serves JSON-RPC on one connection: framing, decoding, concurrent dispatch with in-flight
+/// bounds, cancellation, batches, and server-to-client traffic. Runs on the channel's event loop;
+/// requests run as tasks and hop back to the loop to reply.
+final class RPCChannelHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let limits: ConnectionLimits
+    private let dispatcher: Dispatcher
+    private let session: ClientSession
+    private let server: SocketServer
+    private let logger: Logger
+    private var framer: LineFramer
+    private let decoder: MessageDecoder
+
+    private var context: ChannelHandlerContext?
+    private var inFlight = 0
+    private var queuedLines: [[UInt8]] = []
+    private var queueHead = 0
+    private var readHeld = false
+    /// The client shut down its sending side: answer what is pending, then close.
+    private var inputClosed = false
+    /// While a read is being processed, replies are written and flushed once at read-complete.
+    private var inRead = false
+    private var needsFlush = false
+    /// Running requests by id, so `rpc.cancel` can reach them and duplicates are refused.
+    private var running: [RequestID: (task: Task<Void, Never>, reply: (Response?) -> Void)] = [:]
+
+    init(limits: ConnectionLimits, dispatcher: Dispatcher, session: ClientSession, server: SocketServer, logger: Logger) {
+        self.server = server
+        self.limits = limits
+        self.dispatcher = dispatcher
+        self.session = session
+        self.logger = logger
+        framer = LineFramer(maxLineBytes: limits.maxMessageBytes)
+        decoder = MessageDecoder(maxBatch: limits.maxBatch)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        for entry in running.values { entry.task.cancel() }
+        running.removeAll()
+        queuedLines.removeAll()
+        session.closed()
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            inputClosed = true
+            closeIfDone()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func closeIfDone() {
+        if inputClosed, inFlight == 0, queueHead == queuedLines.count, let context {
+            context.close(promise: nil)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if !context.channel.isWritable {
+            logger.warning("closing connection: reply buffer over \(limits.maxReplyBuffer) bytes (client not reading)",
+                           metadata: ["client": "\(session.id)"])
+            context.close(promise: nil)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error", metadata: ["client": "\(session.id)", "error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    // MARK: Reading, with backpressure
+
+    func read(context: ChannelHandlerContext) {
+        if inFlight >= limits.maxInFlight || queueHead < queuedLines.count {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        let events = buffer.withUnsafeReadableBytes { framer.feed($0) }
+        inRead = true
+        defer { inRead = false }
+        for event in events {
+            switch event {
+            case .tooLarge:
+                write(.response(Response(id: .null, error: .messageTooLarge)))
+            case .line(let line):
+                if inFlight >= limits.maxInFlight || queueHead < queuedLines.count {
+                    queuedLines.append(line)
+                } else {
+                    process(line)
+                }
+            }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    private func drainQueue() {
+        while queueHead < queuedLines.count, inFlight < limits.maxInFlight {
+            let line = queuedLines[queueHead]
+            queueHead += 1
+            process(line)
+        }
+        if queueHead == queuedLines.count {
+            queuedLines.removeAll(keepingCapacity: true)
+            queueHead = 0
+        }
+        if readHeld, inFlight < limits.maxInFlight, queueHead == queuedLines.count, let context {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    // MARK: Messages
+
+    private func process(_ line: [UInt8]) {
+        switch decoder.decode(line: line) {
+        case .single(let decoded):
+            handle(decoded) { [self] response in
+                if let response { write(.response(response)) }
+            }
+        case .batch(let entries):
+            let collector = BatchCollector(expected: entries.count) { [self] responses in
+                if !responses.isEmpty { writeBatch(responses) }
+            }
+            for entry in entries {
+                handle(entry) { collector.add($0) }
+            }
+        }
+    }
+
+    /// Handles one decoded entry; `reply` is called exactly once, with nil for no reply.
+    private func handle(_ decoded: Decoded, reply: @escaping (Response?) -> Void) {
+        switch decoded {
+        case .invalid(let id, let error):
+            reply(Response(id: id ?? .null, error: error))
+        case .message(.notification(let notification)):
+            if notification.method == "rpc.cancel" { cancel(notification) }
+            // Other notifications are accepted and, by the spec, never answered.
+            reply(nil)
+        case .message(.response(let response)):
+            if !session.deliver(response) {
+                logger.debug("response to unknown request ignored", metadata: ["client": "\(session.id)", "id": "\(response.id)"])
+            }
+            reply(nil)
+        case .message(.request(let request)):
+            start(request, reply: reply)
+        }
+    }
+
+    private func start(_ request: Request, reply: @escaping (Response?) -> Void) {
+        guard running[request.id] == nil else {
+            reply(Response(id: request.id, error: .invalidRequest("id \(request.id) is already in use by a pending request")))
+            return
+        }
+        guard let eventLoop = context?.eventLoop else { return }
+        if let result = dispatcher.dispatchInline(request, session: session) {
+            reply(Response(id: request.id, result: result))
+            return
+        }
+        inFlight += 1
+        server.inFlight.add(1, ordering: .relaxed)
+        let dispatcher = self.dispatcher
+        let session = self.session
+        let loopBound = NIOLoopBound((self, 0), eventLoop: eventLoop)
+        // The task is registered before it can finish: it hops back to this loop to complete.
+        let task = Task {
+            let result = await dispatcher.dispatch(request, session: session)
+            eventLoop.execute {
+                loopBound.value.0.finish(request.id, result: result)
+            }
+        }
+        running[request.id] = (task, reply)
+    }
+
+    private func finish(_ id: RequestID, result: Result<JSONValue, RPCError>) {
+        inFlight -= 1
+        server.inFlight.subtract(1, ordering: .relaxed)
+        // Already answered (cancelled) requests are dropped here.
+        if let entry = running.removeValue(forKey: id) {
+            entry.reply(Response(id: id, result: result))
+        }
+        drainQueue()
+        closeIfDone()
+    }
+
+    private func cancel(_ notification: Notification) {
+        guard let raw = notification.params?["id"], let id = RequestID(json: raw),
+              let entry = running.removeValue(forKey: id) else { return }
+        entry.task.cancel()
+        entry.reply(Response(id: id, error: .cancelled))
+        // inFlight is released when the task finishes, so a cancelled request still counts
+        // against the bound until its handler has actually stopped.
+    }
+
+    // MARK: Writing
+
+    private func write(_ message: Message) {
+        writeBytes(message.line)
+    }
+
+    private func writeBatch(_ responses: [Response]) {
+        var writer = JSONWriter(capacity: 256 * responses.count)
+        writer.write(.array(responses.map { Message.response($0).json }))
+        writer.bytes.append(0x0A)
+        writeBytes(writer.bytes)
+    }
+
+    private func writeBytes(_ bytes: [UInt8]) {
+        guard let context, context.channel.isActive else { return }
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        if inRead {
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            needsFlush = true
+        } else {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        }
+    }
+}
+
+/// Collects the responses of one batch and delivers them together (event-loop confined).
+private final class BatchCollector {
+    private var remaining: Int
+    private var responses: [Response] = []
+    private let done: ([Response]) -> Void
+
+    init(expected: Int, done: @escaping ([Response]) -> Void) {
+        remaining = expected
+        self.done = done
+    }
+
+    func add(_ response: Response?) {
+        if let response { responses.append(response) }
+        remaining -= 1
+        if remaining == 0 { done(responses) }
+    }
+}
+
+/// Sends a session's server-initiated traffic through its channel (thread-safe).
+struct ChannelOutbound: ConnectionOutbound {
+    let channel: any Channel
+
+    func send(_ line: [UInt8]) {
+        var buffer = channel.allocator.buffer(capacity: line.count)
+        buffer.writeBytes(line)
+        channel.writeAndFlush(buffer, promise: nil)
+    }
+
+    func close() {
+        channel.close(promise: nil)
+    }
+}

@@ -1,0 +1,104 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Audit
+import Broker
+import Dispatch
+import JSONRPC
+
+@main
+struct DeskgateBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deskgate-bench",
+        abstract: "Benchmarks for deskgate (run by `make bench`; see docs/benchmarks.md).",
+        subcommands: [Ping.self, Throughput.self, Call.self])
+}
+
+/// Sequential round trips of one method from one client.
+struct Ping: ParsableCommand {
+    @Option var socket: String
+    @Option var count: Int = 20_000
+    @Option var method: String = "daemon.ping"
+
+    func run() throws {
+        let s = try BenchSocket(path: socket)
+        var line: [UInt8] = []
+        var samples: [Double] = []
+        samples.reserveCapacity(count)
+        let request = Array(#"{"jsonrpc":"2.0","id":1,"method":"\#(method)"}"#.utf8) + [0x0A]
+        for i in 0..<(count + 1000) {
+            let t0 = nowNanoseconds()
+            s.send(request)
+            guard s.readLine(into: &line) else { throw BenchError("connection closed") }
+            if i >= 1000 { samples.append(Double(nowNanoseconds() - t0) / 1000) }
+        }
+        samples.sort()
+        print("ping round trip (\(method), 1 client, \(count) calls): p50 \(format(percentile(samples, 0.5))) µs, p99 \(format(percentile(samples, 0.99))) µs")
+    }
+}
+
+/// Pipelined throughput: each client keeps `window` requests in flight.
+struct Throughput: ParsableCommand {
+    @Option var socket: String
+    @Option var clients: Int = 1
+    @Option var requests: Int = 200_000
+    @Option var window: Int = 32
+    @Option var method: String = "daemon.ping"
+
+    func run() throws {
+        let perClient = requests / clients
+        let request = Array(#"{"jsonrpc":"2.0","id":1,"method":"\#(method)"}"#.utf8) + [0x0A]
+        let sockets = try (0..<clients).map { _ in try BenchSocket(path: socket) }
+        let t0 = nowNanoseconds()
+        DispatchQueue.concurrentPerform(iterations: clients) { index in
+            let s = sockets[index]
+            var line: [UInt8] = []
+            var sent = 0
+            var received = 0
+            let burst = Array([[UInt8]](repeating: request, count: window).joined())
+            s.send(burst)
+            sent = window
+            while received < perClient {
+                guard s.readLine(into: &line) else { return }
+                received += 1
+                if sent < perClient {
+                    s.send(request)
+                    sent += 1
+                }
+            }
+        }
+        let seconds = Double(nowNanoseconds() - t0) / 1e9
+        let total = perClient * clients
+        print("pipelined throughput (\(method), \(clients) client(s), window \(window)): \(Int(Double(total) / seconds)) requests/s (\(total) in \(format(seconds, 2)) s)")
+    }
+}
+
+/// Round trips of one method with params (snapshots, actions), reporting p50/p99 in ms.
+struct Call: ParsableCommand {
+    @Option var socket: String
+    @Option var method: String
+    @Option var params: String = "{}"
+    @Option var count: Int = 50
+    @Option var label: String = ""
+
+    func run() throws {
+        let s = try BenchSocket(path: socket)
+        var line: [UInt8] = []
+        var samples: [Double] = []
+        let request = Array(#"{"jsonrpc":"2.0","id":1,"method":"\#(method)","params":\#(params)}"#.utf8) + [0x0A]
+        var bytes = 0
+        for i in 0..<(count + 3) {
+            let t0 = nowNanoseconds()
+            s.send(request)
+            guard s.readLine(into: &line) else { throw BenchError("connection closed") }
+            if i == 0, let reply = try? JSONParser.parse(line), let error = reply["error"] {
+                throw BenchError("\(method) failed: \(error)")
+            }
+            bytes = line.count
+            if i >= 3 { samples.append(Double(nowNanoseconds() - t0) / 1e6) }
+        }
+        samples.sort()
+        print("\(label.isEmpty ? method : label): p50 \(format(percentile(samples, 0.5), 2)) ms, p99 \(format(percentile(samples, 0.99), 2)) ms (\(count) calls, reply \(bytes) bytes)")
+    }
+}

@@ -1,0 +1,209 @@
+import ArgumentParser
+import DeskgateClient
+import JSONRPC
+
+struct Apps: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List accessible apps and their windows.")
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await runReporting {
+            let result = try await client.call("apps.list")
+            client.emit(result) { apps in
+                (apps.arrayValue ?? []).map { app in
+                    var lines = ["\(app["name"]?.stringValue ?? "?")  id=\(app["id"]?.stringValue ?? "?") pid=\(app["pid"].map { JSONWriter.string($0) } ?? "?") toolkit=\(app["toolkit"]?.stringValue ?? "?") exe=\(app["exe"]?.stringValue ?? "?")"]
+                    for window in app["windows"]?.arrayValue ?? [] {
+                        let active = window["active"]?.boolValue == true ? " (active)" : ""
+                        lines.append("  - \(window["role"]?.stringValue ?? "window") \"\(window["name"]?.stringValue ?? "")\" [ref=\(window["ref"]?.stringValue ?? "")]\(active)")
+                    }
+                    return lines.joined(separator: "\n")
+                }.joined(separator: "\n")
+            }
+        }
+    }
+}
+
+struct Tree: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show an app's accessibility tree.")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "App id or name.") var app: String
+    @Flag(help: "Print the compact outline (default unless --json).") var outline = false
+    @Option(help: "all, showing or interactive.") var filter: String?
+    @Option(help: "Maximum nodes.") var maxNodes: Int?
+    @Option(help: "Maximum depth.") var maxDepth: Int?
+    @Option(help: "Subtree root ref.") var root: String?
+
+    func run() async throws {
+        try await runReporting {
+            var params: JSONObject = ["app": .string(app)]
+            let wantOutline = outline || !client.json
+            params["format"] = .string(wantOutline ? "outline" : "json")
+            if let filter { params["filter"] = .string(filter) }
+            if let maxNodes { params["max_nodes"] = JSONValue(maxNodes) }
+            if let maxDepth { params["max_depth"] = JSONValue(maxDepth) }
+            if let root { params["root"] = .string(root) }
+            let result = try await client.call("tree.snapshot", .object(params))
+            if wantOutline && !client.json {
+                print(result["outline"]?.stringValue ?? "", terminator: "")
+                if result["truncated"]?.boolValue == true { print("… truncated (use --max-nodes)") }
+            } else {
+                print(JSONWriter.string(result))
+            }
+        }
+    }
+}
+
+struct Find: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Find elements by role, name and states.")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "App id or name.") var app: String
+    @Option(help: "Role, e.g. \"push button\".") var role: String?
+    @Option(help: "Exact name.") var name: String?
+    @Option(help: "Case-insensitive name substring.") var nameContains: String?
+    @Option(help: "Required state (repeatable).") var state: [String] = []
+    @Option(help: "Maximum results.") var limit: Int?
+
+    func run() async throws {
+        try await runReporting {
+            var params: JSONObject = ["app": .string(app)]
+            if let role { params["role"] = .string(role) }
+            if let name { params["name"] = .string(name) }
+            if let nameContains { params["name_contains"] = .string(nameContains) }
+            if !state.isEmpty { params["states"] = JSONValue(state) }
+            if let limit { params["limit"] = JSONValue(limit) }
+            let result = try await client.call("elements.find", .object(params))
+            client.emit(result) { r in (r["nodes"]?.arrayValue ?? []).map(NodeText.line).joined(separator: "\n") }
+        }
+    }
+}
+
+struct Get: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show one element in detail.")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "Element ref.") var ref: String
+
+    func run() async throws {
+        try await runReporting {
+            let result = try await client.call("element.get", ["ref": .string(ref)])
+            client.emit(result, readable: Readable.keyValues)
+        }
+    }
+}
+
+struct Read: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print an element's text.")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "Element ref.") var ref: String
+
+    func run() async throws {
+        try await runReporting {
+            let result = try await client.call("text.read", ["ref": .string(ref)])
+            client.emit(result) { $0["text"]?.stringValue ?? "" }
+        }
+    }
+}
+
+struct Activate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Perform an element's action (default: its first).")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "Element ref.") var ref: String
+    @Argument(help: "Action name.") var action: String?
+
+    func run() async throws {
+        try await runReporting {
+            var params: JSONObject = ["ref": .string(ref)]
+            if let action { params["action"] = .string(action) }
+            let result = try await client.call("element.activate", .object(params))
+            client.emit(result, readable: Readable.keyValues)
+        }
+    }
+}
+
+struct Focus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Move keyboard focus to an element.")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "Element ref.") var ref: String
+
+    func run() async throws {
+        try await runReporting {
+            let result = try await client.call("element.focus", ["ref": .string(ref)])
+            client.emit(result, readable: Readable.keyValues)
+        }
+    }
+}
+
+struct SetText: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "set", abstract: "Replace an editable element's text.")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "Element ref.") var ref: String
+    @Argument(help: "New text.") var value: String
+
+    func run() async throws {
+        try await runReporting {
+            let result = try await client.call("text.set", ["ref": .string(ref), "value": .string(value)])
+            client.emit(result, readable: Readable.keyValues)
+        }
+    }
+}
+
+struct Fill: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Fill the field with this name or label.")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "App id or name.") var app: String
+    @Argument(help: "Field name or label.") var field: String
+    @Argument(help: "Text to set.") var value: String
+
+    func run() async throws {
+        try await runReporting {
+            let result = try await client.call("field.fill", ["app": .string(app), "field": .string(field), "value": .string(value)])
+            client.emit(result, readable: Readable.keyValues)
+        }
+    }
+}
+
+struct SetValue: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "set-value", abstract: "Set a range element's value.")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "Element ref.") var ref: String
+    @Argument(help: "Value.") var value: Double
+
+    func run() async throws {
+        try await runReporting {
+            let result = try await client.call("value.set", ["ref": .string(ref), "value": .double(value)])
+            client.emit(result, readable: Readable.keyValues)
+        }
+    }
+}
+
+struct Watch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stream accessibility events until interrupted.")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "Event types: focus window children state name text (default: all).") var events: [String] = []
+
+    func run() async throws {
+        try await runReporting {
+            let connection = try await client.connect()
+            let types = events.isEmpty ? ["focus", "window", "children", "state", "name", "text"] : events
+            do {
+                _ = try await connection.call("events.subscribe", ["events": JSONValue(types)])
+            } catch {
+                throw CLIFailure(error)
+            }
+            for await message in connection.incoming {
+                guard case .notification(let notification) = message, notification.method == "event", let event = notification.params else { continue }
+                if client.json {
+                    print(JSONWriter.string(event))
+                } else {
+                    print("\(event["type"]?.stringValue ?? "?") \(event["app"]?.stringValue ?? "") \(event["ref"]?.stringValue ?? "") \(event["detail"].map { JSONWriter.string($0) } ?? "")")
+                }
+            }
+        }
+    }
+}
+
+enum NodeText {
+    static func line(_ node: JSONValue) -> String {
+        let states = (node["states"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ", ")
+        return "- \(node["role"]?.stringValue ?? "?") \"\(node["name"]?.stringValue ?? "")\" [ref=\(node["ref"]?.stringValue ?? "")] (\(states))"
+    }
+}

@@ -1,0 +1,17 @@
+import ArgumentParser
+import DeskgateAPI
+
+/// The `deskgate` command-line client: one subcommand per daemon operation.
+@main
+struct Deskgate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deskgate",
+        abstract: "Talk to deskgated: inspect and operate desktop apps through the permission broker.",
+        discussion: "The socket is --socket, else $DESKGATE_SOCKET, else $XDG_RUNTIME_DIR/deskgate/deskgate.sock.",
+        version: DeskgateAPI.version,
+        subcommands: [
+            Ping.self, Info.self, Whoami.self, Call.self, Methods.self,
+            Apps.self, Tree.self, Find.self, Get.self, Read.self, Activate.self, Focus.self,
+            SetText.self, Fill.self, SetValue.self, Watch.self,
+        ] + ExtraCommands.all)
+}

@@ -1,0 +1,211 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import JSONRPC
+import TestSupport
+import Testing
+
+/// A datagram socket standing in for systemd's NOTIFY_SOCKET.
+final class NotifyListener {
+    let path: String
+    let fd: Int32
+
+    init(path: String) throws {
+        self.path = path
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let bytes = Array(path.utf8)
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard result == 0 else { throw TestFailure("bind notify socket: \(errno)") }
+        var tv = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Collects datagrams until `predicate` holds for the collected list or the time is up.
+    func collect(for seconds: Double, until predicate: ([String]) -> Bool) -> [String] {
+        var messages: [String] = []
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline, !predicate(messages) {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 { messages.append(String(decoding: buffer[0..<n], as: UTF8.self)) }
+        }
+        return messages
+    }
+
+    deinit { close(fd); unlink(path) }
+}
+
+@Suite("Socket, lifecycle and systemd integration", .serialized)
+struct LifecycleTests {
+    @Test("socket 0600 in a 0700 directory")
+    func permissions() throws {
+        let daemon = try DaemonProcess()
+        defer { daemon.stop() }
+        var st = stat()
+        #expect(stat(daemon.socketPath, &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o600)
+        let dir = (daemon.socketPath as NSString).deletingLastPathComponent
+        #expect(stat(dir, &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o700)
+    }
+
+    @Test("a stale socket file is replaced; a live daemon makes the second one exit with a clear message")
+    func staleAndLive() throws {
+        let dir = TempDirectory("stale")
+        defer { dir.remove() }
+        let path = dir.file("deskgate.sock")
+        // A socket file nobody listens on, as a crashed daemon leaves behind.
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in raw.copyBytes(from: Array(path.utf8)); raw[path.utf8.count] = 0 }
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        close(fd)
+        #expect(FileManager.default.fileExists(atPath: path))
+        let first = try DaemonProcess(socketPath: path)
+        defer { first.stop() }
+        let c = try first.raw()
+        c.send(#"{"jsonrpc":"2.0","id":1,"method":"daemon.ping"}"# + "\n")
+        #expect(try c.readJSON()["result"] == "pong")
+
+        let second = try DaemonProcess(socketPath: path, waitForSocket: false)
+        second.process.waitUntilExit()
+        #expect(second.process.terminationStatus != 0)
+        #expect(second.log.contains("already serving"))
+        // The first daemon is untouched.
+        c.send(#"{"jsonrpc":"2.0","id":2,"method":"daemon.ping"}"# + "\n")
+        #expect(try c.readJSON()["id"] == 2)
+    }
+
+    @Test("a socket directory owned by another user is refused")
+    func foreignDirectory() throws {
+        let dir = TempDirectory("foreigndir")
+        defer { dir.remove() }
+        let sub = dir.file("deskgate")
+        mkdir(sub, 0o700)
+        chown(sub, 65534, 65534)
+        let daemon = try DaemonProcess(socketPath: sub + "/deskgate.sock", waitForSocket: false)
+        daemon.process.waitUntilExit()
+        #expect(daemon.process.terminationStatus != 0)
+        #expect(daemon.log.contains("owned by uid 65534"))
+    }
+
+    @Test("default socket follows XDG_RUNTIME_DIR and creates a 0700 deskgate directory")
+    func defaultPath() throws {
+        let runtime = TempDirectory("xdg")
+        defer { runtime.remove() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: BuiltProducts.path("deskgated"))
+        process.arguments = ["--state-dir", runtime.file("state")]
+        var env = ProcessInfo.processInfo.environment
+        env["XDG_RUNTIME_DIR"] = runtime.path
+        process.environment = env
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { process.terminate(); process.waitUntilExit() }
+        let expected = runtime.file("deskgate/deskgate.sock")
+        var ok = false
+        for _ in 0..<500 where !ok {
+            ok = (try? RawConnection(path: expected)) != nil
+            if !ok { usleep(20_000) }
+        }
+        #expect(ok)
+        var st = stat()
+        #expect(stat(runtime.file("deskgate"), &st) == 0 && st.st_mode & 0o777 == 0o700)
+        // The CLI finds the same socket from the same environment.
+        let (status, output) = try run(BuiltProducts.path("deskgate"), ["ping"], environment: env)
+        #expect(status == 0 && output.contains("pong"), "\(output)")
+    }
+
+    @Test("socket activation with readiness and watchdog notifications")
+    func socketActivation() throws {
+        let dir = TempDirectory("activate")
+        defer { dir.remove() }
+        let notify = try NotifyListener(path: dir.file("notify.sock"))
+        let socketPath = dir.file("deskgate.sock")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
+        process.arguments = ["-l", socketPath, "-E", "NOTIFY_SOCKET", "-E", "WATCHDOG_USEC", "-E", "XDG_RUNTIME_DIR",
+                             BuiltProducts.path("deskgated"), "--state-dir", dir.file("state"), "--log-level", "debug"]
+        var env = ProcessInfo.processInfo.environment
+        env["NOTIFY_SOCKET"] = notify.path
+        env["WATCHDOG_USEC"] = "400000"
+        env["XDG_RUNTIME_DIR"] = dir.path
+        process.environment = env
+        let log = dir.file("log")
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: log)
+        try process.run()
+        defer { process.terminate(); process.waitUntilExit() }
+        // systemd-socket-activate listens first and starts the daemon on the first connection.
+        var connection: RawConnection?
+        for _ in 0..<250 where connection == nil {
+            connection = try? RawConnection(path: socketPath)
+            if connection == nil { usleep(20_000) }
+        }
+        let c = try #require(connection)
+        c.send(#"{"jsonrpc":"2.0","id":1,"method":"daemon.ping"}"# + "\n")
+        #expect(try c.readJSON()["result"] == "pong")
+        let messages = notify.collect(for: 5) { list in
+            list.contains { $0.contains("READY=1") } && list.filter { $0.contains("WATCHDOG=1") }.count >= 2
+        }
+        #expect(messages.contains { $0.contains("READY=1") }, "\(messages)")
+        #expect(messages.filter { $0.contains("WATCHDOG=1") }.count >= 2, "\(messages)")
+        let daemonLog = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(daemonLog.contains("passed by systemd"), "\(daemonLog)")
+        // Stopping sends STOPPING=1 and leaves systemd's socket file alone.
+        let pids = try String(contentsOfFile: "/proc/\(process.processIdentifier)/task/\(process.processIdentifier)/children", encoding: .utf8)
+        let daemonPID = Int32(pids.split(separator: " ").first.map(String.init) ?? "") ?? process.processIdentifier
+        kill(daemonPID, SIGTERM)
+        let stopping = notify.collect(for: 5) { $0.contains { $0.contains("STOPPING=1") } }
+        #expect(stopping.contains { $0.contains("STOPPING=1") }, "\(stopping)")
+    }
+
+    @Test("LISTEN_PID for another process is ignored (the daemon binds its own socket)")
+    func listenPIDMismatch() throws {
+        let daemon = try DaemonProcess(environment: ["LISTEN_PID": "1", "LISTEN_FDS": "1"])
+        defer { daemon.stop() }
+        let c = try daemon.raw()
+        c.send(#"{"jsonrpc":"2.0","id":1,"method":"daemon.ping"}"# + "\n")
+        #expect(try c.readJSON()["result"] == "pong")
+    }
+
+    @Test("works under the hardening it claims: no-new-privs and memory-deny-write-execute")
+    func hardening() throws {
+        let daemon = try DaemonProcess(arguments: ["--mdwe"], wrapper: ["/usr/bin/setpriv", "--no-new-privs"])
+        defer { daemon.stop() }
+        let status = try String(contentsOfFile: "/proc/\(daemon.pid)/status", encoding: .utf8)
+        #expect(status.contains("NoNewPrivs:\t1"))
+        #expect(daemon.log.contains("memory-deny-write-execute enabled"))
+        // Exercise the runtime a little under MDWE: many requests, a big reply, discovery.
+        let c = try daemon.raw()
+        for i in 0..<200 { c.send(#"{"jsonrpc":"2.0","id":\#(i),"method":"rpc.discover"}"# + "\n") }
+        for _ in 0..<200 { #expect(try c.readJSON()["result"]?["methods"] != nil) }
+    }
+
+    @Test("the systemd units pass systemd-analyze verify")
+    func unitsVerify() throws {
+        let dir = TempDirectory("units")
+        defer { dir.remove() }
+        let root = BuiltProducts.packageRoot
+        let service = try String(contentsOfFile: root + "/systemd/deskgate.service", encoding: .utf8)
+            .replacingOccurrences(of: "@BINDIR@", with: BuiltProducts.directory)
+        try service.write(toFile: dir.file("deskgate.service"), atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: root + "/systemd/deskgate.socket", toPath: dir.file("deskgate.socket"))
+        var env = ProcessInfo.processInfo.environment
+        env["XDG_RUNTIME_DIR"] = dir.path
+        let (status, output) = try run("/usr/bin/systemd-analyze", ["verify", "--user", dir.file("deskgate.socket"), dir.file("deskgate.service")], environment: env)
+        #expect(status == 0, "\(output)")
+        #expect(!output.contains("Unknown key"), "\(output)")
+        #expect(service.contains("Type=notify") && service.contains("MemoryDenyWriteExecute=yes") && service.contains("RestrictAddressFamilies=AF_UNIX"))
+    }
+}

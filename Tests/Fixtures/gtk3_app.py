@@ -1,0 +1,191 @@
+#!/usr/bin/python3
+"""GTK3 fixture app for deskgate's AT-SPI tests.
+
+    /usr/bin/python3 Tests/Fixtures/gtk3_app.py [--rows N] [--name NAME] [--title TITLE]
+
+Window "deskgate fixture" with a form: entries labelled "Name" and "Email" (each GtkLabel is the
+entry's mnemonic widget, so the entry is labelled-by the label), a password entry labelled
+"Password", check boxes "Subscribe" and "Accept terms", a spin button "Quantity" (0..100), a scale
+"Volume" (0..10), a "Submit" button, a status label, a "Temporary" row, a "Remove row" button and
+N extra rows of (button "Button i", label "Label i", check box "Check i"), about 4 nodes per row.
+
+stdout (flushed, one event per line), for tests to observe:
+    ready                               window shown, tree built
+    clicked <button label>              any button click
+    text-changed <field> <length>       entry changed (length only, never content)
+    toggled <check label> <0|1>
+    value-changed <field> <value>
+    removed <what>                      "Remove row" destroyed a widget (or "removed nothing")
+The status label ("Status: ...") mirrors the last event so it is observable through AT-SPI too.
+"""
+import argparse
+import signal
+import sys
+
+import gi
+
+gi.require_version("Gtk", "3.0")
+
+
+def emit(line):
+    print(line, flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=0, help="extra rows of (button, label, check box)")
+    ap.add_argument("--name", default="deskgate-fixture-gtk3", help="AT-SPI application name")
+    ap.add_argument("--title", default="deskgate fixture", help="window title")
+    args = ap.parse_args()
+    # PyGObject's Gtk import runs gtk_init on sys.argv, which would eat GTK's own options
+    # (e.g. --name): import only after parsing, with our options removed.
+    sys.argv[1:] = []
+    from gi.repository import GLib, Gtk  # noqa: E402
+
+    # atk-bridge names the application after the program name.
+    GLib.set_prgname(args.name)
+    GLib.set_application_name(args.name)
+    Gtk.init(sys.argv[:1])
+
+    win = Gtk.Window(title=args.title)
+    win.set_default_size(480, 700)
+    outer = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
+    outer.set_border_width(6)
+
+    status = Gtk.Label(label="Status: idle")
+    status.set_xalign(0)
+
+    def set_status(text):
+        status.set_text("Status: " + text)
+
+    # --- the form -------------------------------------------------------------------------
+    grid = Gtk.Grid(column_spacing=6, row_spacing=4)
+    entries = {}
+
+    def labelled(row, text, widget):
+        label = Gtk.Label.new_with_mnemonic(text)
+        label.set_xalign(1)
+        label.set_mnemonic_widget(widget)  # gives labelled-by / label-for relations
+        grid.attach(label, 0, row, 1, 1)
+        widget.set_hexpand(True)
+        grid.attach(widget, 1, row, 1, 1)
+
+    for row, (key, text) in enumerate([("name", "_Name"), ("email", "_Email")]):
+        e = Gtk.Entry()
+        e.connect("changed", lambda w, k=key: on_text(k, w))
+        entries[key] = e
+        labelled(row, text, e)
+    pw = Gtk.Entry()
+    pw.set_visibility(False)
+    pw.set_input_purpose(Gtk.InputPurpose.PASSWORD)
+    pw.connect("changed", lambda w: on_text("password", w))
+    entries["password"] = pw
+    labelled(2, "_Password", pw)
+
+    spin = Gtk.SpinButton.new_with_range(0, 100, 1)
+    spin.connect("value-changed", lambda w: on_value("quantity", w.get_value()))
+    labelled(3, "_Quantity", spin)
+    scale = Gtk.Scale.new_with_range(Gtk.Orientation.HORIZONTAL, 0, 10, 1)
+    scale.set_value(5)
+    scale.connect("value-changed", lambda w: on_value("volume", w.get_value()))
+    labelled(4, "_Volume", scale)
+    outer.pack_start(grid, False, False, 0)
+
+    def on_text(key, w):
+        n = len(w.get_text())
+        emit(f"text-changed {key} {n}")
+        set_status(f"{key} has {n} characters")
+
+    def on_value(key, v):
+        v = int(v) if float(v).is_integer() else v
+        emit(f"value-changed {key} {v}")
+        set_status(f"{key} is {v}")
+
+    def on_toggled(w):
+        on = 1 if w.get_active() else 0
+        emit(f"toggled {w.get_label()} {on}")
+        set_status(f"{w.get_label()} {'on' if on else 'off'}")
+
+    for text in ("Subscribe", "Accept terms"):
+        cb = Gtk.CheckButton(label=text)
+        cb.connect("toggled", on_toggled)
+        outer.pack_start(cb, False, False, 0)
+
+    submits = [0]
+
+    def on_submit(b):
+        submits[0] += 1
+        emit(f"clicked {b.get_label()}")
+        set_status(f"submitted {submits[0]}")
+
+    buttons = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
+    submit = Gtk.Button(label="Submit")
+    submit.connect("clicked", on_submit)
+    buttons.pack_start(submit, False, False, 0)
+    remove = Gtk.Button(label="Remove row")
+    buttons.pack_start(remove, False, False, 0)
+    outer.pack_start(buttons, False, False, 0)
+    outer.pack_start(status, False, False, 0)
+
+    # --- removable row and the large-tree rows ---------------------------------------------
+    rows_box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=2)
+    removable = []  # (description, widget), removed last-first after "Temporary"
+
+    def on_click(b):
+        emit(f"clicked {b.get_label()}")
+        set_status(f"clicked {b.get_label()}")
+
+    temp_row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
+    temp_button = Gtk.Button(label="Temporary")
+    temp_button.connect("clicked", on_click)
+    temp_row.pack_start(temp_button, False, False, 0)
+    temp_row.pack_start(Gtk.CheckButton(label="Temporary check"), False, False, 0)
+    rows_box.pack_start(temp_row, False, False, 0)
+
+    for i in range(args.rows):
+        row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
+        b = Gtk.Button(label=f"Button {i}")
+        b.connect("clicked", on_click)
+        row.pack_start(b, False, False, 0)
+        row.pack_start(Gtk.Label(label=f"Label {i}"), False, False, 0)
+        c = Gtk.CheckButton(label=f"Check {i}")
+        c.connect("toggled", on_toggled)
+        row.pack_start(c, False, False, 0)
+        rows_box.pack_start(row, False, False, 0)
+        removable.append((f"row {i}", row))
+    removable.append(("Temporary", temp_row))
+
+    def on_remove(b):
+        emit(f"clicked {b.get_label()}")
+        if not removable:
+            emit("removed nothing")
+            set_status("removed nothing")
+            return
+        what, w = removable.pop()
+        w.destroy()
+        emit(f"removed {what}")
+        set_status(f"removed {what}")
+
+    remove.connect("clicked", on_remove)
+
+    scroller = Gtk.ScrolledWindow()
+    scroller.set_vexpand(True)
+    scroller.add(rows_box)
+    outer.pack_start(scroller, True, True, 0)
+
+    win.add(outer)
+    win.connect("destroy", Gtk.main_quit)
+    win.show_all()
+
+    def ready():
+        emit("ready")
+        return False
+
+    GLib.idle_add(ready, priority=GLib.PRIORITY_LOW)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, Gtk.main_quit)
+    Gtk.main()
+
+
+if __name__ == "__main__":
+    main()
