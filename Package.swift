@@ -39,7 +39,14 @@ let package = Package(
         // dispatcher, rpc.discover, the CLI and deskgate-mcp.
         .target(name: "DeskgateAPI", dependencies: ["JSONRPC"], swiftSettings: strictSettings),
         // Permission broker: policy files, grants, decisions, prompts. Pure logic.
-        .target(name: "Broker", dependencies: ["JSONRPC", "DeskgateAPI"], swiftSettings: strictSettings),
+        .target(
+            name: "Broker",
+            dependencies: [
+                "JSONRPC", "DeskgateAPI",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings),
         // Hash-chained audit log.
         .target(
             name: "Audit",
@@ -123,7 +130,10 @@ let package = Package(
             ],
             swiftSettings: strictSettings),
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC", "DeskgateAPI"], swiftSettings: strictSettings),
-        .testTarget(name: "BrokerTests", dependencies: ["Broker"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "BrokerTests",
+            dependencies: ["Broker", "JSONRPC", "DeskgateAPI", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings),
         .testTarget(
             name: "AuditTests",
             dependencies: [
