@@ -96,6 +96,7 @@ let package = Package(
                 "DeskgateClient", "DeskgateAPI", "JSONRPC",
                 .product(name: "MCP", package: "swift-sdk"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings),
 
