@@ -62,6 +62,15 @@ struct DeskgateMCP: AsyncParsableCommand {
             await link.setClientName(client.name)
         }
         await server.waitUntilCompleted()
+        // The SDK stops reading at EOF; answer what was accepted before it, within reason.
+        let pending = transport.tracker.count
+        if pending > 0 {
+            logger.info("stdin closed; finishing \(pending) request(s)")
+            let deadline = ContinuousClock.now + ToolBridge.callTimeout + .seconds(5)
+            while transport.tracker.count > 0, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
         logger.info("stdin closed; exiting")
     }
 }

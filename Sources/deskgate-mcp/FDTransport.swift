@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Dispatch
 import Foundation
+import JSONRPC
 import Logging
 import MCP
 
@@ -11,7 +12,9 @@ import MCP
 /// The SDK's `StdioTransport` sets stdin non-blocking (which also changes the host's end of a
 /// shared pipe description) and polls it every 10 ms while idle. Here one dedicated thread
 /// blocks in `read(2)` and yields newline-delimited frames, and writes go through a serial queue,
-/// so an idle server does not wake up and frames never interleave.
+/// so an idle server does not wake up and frames never interleave. A line that is not JSON is
+/// answered here with a parse error whose id is null (the SDK would invent a random id), and
+/// ``tracker`` follows requests until their responses are written.
 actor FDTransport: Transport {
     nonisolated let logger: Logger
     private let input: Int32
@@ -21,6 +24,8 @@ actor FDTransport: Transport {
     private let continuation: AsyncThrowingStream<Data, any Error>.Continuation
     private let writeQueue = DispatchQueue(label: "deskgate-mcp.stdout")
     private var started = false
+    let tracker = RequestTracker()
+    static let maxDepth = 512
 
     init(input: Int32, output: Int32, maxFrameBytes: Int = 64 << 20, logger: Logger) {
         self.input = input
@@ -33,7 +38,15 @@ actor FDTransport: Transport {
     func connect() async throws {
         guard !started else { return }
         started = true
-        let reader = FrameReader(fd: input, maxFrameBytes: maxFrameBytes, continuation: continuation, logger: logger)
+        let output = output
+        let writeQueue = writeQueue
+        let reader = FrameReader(
+            fd: input, maxFrameBytes: maxFrameBytes, continuation: continuation, tracker: tracker,
+            rejectUnparsable: { line in
+                let reply: JSONValue = ["jsonrpc": "2.0", "id": nil, "error": ["code": -32700, "message": .string("Parse error: \(line)")]]
+                writeQueue.async { try? Self.writeAll(fd: output, JSONWriter.bytes(reply) + [UInt8(ascii: "\n")]) }
+            },
+            logger: logger)
         let thread = Thread { reader.run() }
         thread.name = "deskgate-mcp-stdin"
         thread.start()
@@ -46,10 +59,12 @@ actor FDTransport: Transport {
     func send(_ data: Data) async throws {
         let frame = [UInt8](data) + [UInt8(ascii: "\n")]
         let fd = output
+        let tracker = tracker
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
             writeQueue.async {
                 do {
                     try Self.writeAll(fd: fd, frame)
+                    if let sent = try? JSONParser.parse(frame.dropLast(), maxDepth: Self.maxDepth) { tracker.sent(sent) }
                     done.resume()
                 } catch {
                     done.resume(throwing: error)
@@ -61,7 +76,7 @@ actor FDTransport: Transport {
     func receive() -> AsyncThrowingStream<Data, any Error> { frames }
 
     /// Writes every byte, waiting in `poll` if the descriptor happens to be non-blocking.
-    private static func writeAll(fd: Int32, _ bytes: [UInt8]) throws(StdioError) {
+    fileprivate static func writeAll(fd: Int32, _ bytes: [UInt8]) throws(StdioError) {
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { raw in write(fd, raw.baseAddress! + offset, raw.count - offset) }
@@ -88,6 +103,9 @@ private struct FrameReader: Sendable {
     let fd: Int32
     let maxFrameBytes: Int
     let continuation: AsyncThrowingStream<Data, any Error>.Continuation
+    let tracker: RequestTracker
+    /// Answers a line that is not JSON (with the parser's complaint).
+    let rejectUnparsable: @Sendable (String) -> Void
     let logger: Logger
 
     func run() {
@@ -132,6 +150,13 @@ private struct FrameReader: Sendable {
         var line = line[...]
         if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
         guard !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) else { return }
+        do {
+            tracker.received(try JSONParser.parse(line, maxDepth: FDTransport.maxDepth))
+        } catch {
+            logger.warning("input line is not JSON: \(error)")
+            rejectUnparsable("\(error)")
+            return
+        }
         continuation.yield(Data(line))
     }
 }
