@@ -121,6 +121,12 @@ let package = Package(
             name: "DaemonTests",
             dependencies: ["Daemon", "DeskgateClient", "JSONRPC", "DeskgateAPI", "TestSupport", "CLinux"],
             swiftSettings: strictSettings),
+        // Pure-logic tests of deskgate-mcp (its end-to-end tests are Python: Tests/MCPTests/run.sh).
+        .testTarget(
+            name: "MCPBridgeTests",
+            dependencies: ["deskgate-mcp", "JSONRPC", "DeskgateAPI", .product(name: "MCP", package: "swift-sdk")],
+            path: "Tests/MCPTests/Swift",
+            swiftSettings: strictSettings),
         .testTarget(
             name: "ATSPITests",
             dependencies: ["ATSPI", "DBus", "DeskgateClient", "JSONRPC", "TestSupport"],

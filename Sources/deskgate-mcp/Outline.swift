@@ -18,16 +18,39 @@ struct OutlineLine: Sendable, Equatable {
     /// The line without its indentation.
     var body: String { String(text.drop(while: { $0 == " " })) }
 
+    /// The element's name, unescaped (the daemon writes `\"` and `\\` inside the quotes).
+    var name: String
+
     init(_ text: String) {
         self.text = text
         let indent = text.prefix(while: { $0 == " " }).count
         depth = indent / 2
         var rest = text.dropFirst(indent)
         if rest.hasPrefix("- ") { rest = rest.dropFirst(2) }
-        role = String(rest.prefix(while: { $0 != "\"" })).trimmingSuffix(" ")
-        if let start = text.range(of: "[ref=") {
-            let tail = text[start.upperBound...]
-            if let end = tail.firstIndex(of: "]") { ref = String(tail[..<end]) }
+        guard let quote = rest.firstIndex(of: "\"") else {
+            role = String(rest); name = ""; ref = nil
+            return
+        }
+        role = String(rest[..<quote]).trimmingSuffix(" ")
+        // The name runs to the first unescaped quote; only then comes the ref, so a name that
+        // contains "[ref=" cannot pass for one.
+        var parsedName = ""
+        var index = rest.index(after: quote)
+        var escaped = false
+        while index < rest.endIndex {
+            let ch = rest[index]
+            if escaped { parsedName.append(ch); escaped = false }
+            else if ch == "\\" { escaped = true }
+            else if ch == "\"" { break }
+            else { parsedName.append(ch) }
+            index = rest.index(after: index)
+        }
+        name = parsedName
+        ref = nil
+        guard index < rest.endIndex else { return }
+        let tail = rest[rest.index(after: index)...]
+        if tail.hasPrefix(" [ref="), let end = tail.firstIndex(of: "]") {
+            ref = String(tail[tail.index(tail.startIndex, offsetBy: 6)..<end])
         }
     }
 
@@ -66,18 +89,11 @@ enum OutlineScopes {
             stack.append(line)
             guard let ref = line.ref else { continue }
             let window = stack.last { WindowRoles.all.contains($0.role) && $0.ref != nil }
-            result[ref] = RefScope(app: app, window: window?.ref, windowName: window.map(name(of:)))
+            result[ref] = RefScope(app: app, window: window?.ref, windowName: window?.name)
         }
         return result
     }
 
-    /// The quoted name of an outline line.
-    static func name(of line: OutlineLine) -> String {
-        guard let open = line.text.firstIndex(of: "\""),
-              let close = line.text[line.text.index(after: open)...].range(of: "\" [ref=")?.lowerBound
-        else { return "" }
-        return String(line.text[line.text.index(after: open)..<close])
-    }
 }
 
 /// A short line diff of two outlines: what the model needs to see after an action.

@@ -275,5 +275,17 @@ struct ToolBridge: Sendable {
         return line
     }
 
-    private func quoted(_ s: String) -> String { "\"\(s)\"" }
+    /// `s` in double quotes, escaped as the daemon's outline does it.
+    private func quoted(_ s: String) -> String {
+        var out = "\""
+        for ch in s {
+            switch ch {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n", "\r", "\r\n", "\t": out += " "
+            default: out.append(ch)
+            }
+        }
+        return out + "\""
+    }
 }
