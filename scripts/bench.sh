@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# bench.sh: run deskgate's benchmarks (release build) and print a report; `make bench` calls it.
+# The report is also saved under bench-results/. Numbers go into docs/benchmarks.md by hand, with the machine.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
+BIN=${BIN:-$ROOT/.build/release}
+OUT_DIR=$ROOT/bench-results
+mkdir -p "$OUT_DIR"
+REPORT=$OUT_DIR/$(date -u +%Y%m%dT%H%M%SZ).txt
+
+if [ "${1:-}" != "__inside" ]; then
+    {
+        echo "# deskgate benchmarks, $(date -u +%FT%TZ)"
+        echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
+        echo "swift: $(swift --version 2>&1 | head -1)"
+        echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+        echo
+    } | tee "$REPORT"
+    exec bash "$ROOT/scripts/headless-desktop.sh" -q \
+        --app "qt5:--rows 500 --name bench-qt5-2k" \
+        --app "gtk3:--rows 500 --name bench-gtk3-2k" \
+        --app "gtk3:--rows 2500 --name bench-gtk3-10k" \
+        --app "gtk4:--rows 280 --name bench-gtk4-2k" \
+        -- bash "$0" __inside "$REPORT"
+fi
+
+REPORT=$2
+WORK=$(mktemp -d /tmp/deskgate-bench.XXXXXX)
+SOCK=$WORK/deskgate.sock
+trap 'kill $DAEMON_PID 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/config" "$WORK/etc"
+# The benchmark client may do everything on the fixture apps; nothing else.
+cat > "$WORK/config/policy.toml" <<POLICY
+default = "deny"
+[[rule]]
+id = "bench"
+effect = "allow"
+actions = ["observe", "read", "act", "write", "admin"]
+app = "bench-*"
+POLICY
+"$BIN/deskgated" --socket "$SOCK" --state-dir "$WORK/state" --config-dir "$WORK/config" --system-policy-dir "$WORK/etc" --log-level warning 2>"$WORK/daemon.log" &
+DAEMON_PID=$!
+for _ in $(seq 1 200); do [ -S "$SOCK" ] && break; sleep 0.05; done
+
+report() { tee -a "$REPORT"; }
+
+echo "## Spine (daemon.ping over the socket)" | report
+"$BIN/deskgate-bench" ping --socket "$SOCK" --count 20000 | report
+"$BIN/deskgate-bench" throughput --socket "$SOCK" --clients 1 --requests 200000 --window 64 | report
+"$BIN/deskgate-bench" throughput --socket "$SOCK" --clients 16 --requests 320000 --window 32 | report
+sleep 1
+RSS=$(awk '/VmRSS/{print $2}' /proc/$DAEMON_PID/status)
+CS0=$(awk '/voluntary_ctxt_switches/{s+=$2} END{print s}' /proc/$DAEMON_PID/task/*/status)
+sleep 5
+CS1=$(awk '/voluntary_ctxt_switches/{s+=$2} END{print s}' /proc/$DAEMON_PID/task/*/status)
+echo "idle daemon: RSS $((RSS / 1024)) MB after the load above; $((CS1 - CS0)) context switches in 5 s idle (all threads)" | report
+
+if "$BIN/deskgate-bench" --help 2>&1 | grep -q snapshot-suite; then
+    echo | report
+    "$BIN/deskgate-bench" snapshot-suite --socket "$SOCK" --fixtures "$DESKGATE_FIXTURES_DIR" | report
+fi
+if "$BIN/deskgate-bench" --help 2>&1 | grep -q broker; then
+    echo | report
+    echo "## Broker" | report
+    "$BIN/deskgate-bench" broker | report
+fi
+if "$BIN/deskgate-bench" --help 2>&1 | grep -q audit; then
+    echo | report
+    echo "## Audit" | report
+    "$BIN/deskgate-bench" audit --directory "$WORK/audit-bench" | report
+fi
+echo | report
+echo "report saved to $REPORT" >&2
