@@ -1,3 +1,4 @@
+import Foundation
 import JSONRPC
 import MCP
 import Testing
@@ -66,6 +67,6 @@ struct TextTests {
         let value: Value = ["a": [1, 2.5, "s", nil, true], "b": ["c": "d"]]
         #expect(ValueBridge.value(ValueBridge.json(value)) == value)
         let url = "data:text/plain;base64,aGk="
-        #expect(ValueBridge.json(.data(mimeType: "text/plain", Array("hi".utf8).withUnsafeBytes { .init($0) })) == .string(url))
+        #expect(ValueBridge.json(.data(mimeType: "text/plain", Data("hi".utf8))) == .string(url))
     }
 }
