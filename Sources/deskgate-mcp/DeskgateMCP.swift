@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+@preconcurrency import Glibc
 #endif
 import ArgumentParser
 import DeskgateAPI
@@ -25,6 +25,10 @@ struct DeskgateMCP: AsyncParsableCommand {
     @Option(help: "Log level on stderr: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    /// Test hook: write to fd 1 the ways a careless library would, to show it cannot reach the host.
+    @Flag(help: .hidden)
+    var testStrayOutput = false
+
     static let instructions = """
         deskgate lets you read and operate the user's desktop apps through their accessibility trees. \
         Start with list_apps, then snapshot an app to get element refs, and act on refs with activate, \
@@ -40,6 +44,12 @@ struct DeskgateMCP: AsyncParsableCommand {
         // From here on fd 1 is stderr; MCP frames go to the saved descriptor only.
         let framesFD = try StdoutGuard.claim()
         let logger = Logger(label: "deskgate-mcp") { _ in StderrLogHandler(level: level) }
+        if testStrayOutput {
+            print("stray print() from deskgate-mcp")
+            fflush(stdout)
+            let raw = Array("stray write(1) from deskgate-mcp\n".utf8)
+            _ = raw.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+        }
         let socketPath = socket ?? DeskgateClient.defaultSocketPath()
         let link = DaemonLink(socketPath: socketPath, logger: logger)
         let catalog = ToolCatalog.standard

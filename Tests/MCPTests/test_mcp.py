@@ -90,7 +90,7 @@ def test_stdout_carries_only_mcp_frames():
     """Raw pipes: every byte on stdout is a JSON-RPC frame, even with debug logging, bad input,
     unknown tools, bad arguments and a daemon that is not running."""
     socket_path = "/nonexistent/dir/deskgate.sock"
-    p = subprocess.Popen([MCP_BIN, "--socket", socket_path, "--log-level", "trace"],
+    p = subprocess.Popen([MCP_BIN, "--socket", socket_path, "--log-level", "trace", "--test-stray-output"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     msgs = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -114,6 +114,8 @@ def test_stdout_carries_only_mcp_frames():
         ids.add(frame.get("id"))
     expect({1, 2, 3, 4, 5, 6} <= ids, f"answered ids {ids}")
     expect(b"deskgate-mcp:" in err, "logs did not reach stderr")
+    expect(b"stray print() from deskgate-mcp" in err and b"stray write(1) from deskgate-mcp" in err,
+           f"the stray writes to fd 1 did not land on stderr: {err[-2000:]!r}")
 
 
 @test
