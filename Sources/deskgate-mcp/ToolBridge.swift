@@ -170,7 +170,7 @@ struct ToolBridge: Sendable {
             else { line += "." }
             lines.append(line)
         case "set_value":
-            let value = result["value"].map(ErrorText.compact) ?? "?"
+            let value = result["value"].map(Self.number) ?? "?"
             lines.append("Set the value of \(target); it is now \(value).")
         default:
             lines.append("Done: \(tool.name) on \(target).")
@@ -273,6 +273,13 @@ struct ToolBridge: Sendable {
             line += ": \(text)"
         }
         return line
+    }
+
+    /// A number as a person writes it (7, not 7.0).
+    static func number(_ value: JSONValue) -> String {
+        if let i = value.intValue { return String(i) }
+        if let d = value.doubleValue { return String(d) }
+        return ErrorText.compact(value)
     }
 
     /// `s` in double quotes, escaped as the daemon's outline does it.
