@@ -72,6 +72,8 @@ struct RefScope: Sendable, Equatable {
     var app: String
     var window: String?
     var windowName: String?
+    /// The element's own role, when it was seen in an outline.
+    var role: String?
 }
 
 /// Roles of the top-level containers a diff is scoped to.
@@ -89,7 +91,7 @@ enum OutlineScopes {
             stack.append(line)
             guard let ref = line.ref else { continue }
             let window = stack.last { WindowRoles.all.contains($0.role) && $0.ref != nil }
-            result[ref] = RefScope(app: app, window: window?.ref, windowName: window?.name)
+            result[ref] = RefScope(app: app, window: window?.ref, windowName: window?.name, role: line.role)
         }
         return result
     }

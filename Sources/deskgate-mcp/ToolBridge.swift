@@ -106,7 +106,7 @@ struct ToolBridge: Sendable {
             + (result["truncated"]?.boolValue == true ? " (more exist; narrow the search)" : "") + ":"]
         for node in nodes {
             lines.append(describeNode(node))
-            if let ref = node["ref"]?.stringValue, memory.scope(of: ref) == nil { scopes[ref] = RefScope(app: app) }
+            if let ref = node["ref"]?.stringValue, memory.scope(of: ref) == nil { scopes[ref] = RefScope(app: app, role: node["role"]?.stringValue) }
         }
         memory.remember(scopes)
         return ToolOutcome(text: lines.joined(separator: "\n"), isError: false)
@@ -130,7 +130,8 @@ struct ToolBridge: Sendable {
 
         let ref = targetRef ?? result["ref"]?.stringValue
         let element = await elementLine(ref: ref)
-        if let element, element.role == "password text", let value = params["value"]?.stringValue {
+        let role = element?.role ?? ref.flatMap(memory.scope(of:))?.role
+        if role == "password text", let value = params["value"]?.stringValue {
             memory.rememberSecret(value)
         }
         var changes: [OutlineDiff.Change]?
@@ -180,8 +181,10 @@ struct ToolBridge: Sendable {
         }
         let place = scope?.windowName.map { "window \(quoted($0))" } ?? scope.map { "app \(quoted($0.app))" } ?? "the window"
         switch changes {
+        case nil where scope == nil:
+            lines.append("(No outline diff: this ref was not seen in a snapshot of this session.)")
         case nil:
-            lines.append("(No outline diff: the element's window was not readable before and after.)")
+            lines.append("(No outline diff: \(place) could not be read before and after the action.)")
         case let changes? where changes.isEmpty:
             lines.append("Nothing else changed in \(place).")
         case let changes?:
@@ -203,7 +206,7 @@ struct ToolBridge: Sendable {
             let lines = OutlineLine.parse(text)
             memory.remember(OutlineScopes.scopes(of: lines, app: scope.app).mapValues { found in
                 // A subtree read starts below the app; keep the window we know.
-                found.window == nil ? RefScope(app: scope.app, window: scope.window, windowName: scope.windowName) : found
+                found.window == nil ? RefScope(app: scope.app, window: scope.window, windowName: scope.windowName, role: found.role) : found
             })
             return lines
         } catch {

@@ -37,10 +37,10 @@ struct OutlineTests {
                 - push button "Yes" [ref=b2]
             """
         let scopes = OutlineScopes.scopes(of: OutlineLine.parse(outline), app: "id7")
-        #expect(scopes["b1"] == RefScope(app: "id7", window: "w1", windowName: "Main"))
-        #expect(scopes["b2"] == RefScope(app: "id7", window: "w2", windowName: "Confirm"))
+        #expect(scopes["b1"] == RefScope(app: "id7", window: "w1", windowName: "Main", role: "push button"))
+        #expect(scopes["b2"] == RefScope(app: "id7", window: "w2", windowName: "Confirm", role: "push button"))
         #expect(scopes["w2"]?.window == "w2")
-        #expect(scopes["a0"] == RefScope(app: "id7", window: nil, windowName: nil))
+        #expect(scopes["a0"] == RefScope(app: "id7", window: nil, windowName: nil, role: "application"))
     }
 
     @Test("diffs ignore refs and show only changed lines")
