@@ -112,6 +112,7 @@ let package = Package(
                 "DeskgateClient", "DeskgateAPI", "JSONRPC",
                 .product(name: "MCP", package: "swift-sdk"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings),
 
@@ -144,6 +145,12 @@ let package = Package(
         .testTarget(
             name: "DaemonTests",
             dependencies: ["Daemon", "DeskgateClient", "JSONRPC", "DeskgateAPI", "TestSupport", "CLinux"],
+            swiftSettings: strictSettings),
+        // Pure-logic tests of deskgate-mcp (its end-to-end tests are Python: Tests/MCPTests/run.sh).
+        .testTarget(
+            name: "MCPBridgeTests",
+            dependencies: ["deskgate-mcp", "JSONRPC", "DeskgateAPI", .product(name: "MCP", package: "swift-sdk")],
+            path: "Tests/MCPTests/Swift",
             swiftSettings: strictSettings),
         .testTarget(
             name: "ATSPITests",
