@@ -87,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "deskgated",
             dependencies: [
-                "Daemon",
+                "Daemon", "ATSPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
