@@ -22,13 +22,14 @@ struct GatedFlowTests {
         """
 
     /// Starts a fixture and waits until the daemon lists it.
-    func launch(_ daemon: DaemonProcess, kind: String = "gtk3", name: String? = nil) async throws -> FixtureProcess {
-        let app = try FixtureProcess(kind, name: name)
+    func launch(_ daemon: DaemonProcess, kind: String = "gtk3", name: String? = nil, detached: Bool = false) async throws -> FixtureProcess {
+        let app = try FixtureProcess(kind, name: name, detached: detached)
         #expect(app.waitForLine("ready", timeout: 30), "fixture did not start")
         let client = try await daemon.client()
         defer { client.closeNow() }
         for _ in 0..<200 {
-            if let apps = try? await client.call("apps.list"), apps.arrayValue?.contains(where: { $0["name"]?.stringValue == app.name }) == true {
+            if let apps = try? await client.call("apps.list"), let entry = apps.arrayValue?.first(where: { $0["name"]?.stringValue == app.name }) {
+                if detached, let pid = entry["pid"]?.intValue { app.adopt(pid: Int32(pid)) }
                 return app
             }
             try await Task.sleep(for: .milliseconds(100))
@@ -189,7 +190,10 @@ struct GatedFlowTests {
             app = "deskgate-e2e-*"
             """, adminPolicy: "prompt_agents = [\"\(testExe)\"]\n")
         defer { daemon.stop() }
-        let app = try await launch(daemon)
+        // Outside the test's process tree: the test itself is the prompt helper, and apps that
+        // descend from the helper are off limits (hard deny).
+        let app = try await launch(daemon, detached: true)
+        defer { app.terminate() }
         let helper = try await daemon.client()
         defer { helper.closeNow() }
         #expect(try await helper.call("agent.register")["registered"] == true)

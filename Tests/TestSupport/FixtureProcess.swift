@@ -25,13 +25,28 @@ public final class FixtureProcess: Sendable {
     public let process: Process
     private let lines = LineBuffer()
 
-    public var pid: Int32 { process.processIdentifier }
+    private let detachedPID = Atomic<Int32>(0)
 
-    public init(_ kind: String = "gtk3", rows: Int = 0, name: String? = nil) throws {
+    /// The app's pid (for a detached app: once ``adopt(pid:)`` has been told it).
+    public var pid: Int32 {
+        let adopted = detachedPID.load(ordering: .relaxed)
+        return adopted != 0 ? adopted : process.processIdentifier
+    }
+
+    /// - Parameter detached: start the app outside this process's tree (`setsid -f`), as a
+    ///   user's apps are; tests that register the test process as a prompt helper need it,
+    ///   since apps descending from the helper are off limits.
+    public init(_ kind: String = "gtk3", rows: Int = 0, name: String? = nil, detached: Bool = false) throws {
         self.name = name ?? "deskgate-e2e-\(kind)-\(UInt32.random(in: 0...UInt32.max))"
         process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [DesktopEnvironment.fixturesDirectory + "/\(kind)_app.py", "--rows", String(rows), "--name", self.name]
+        let command = ["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/\(kind)_app.py", "--rows", String(rows), "--name", self.name]
+        if detached {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+            process.arguments = ["-f"] + command
+        } else {
+            process.executableURL = URL(fileURLWithPath: command[0])
+            process.arguments = Array(command.dropFirst())
+        }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
@@ -65,10 +80,19 @@ public final class FixtureProcess: Sendable {
         return false
     }
 
+    /// Records the real pid of a detached app (from `apps.list`, which takes it from the bus).
+    public func adopt(pid: Int32) { detachedPID.store(pid, ordering: .relaxed) }
+
     public func terminate() {
+        let adopted = detachedPID.load(ordering: .relaxed)
+        if adopted != 0 {
+            kill(adopted, SIGCONT)
+            kill(adopted, SIGKILL)
+            detachedPID.store(0, ordering: .relaxed)
+        }
         guard process.isRunning else { return }
-        kill(pid, SIGCONT)
-        kill(pid, SIGKILL)
+        kill(process.processIdentifier, SIGCONT)
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 

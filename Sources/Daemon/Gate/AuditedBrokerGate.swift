@@ -71,14 +71,14 @@ struct AuditedBrokerGate: RequestGate {
                                                   method: call.descriptor.name, target: targetJSON, decision: decisionJSON))
         } catch {
             logger.error("audit log unavailable; refusing request", metadata: ["error": "\(error)", "method": "\(call.descriptor.name)"])
-            if dropConnection { session.disconnect() }
+            if dropConnection { session.disconnectAfterReply() }
             throw Dispatcher.rpcError(error)
         }
         if let denial {
             // A denied request still gets its outcome record: one decision and one outcome per request.
             try await appendOutcome(Ticket(requestID: requestID, started: started, client: session.identityJSON,
                                            method: call.descriptor.name, target: targetJSON), outcome: .failure(denial))
-            if dropConnection { session.disconnect() }
+            if dropConnection { session.disconnectAfterReply() }
             throw denial
         }
         return GateTicket(Ticket(requestID: requestID, started: started, client: session.identityJSON,
