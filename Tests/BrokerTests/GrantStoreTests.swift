@@ -239,7 +239,8 @@ struct ProcfsInspectorTests {
         let output = Pipe()
         process.standardOutput = output
         try process.run()
-        defer { process.terminate() }
+        // SIGKILL: a harness may start tests with SIGTERM ignored.
+        defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
         var line = ""
         while !line.hasSuffix("\n") {
             let data = output.fileHandleForReading.availableData
@@ -247,7 +248,7 @@ struct ProcfsInspectorTests {
             line += String(decoding: data, as: UTF8.self)
         }
         let grandchild = try #require(Int32(line.trimmingCharacters(in: .whitespacesAndNewlines)))
-        defer { kill(grandchild, SIGTERM) }
+        defer { kill(grandchild, SIGKILL) }
         let me = getpid()
         let inspector = ProcfsInspector()
         #expect(inspector.isDescendant(process.processIdentifier, of: me))
