@@ -93,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "deskgate-prompt",
             dependencies: [
-                "DeskgateClient", "JSONRPC",
+                "DeskgateClient", "JSONRPC", "Broker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings),

@@ -214,7 +214,7 @@ final class StdinLines: Sendable {
     private let state = Mutex(State())
 
     private init() {
-        let thread = Thread { [state] in
+        let thread = Thread { [self] in
             while let text = readLine(strippingNewline: true) {
                 let line: Line = (text, ContinuousClock.now)
                 let waiter = state.withLock { s -> CheckedContinuation<Line?, Never>? in

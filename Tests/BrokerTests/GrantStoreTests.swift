@@ -232,30 +232,27 @@ struct PromptTextTests {
 struct ProcfsInspectorTests {
     @Test("a child and grandchild descend from this process; not the other way round")
     func realProcesses() throws {
-        // sh (child) starts sleep (grandchild) and prints its pid.
+        // sh (child) runs sleep (grandchild); the trailing `true` keeps sh from exec'ing sleep.
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", "sleep 30 & echo $!; wait"]
-        let output = Pipe()
-        process.standardOutput = output
+        process.arguments = ["-c", "sleep 30; true"]
         try process.run()
         defer { process.terminate() }
-        var line = ""
-        while !line.hasSuffix("\n") {
-            let data = output.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            line += String(decoding: data, as: UTF8.self)
+        var grandchild: Int32?
+        for _ in 0..<200 where grandchild == nil {
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+            grandchild = entries.compactMap(Int32.init).first { ProcfsInspector.parent(of: $0) == process.processIdentifier }
+            if grandchild == nil { usleep(10_000) }
         }
-        let grandchild = try #require(Int32(line.trimmingCharacters(in: .whitespacesAndNewlines)))
-        defer { kill(grandchild, SIGTERM) }
+        let sleeper = try #require(grandchild)
+        defer { kill(sleeper, SIGTERM) }
         let me = getpid()
         let inspector = ProcfsInspector()
         #expect(inspector.isDescendant(process.processIdentifier, of: me))
-        #expect(inspector.isDescendant(grandchild, of: me))
-        #expect(inspector.isDescendant(grandchild, of: process.processIdentifier))
-        #expect(!inspector.isDescendant(me, of: grandchild))
+        #expect(inspector.isDescendant(sleeper, of: me))
+        #expect(inspector.isDescendant(sleeper, of: process.processIdentifier))
+        #expect(!inspector.isDescendant(me, of: sleeper))
         #expect(!inspector.isDescendant(me, of: me))
-        #expect(!inspector.isDescendant(grandchild, of: 999_999))
-        #expect(ProcfsInspector.parent(of: grandchild) == process.processIdentifier)
+        #expect(!inspector.isDescendant(sleeper, of: 999_999))
     }
 }
