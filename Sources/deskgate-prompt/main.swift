@@ -305,6 +305,7 @@ struct TerminalPresenter: Presenter {
                 while ContinuousClock.now < deadline, !cancelled.contains(view.promptID), !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(100))
                 }
+                if Task.isCancelled { return nil }  // answered: nothing to report
                 if cancelled.contains(view.promptID) {
                     Output.line("\n(withdrawn: the program cancelled the request or went away)")
                 } else {
