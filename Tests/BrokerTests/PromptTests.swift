@@ -2,6 +2,7 @@ import Broker
 import DeskgateAPI
 import Foundation
 import JSONRPC
+import Logging
 import Synchronization
 import Testing
 
@@ -314,6 +315,31 @@ struct PromptTests {
             #expect(decision.reason == .hardDeny)
         }
         #expect(await broker.decide(request("element.activate", appPid: 3000)).effect == .allow)
+    }
+
+    @Test("broker.check reports ask without prompting or consuming anything")
+    func checkNeverPrompts() async throws {
+        let broker = makeBroker(Sandbox())
+        let helper = FakeHelper(behavior: .answer("allow_always"))
+        try broker.registerHelper(helper)
+        for _ in 0..<3 {
+            let decision = broker.check(request("text.set"))
+            #expect(decision.effect == .ask)
+            #expect(decision.rpcError == nil)
+            #expect(decision.message.hasPrefix("A person will be asked"))
+        }
+        #expect(helper.callCount == 0)
+        #expect(broker.listGrants()["grants"]?.arrayValue?.isEmpty == true)
+    }
+
+    @Test("before the first reload everything is denied")
+    func denyBeforeLoad() async {
+        let sandbox = Sandbox()
+        sandbox.writeUser("[[rule]]\neffect = \"allow\"\nactions = [\"*\"]\n")
+        let broker = Broker(config: sandbox.config(), inspector: FakeProcesses(), logger: Logger(label: "test"))
+        #expect(await broker.decide(request("tree.snapshot")).reason == .policyError)
+        broker.reload()
+        #expect(await broker.decide(request("tree.snapshot")).effect == .allow)
     }
 
     @Test("no helper registered: no_agent; interactive=false: would_prompt")
