@@ -336,7 +336,7 @@ struct PromptTests {
     func denyBeforeLoad() async {
         let sandbox = Sandbox()
         sandbox.writeUser("[[rule]]\neffect = \"allow\"\nactions = [\"*\"]\n")
-        let broker = Broker(config: sandbox.config(), inspector: FakeProcesses(), logger: Logger(label: "test"))
+        let broker = Broker(config: sandbox.config(), inspector: FakeProcesses(), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         #expect(await broker.decide(request("tree.snapshot")).reason == .policyError)
         broker.reload()
         #expect(await broker.decide(request("tree.snapshot")).effect == .allow)

@@ -162,7 +162,7 @@ func makeBroker(_ sandbox: Sandbox, clock: TestClock = TestClock(), processes: F
                 timeout: Duration = .seconds(5), agents: [String] = [TestIDs.helperExe],
                 events: @escaping @Sendable (BrokerEvent) -> Void = { _ in }) -> Broker {
     let broker = Broker(config: sandbox.config(timeout: timeout, agents: agents), inspector: processes,
-                        now: { clock.now }, events: events, logger: Logger(label: "test"))
+                        now: { clock.now }, events: events, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     broker.reload()
     return broker
 }
