@@ -32,6 +32,33 @@ struct GrantStoreTests {
         #expect(json["grants"]?.arrayValue?.allSatisfy { $0["lifetime"]?.stringValue == "always" } == true)
     }
 
+    @Test("concurrent grants and revocations leave the file equal to memory")
+    func storeRaces() async throws {
+        let sandbox = Sandbox()
+        let broker = makeBroker(sandbox)
+        try broker.registerHelper(FakeHelper(behavior: .answer("allow_always")))
+        // 40 clients (separate processes, so separate prompt queues) get grants while earlier ones are revoked.
+        let ids = await withTaskGroup(of: String?.self) { group in
+            for i in 0..<40 {
+                group.addTask {
+                    let decision = await broker.decide(request("text.set", client: client(pid: Int32(10_000 + i), connection: UInt64(100 + i)), name: "f\(i)"))
+                    if i % 2 == 0, let id = decision.grantID { _ = broker.revoke(id: id) }
+                    return decision.grantID
+                }
+            }
+            return await group.reduce(into: [String]()) { if let id = $1 { $0.append(id) } }
+        }
+        #expect(ids.count == 40)
+        await broker.flush()
+        let memory = Set(broker.listGrants()["grants"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? [])
+        #expect(memory.count == 20)
+        let file = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: sandbox.grantsFile))))
+        let onDisk = Set(file["grants"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? [])
+        #expect(onDisk == memory)
+        let restarted = Set(makeBroker(sandbox).listGrants()["grants"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? [])
+        #expect(restarted == memory)
+    }
+
     @Test("a loose existing state directory is tightened to 0700")
     func tightensDirectory() async throws {
         let sandbox = Sandbox()

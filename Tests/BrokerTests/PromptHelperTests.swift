@@ -1,5 +1,6 @@
 import Foundation
 import JSONRPC
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -64,6 +65,33 @@ final class FakeDaemonSocket: @unchecked Sendable {
     }
 }
 
+/// Collects a child's output as it arrives, and can type a reply the moment a text first
+/// appears (on its own thread, so a busy test pool cannot make the reply late).
+final class ScreenCapture: Sendable {
+    private let buffer = Mutex("")
+
+    init(_ handle: FileHandle, typeOnFirst trigger: String? = nil, reply: String = "", into input: FileHandle? = nil) {
+        let thread = Thread { [self] in
+            var fired = trigger == nil
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { return }
+                let text = self.buffer.withLock { buffer -> String in
+                    buffer += String(decoding: data, as: UTF8.self)
+                    return buffer
+                }
+                if !fired, let trigger, text.contains(trigger) {
+                    fired = true
+                    input?.write(Data(reply.utf8))
+                }
+            }
+        }
+        thread.start()
+    }
+
+    var text: String { buffer.withLock { $0 } }
+}
+
 @Suite("deskgate-prompt (the real executable against a fake daemon)")
 struct PromptHelperTests {
     static var helperPath: String {
@@ -96,7 +124,8 @@ struct PromptHelperTests {
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.helperPath)
-        process.arguments = ["--socket", daemon.path, "--delay", "0.8"]
+        // A delay long enough that a busy test machine cannot stall this test past it.
+        process.arguments = ["--socket", daemon.path, "--delay", "3"]
         let input = Pipe()
         let output = Pipe()
         process.standardInput = input
@@ -105,6 +134,15 @@ struct PromptHelperTests {
         try process.run()
         defer { if process.isRunning { process.terminate() } }
         func type(_ text: String) { input.fileHandleForWriting.write(Data(text.utf8)) }
+        // The first prompt gets an allow key the instant it appears: too early, so ignored.
+        let screen = ScreenCapture(output.fileHandleForReading, typeOnFirst: "Answer within", reply: "a\n",
+                                   into: input.fileHandleForWriting)
+        /// Waits until the helper has printed `count` occurrences of `text`.
+        func waitForScreen(_ text: String, count: Int = 1) async throws {
+            for _ in 0..<2000 where screen.text.components(separatedBy: text).count - 1 < count {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
 
         #expect(daemon.accept())
         let register = try #require(daemon.receive())
@@ -113,9 +151,8 @@ struct PromptHelperTests {
 
         // 1: an allow typed at once is ignored; the same key after the delay answers.
         daemon.send(Self.prompt("dg-1", promptID: String(repeating: "a", count: 32)))
-        try await Task.sleep(for: .milliseconds(200))
-        type("a\n")
-        try await Task.sleep(for: .milliseconds(1000))
+        try await waitForScreen("ignored: typed too early")
+        try await Task.sleep(for: .milliseconds(3100))
         type("a\n")
         let first = try #require(daemon.receive())
         #expect(first["id"]?.stringValue == "dg-1")
@@ -123,13 +160,13 @@ struct PromptHelperTests {
 
         // 2: withdrawn before anyone answers: no reply for it.
         daemon.send(Self.prompt("dg-2", promptID: String(repeating: "b", count: 32)))
-        try await Task.sleep(for: .milliseconds(300))
+        try await waitForScreen("Answer within", count: 2)
         daemon.send(["jsonrpc": "2.0", "method": "agent.cancel", "params": ["prompt_id": .string(String(repeating: "b", count: 32))]])
-        try await Task.sleep(for: .milliseconds(400))
+        try await waitForScreen("withdrawn")
 
         // 3: deny needs no delay.
         daemon.send(Self.prompt("dg-3", promptID: String(repeating: "c", count: 32)))
-        try await Task.sleep(for: .milliseconds(300))
+        try await waitForScreen("Answer within", count: 3)
         type("d\n")
         let third = try #require(daemon.receive())
         #expect(third["id"]?.stringValue == "dg-3")
@@ -137,7 +174,7 @@ struct PromptHelperTests {
 
         process.terminate()
         process.waitUntilExit()
-        let shown = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let shown = screen.text
         #expect(shown.contains("Verified program : /usr/bin/python3  (pid 4242, uid 1000)"))
         #expect(shown.contains("Script (advisory): /tmp/invoice\\u{202E}fdp.py"))
         #expect(shown.contains("Claimed label    : \"Trusted\\u{1B}[32m OK\\u{1B}[0m\\u{A}Verified program : /usr/bin/safe\""))

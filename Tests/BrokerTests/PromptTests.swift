@@ -458,9 +458,19 @@ struct PromptTests {
         let broker = makeBroker(Sandbox())
         let helper = FakeHelper(behavior: .gated)
         try broker.registerHelper(helper)
-        let tasks = (0..<12).map { i in Task { await broker.decide(request("text.set", name: "f\(i)")) } }
-        await helper.waitForPrompts(1)
-        try await Task.sleep(for: .milliseconds(100))
+        let finished = Collector<Decision>()
+        let tasks = (0..<12).map { i in
+            Task {
+                let decision = await broker.decide(request("text.set", name: "f\(i)"))
+                finished.append(decision)
+                return decision
+            }
+        }
+        // The three that do not fit are turned away at once; the other nine are in the queue.
+        while finished.items.count < 3 { try await Task.sleep(for: .milliseconds(5)) }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(finished.items.count == 3)
+        #expect(finished.items.allSatisfy { $0.reason == .rateLimited })
         #expect(helper.callCount == 1)
         // Another client gets its own prompt while the first client's queue is full.
         let other = Task { await broker.decide(request("text.set", client: client(pid: 5000, connection: 2))) }

@@ -184,3 +184,10 @@ func request(_ method: String, client: ClientIdentity = client(), app: String? =
 extension Decision {
     var reasonText: String? { reason?.rawValue }
 }
+
+/// Values gathered from concurrent tasks.
+final class Collector<T: Sendable>: Sendable {
+    private let storage = Mutex<[T]>([])
+    func append(_ value: T) { storage.withLock { $0.append(value) } }
+    var items: [T] { storage.withLock { $0 } }
+}
