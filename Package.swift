@@ -50,7 +50,16 @@ let package = Package(
         // Hash-chained audit log.
         .target(
             name: "Audit",
-            dependencies: ["JSONRPC", "CSystemd", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "JSONRPC", "CSystemd", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings),
+        // Test helper: appends audit records until killed (crash-injection tests in AuditTests).
+        .executableTarget(
+            name: "audit-crash-writer",
+            dependencies: ["Audit", "JSONRPC", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/AuditCrashWriter",
             swiftSettings: strictSettings),
         // libdbus wrapper: connections, marshalling, async calls with timeouts.
         .target(name: "DBus", dependencies: ["CDBus"], swiftSettings: strictSettings),
@@ -78,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "deskgated",
             dependencies: [
-                "Daemon",
+                "Daemon", "ATSPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -103,6 +112,7 @@ let package = Package(
                 "DeskgateClient", "DeskgateAPI", "JSONRPC",
                 .product(name: "MCP", package: "swift-sdk"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings),
 
@@ -125,10 +135,22 @@ let package = Package(
             name: "BrokerTests",
             dependencies: ["Broker", "JSONRPC", "DeskgateAPI", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings),
-        .testTarget(name: "AuditTests", dependencies: ["Audit", "JSONRPC"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "AuditTests",
+            dependencies: [
+                "Audit", "JSONRPC", "CSystemd", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings),
         .testTarget(
             name: "DaemonTests",
             dependencies: ["Daemon", "DeskgateClient", "JSONRPC", "DeskgateAPI", "TestSupport", "CLinux"],
+            swiftSettings: strictSettings),
+        // Pure-logic tests of deskgate-mcp (its end-to-end tests are Python: Tests/MCPTests/run.sh).
+        .testTarget(
+            name: "MCPBridgeTests",
+            dependencies: ["deskgate-mcp", "JSONRPC", "DeskgateAPI", .product(name: "MCP", package: "swift-sdk")],
+            path: "Tests/MCPTests/Swift",
             swiftSettings: strictSettings),
         .testTarget(
             name: "ATSPITests",

@@ -217,7 +217,7 @@ final class StdinLines: Sendable {
         let thread = Thread { [self] in
             while let text = readLine(strippingNewline: true) {
                 let line: Line = (text, ContinuousClock.now)
-                let waiter = state.withLock { s -> CheckedContinuation<Line?, Never>? in
+                let waiter = self.state.withLock { s -> CheckedContinuation<Line?, Never>? in
                     if let waiter = s.waiter {
                         s.waiter = nil
                         return waiter.continuation
@@ -227,7 +227,7 @@ final class StdinLines: Sendable {
                 }
                 waiter?.resume(returning: line)
             }
-            let waiter = state.withLock { s -> CheckedContinuation<Line?, Never>? in
+            let waiter = self.state.withLock { s -> CheckedContinuation<Line?, Never>? in
                 s.eof = true
                 defer { s.waiter = nil }
                 return s.waiter?.continuation
