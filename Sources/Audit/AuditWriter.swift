@@ -41,7 +41,7 @@ final class AuditWriter: @unchecked Sendable {
     var recordsSinceCheckpoint = 0
     var rotatedSincePrune = false
     var closed = false
-    /// The last acknowledged bytes of the current segment (up to `tailKeep`), starting at file
+    /// The last acknowledged bytes of the current segment (at least `tailKeep` when there are that many), starting at file
     /// offset `tailOffset`. After a failed writeback the kernel may have lost blocks holding
     /// acknowledged records near the end (seen with ext4 on a failing device: the block shared with
     /// the failed batch, and with 1 KiB blocks others before it), so recovery writes them again.
@@ -102,7 +102,7 @@ final class AuditWriter: @unchecked Sendable {
             head = (seq, prev)
             durableSize += buffer.count
             tail.append(contentsOf: buffer)
-            if tail.count > Self.tailKeep {
+            if tail.count > 2 * Self.tailKeep {  // trim in steps: no 64 KiB memmove per batch
                 let drop = tail.count - Self.tailKeep
                 tail.removeFirst(drop)
                 tailOffset += drop
