@@ -51,6 +51,18 @@ public struct Dispatcher: Sendable {
         self.logger = logger
     }
 
+    /// Serves the request at once if its method is inline; nil means "dispatch it as a task".
+    public func dispatchInline(_ request: Request, session: ClientSession) -> Result<JSONValue, RPCError>? {
+        guard let entry = table.entry(request.method), let inline = entry.inlineHandler else { return nil }
+        let context = RequestContext(session: session, requestID: request.id, method: request.method, logger: logger)
+        do {
+            let params = try ParamsObject(validating: request.params, fields: entry.descriptor.fields)
+            return .success(try inline(params, context))
+        } catch {
+            return .failure(Self.rpcError(error))
+        }
+    }
+
     /// Serves one request and returns its result or error.
     public func dispatch(_ request: Request, session: ClientSession) async -> Result<JSONValue, RPCError> {
         guard let entry = table.entry(request.method) else { return .failure(.methodNotFound(request.method)) }

@@ -43,6 +43,8 @@ public struct RequestTarget: Sendable, Hashable {
 }
 
 public typealias MethodHandler = @Sendable (ParamsObject, RequestContext) async throws -> JSONValue
+/// A handler that completes without suspending or blocking; served inline on the event loop.
+public typealias InlineMethodHandler = @Sendable (ParamsObject, RequestContext) throws -> JSONValue
 public typealias TargetResolver = @Sendable (ParamsObject, RequestContext) async throws -> RequestTarget?
 
 /// One registered method: its declaration and its code.
@@ -50,6 +52,8 @@ public struct MethodEntry: Sendable {
     public let descriptor: MethodDescriptor
     public let resolveTarget: TargetResolver?
     public let handler: MethodHandler
+    /// Set for ungated methods that never suspend: they skip the task hop (latency matters for pings).
+    public let inlineHandler: InlineMethodHandler?
 }
 
 /// The dispatcher's registry. Handlers can only be registered through an ``APIMethod`` type, so
@@ -64,7 +68,17 @@ public struct MethodTable: Sendable {
     /// sees the app and element before the handler runs.
     public mutating func register<M: APIMethod>(_ method: M.Type, target: TargetResolver? = nil, handler: @escaping MethodHandler) {
         precondition(entries[M.name] == nil, "method \(M.name) registered twice")
-        entries[M.name] = MethodEntry(descriptor: M.descriptor, resolveTarget: target, handler: handler)
+        entries[M.name] = MethodEntry(descriptor: M.descriptor, resolveTarget: target, handler: handler, inlineHandler: nil)
+        order.append(M.name)
+    }
+
+    /// Registers an ungated method whose handler neither suspends nor blocks; it runs on the
+    /// connection's event loop without a task.
+    public mutating func registerInline<M: APIMethod>(_ method: M.Type, handler: @escaping InlineMethodHandler) {
+        precondition(entries[M.name] == nil, "method \(M.name) registered twice")
+        precondition(M.riskClass == nil, "gated methods cannot be inline: the broker may suspend")
+        entries[M.name] = MethodEntry(descriptor: M.descriptor, resolveTarget: nil,
+                                      handler: { params, context in try handler(params, context) }, inlineHandler: handler)
         order.append(M.name)
     }
 

@@ -10,13 +10,13 @@ public struct DaemonFacts: Sendable {
     public var startedAt: ContinuousClock.Instant
     public var clients: @Sendable () -> Int
     /// Extra top-level fields from subsystems (broker, audit, accessibility status).
-    public var extra: @Sendable () -> JSONObject
+    public var extra: @Sendable () async -> JSONObject
 }
 
 /// Methods every daemon serves, never gated: ping, info, session, discovery.
 enum CoreHandlers {
     static func register(into table: inout MethodTable, facts: DaemonFacts, discover: @escaping @Sendable () -> JSONValue) {
-        table.register(DaemonPing.self) { _, _ in "pong" }
+        table.registerInline(DaemonPing.self) { _, _ in "pong" }
 
         table.register(DaemonInfo.self) { _, _ in
             var object: JSONObject = [
@@ -26,23 +26,23 @@ enum CoreHandlers {
                 "socket": .string(facts.socket),
                 "clients": JSONValue(facts.clients()),
             ]
-            for member in facts.extra() { object[member.key] = member.value }
+            for member in await facts.extra() { object[member.key] = member.value }
             return .object(object)
         }
 
-        table.register(SessionHello.self) { params, context in
+        table.registerInline(SessionHello.self) { params, context in
             let label = try params.string("client")
             context.session.label = label
             return ["label": .string(label), "note": "advisory: shown apart from your verified identity, never used for decisions"]
         }
 
-        table.register(SessionWhoami.self) { _, context in
+        table.registerInline(SessionWhoami.self) { _, context in
             guard case .object(var object) = context.session.identityJSON else { return context.session.identityJSON }
             object["pidfd"] = .string(context.session.identity.pidfdSource.rawValue)
             return .object(object)
         }
 
-        table.register(RPCDiscover.self) { _, _ in discover() }
+        table.registerInline(RPCDiscover.self) { _, _ in discover() }
     }
 
     /// Test-only methods (`--enable-test-methods`); never registered in normal operation.

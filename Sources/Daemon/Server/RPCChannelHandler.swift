@@ -40,6 +40,9 @@ final class RPCChannelHandler: ChannelDuplexHandler {
     private var readHeld = false
     /// The client shut down its sending side: answer what is pending, then close.
     private var inputClosed = false
+    /// While a read is being processed, replies are written and flushed once at read-complete.
+    private var inRead = false
+    private var needsFlush = false
     /// Running requests by id, so `rpc.cancel` can reach them and duplicates are refused.
     private var running: [RequestID: (task: Task<Void, Never>, reply: (Response?) -> Void)] = [:]
 
@@ -110,6 +113,8 @@ final class RPCChannelHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         let events = buffer.withUnsafeReadableBytes { framer.feed($0) }
+        inRead = true
+        defer { inRead = false }
         for event in events {
             switch event {
             case .tooLarge:
@@ -122,6 +127,14 @@ final class RPCChannelHandler: ChannelDuplexHandler {
                 }
             }
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
     }
 
     private func drainQueue() {
@@ -183,6 +196,10 @@ final class RPCChannelHandler: ChannelDuplexHandler {
             return
         }
         guard let eventLoop = context?.eventLoop else { return }
+        if let result = dispatcher.dispatchInline(request, session: session) {
+            reply(Response(id: request.id, result: result))
+            return
+        }
         inFlight += 1
         server.inFlight.add(1, ordering: .relaxed)
         let dispatcher = self.dispatcher
@@ -235,7 +252,12 @@ final class RPCChannelHandler: ChannelDuplexHandler {
         guard let context, context.channel.isActive else { return }
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        if inRead {
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            needsFlush = true
+        } else {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        }
     }
 }
 

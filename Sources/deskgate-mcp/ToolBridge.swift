@@ -1,0 +1,301 @@
+import DeskgateAPI
+import DeskgateClient
+import JSONRPC
+import Logging
+
+/// A tool call's answer: text for the model, and whether it is an error.
+struct ToolOutcome: Sendable, Equatable {
+    var text: String
+    var isError: Bool
+}
+
+/// Runs MCP tool calls as deskgate requests and words their results for a language model.
+struct ToolBridge: Sendable {
+    let catalog: ToolCatalog
+    let link: DaemonLink
+    let memory: SessionMemory
+    let logger: Logger
+
+    /// How long a tool call may wait for the daemon; covers a person answering a prompt (60 s).
+    static let callTimeout: Duration = .seconds(150)
+    /// The bridge's own reads around an action; never prompt, never wait long.
+    static let auxiliaryTimeout: Duration = .seconds(15)
+    static let diffMaxNodes: Int64 = 3000
+
+    func call(name: String, arguments: JSONObject) async -> ToolOutcome {
+        guard let tool = catalog.tool(named: name) else {
+            return ToolOutcome(text: "Unknown tool '\(name)'. Tools: \(catalog.tools.map(\.name).joined(separator: ", ")).", isError: true)
+        }
+        var subject = ErrorText.Subject(tool: name, app: arguments["app"]?.stringValue,
+                                        field: arguments["field"]?.stringValue, ref: arguments["ref"]?.stringValue)
+        if subject.app == nil, let ref = subject.ref { subject.app = memory.scope(of: ref)?.app }
+        let outcome: ToolOutcome
+        do {
+            let params: JSONObject
+            do {
+                params = try tool.params(from: arguments)
+            } catch {
+                return ToolOutcome(text: "Invalid arguments for \(name): '\(error.data?["field"]?.stringValue ?? "?")' \(error.message).", isError: true)
+            }
+            switch tool.kind {
+            case .listApps: outcome = try await listApps(tool, params)
+            case .snapshot: outcome = try await snapshot(tool, params)
+            case .find: outcome = try await find(tool, params)
+            case .readText: outcome = try await readText(tool, params)
+            case .action: outcome = try await action(tool, params)
+            case .check: outcome = try await check(tool, arguments)
+            }
+        } catch {
+            logger.debug("tool \(name) failed: \(error)")
+            outcome = ToolOutcome(text: ErrorText.describe(error, subject: subject, tool: tool), isError: true)
+        }
+        return ToolOutcome(text: memory.scrub(outcome.text), isError: outcome.isError)
+    }
+
+    // MARK: - Reads
+
+    private func listApps(_ tool: ToolDefinition, _ params: JSONObject) async throws -> ToolOutcome {
+        let result = try await link.call(tool.method.name, params, timeout: Self.callTimeout, retryable: true)
+        guard let apps = result.arrayValue else { return ToolOutcome(text: ErrorText.compact(result), isError: false) }
+        if apps.isEmpty { return ToolOutcome(text: "No apps that deskgate-mcp may observe are running.", isError: false) }
+        var lines: [String] = []
+        var scopes: [String: RefScope] = [:]
+        for app in apps {
+            let id = app["id"]?.stringValue ?? "?"
+            let name = app["name"]?.stringValue ?? ""
+            var facts = ["id \(id)"]
+            if let pid = app["pid"]?.intValue { facts.append("pid \(pid)") }
+            if let toolkit = app["toolkit"]?.stringValue, !toolkit.isEmpty { facts.append(toolkit) }
+            if let exe = app["exe"]?.stringValue, !exe.isEmpty { facts.append(exe) }
+            lines.append("\(quoted(name)) (\(facts.joined(separator: ", ")))")
+            for window in app["windows"]?.arrayValue ?? [] {
+                let ref = window["ref"]?.stringValue
+                let role = window["role"]?.stringValue ?? "window"
+                var line = "  - \(role) \(quoted(window["name"]?.stringValue ?? ""))"
+                if let ref { line += " [ref=\(ref)]" }
+                if window["active"]?.boolValue == true { line += " (active)" }
+                lines.append(line)
+                if let ref { scopes[ref] = RefScope(app: id, window: ref, windowName: window["name"]?.stringValue) }
+            }
+        }
+        memory.remember(scopes)
+        return ToolOutcome(text: lines.joined(separator: "\n"), isError: false)
+    }
+
+    private func snapshot(_ tool: ToolDefinition, _ params: JSONObject) async throws -> ToolOutcome {
+        let result = try await link.call(tool.method.name, params, timeout: Self.callTimeout, retryable: true)
+        let app = result["app"]?.stringValue ?? params["app"]?.stringValue ?? ""
+        let outline = result["outline"]?.stringValue ?? ""
+        let lines = OutlineLine.parse(outline)
+        memory.remember(OutlineScopes.scopes(of: lines, app: app))
+        var header = "App \(quoted(params["app"]?.stringValue ?? app)): \(lines.count) elements"
+        header += " (filter \(params["filter"]?.stringValue ?? "interactive"))"
+        if result["truncated"]?.boolValue == true {
+            header += "; cut off at \(params["max_nodes"]?.intValue ?? ToolCatalog.snapshotDefaultMaxNodes) nodes: use find, or a larger max_nodes"
+        }
+        return ToolOutcome(text: header + "\n" + outline, isError: false)
+    }
+
+    private func find(_ tool: ToolDefinition, _ params: JSONObject) async throws -> ToolOutcome {
+        let result = try await link.call(tool.method.name, params, timeout: Self.callTimeout, retryable: true)
+        let nodes = result["nodes"]?.arrayValue ?? []
+        let app = params["app"]?.stringValue ?? ""
+        if nodes.isEmpty { return ToolOutcome(text: "No matching elements in \(quoted(app)).", isError: false) }
+        var scopes: [String: RefScope] = [:]
+        var lines = ["\(nodes.count) matching element\(nodes.count == 1 ? "" : "s") in \(quoted(app))"
+            + (result["truncated"]?.boolValue == true ? " (more exist; narrow the search)" : "") + ":"]
+        for node in nodes {
+            lines.append(describeNode(node))
+            if let ref = node["ref"]?.stringValue, memory.scope(of: ref) == nil { scopes[ref] = RefScope(app: app, role: node["role"]?.stringValue) }
+        }
+        memory.remember(scopes)
+        return ToolOutcome(text: lines.joined(separator: "\n"), isError: false)
+    }
+
+    private func readText(_ tool: ToolDefinition, _ params: JSONObject) async throws -> ToolOutcome {
+        let result = try await link.call(tool.method.name, params, timeout: Self.callTimeout, retryable: true)
+        return ToolOutcome(text: result["text"]?.stringValue ?? ErrorText.compact(result), isError: false)
+    }
+
+    // MARK: - Actions
+
+    private func action(_ tool: ToolDefinition, _ params: JSONObject) async throws -> ToolOutcome {
+        let targetRef = params["ref"]?.stringValue
+        // Scope of the diff: the element's window when we have seen it, else its whole app.
+        var scope = targetRef.flatMap(memory.scope(of:))
+        if scope == nil, let app = params["app"]?.stringValue { scope = RefScope(app: app) }
+        let before = await outline(of: scope)
+
+        let result = try await link.call(tool.method.name, params, timeout: Self.callTimeout, retryable: false)
+
+        let ref = targetRef ?? result["ref"]?.stringValue
+        let element = await elementLine(ref: ref)
+        let role = element?.role ?? ref.flatMap(memory.scope(of:))?.role
+        if role == "password text", let value = params["value"]?.stringValue {
+            memory.rememberSecret(value)
+        }
+        var changes: [OutlineDiff.Change]?
+        if let before {
+            var after = await outline(of: scope)
+            if let a = after, OutlineDiff.changes(before: before, after: a).isEmpty {
+                // Some toolkits apply an action after the call returns; look once more.
+                try? await Task.sleep(for: .milliseconds(250))
+                after = await outline(of: scope) ?? after
+            }
+            changes = after.map { OutlineDiff.changes(before: before, after: $0) }
+        }
+        return ToolOutcome(text: actionSummary(tool, params: params, result: result, ref: ref, element: element,
+                                               scope: scope, changes: changes),
+                           isError: result["ok"]?.boolValue == false)
+    }
+
+    private func actionSummary(
+        _ tool: ToolDefinition, params: JSONObject, result: JSONValue, ref: String?, element: OutlineLine?,
+        scope: RefScope?, changes: [OutlineDiff.Change]?
+    ) -> String {
+        var lines: [String] = []
+        let target = element.map { $0.key(withRef: true) } ?? ref.map { "[ref=\($0)]" } ?? "the element"
+        switch tool.name {
+        case "activate":
+            let action = result["action"]?.stringValue ?? params["action"]?.stringValue ?? "default action"
+            lines.append("Did '\(action)' on \(target).")
+        case "focus":
+            lines.append("Focused \(target).")
+        case "fill_field", "set_text":
+            let field = params["field"]?.stringValue.map { "field \(quoted($0)) " } ?? ""
+            let matches = result["matches"]?.boolValue
+            let length = result["length"]?.intValue
+            var line = "Set the text of \(field)\(target)"
+            if matches == true { line += "; it now holds the value" + (length.map { " (\($0) characters)" } ?? "") + "." }
+            else if matches == false { line += ", but the field does not hold the value afterwards (the app may have changed or rejected it)." }
+            else { line += "." }
+            lines.append(line)
+        case "set_value":
+            let value = result["value"].map(Self.number) ?? "?"
+            lines.append("Set the value of \(target); it is now \(value).")
+        default:
+            lines.append("Done: \(tool.name) on \(target).")
+        }
+        if element == nil, let states = result["states"]?.arrayValue?.compactMap(\.stringValue) {
+            lines.append("States now: " + (states.isEmpty ? "none" : states.joined(separator: ", ")) + ".")
+        }
+        let place = scope?.windowName.map { "window \(quoted($0))" } ?? scope.map { "app \(quoted($0.app))" } ?? "the window"
+        switch changes {
+        case nil where scope == nil:
+            lines.append("(No outline diff: this ref was not seen in a snapshot of this session.)")
+        case nil:
+            lines.append("(No outline diff: \(place) could not be read before and after the action.)")
+        case let changes? where changes.isEmpty:
+            lines.append("Nothing else changed in \(place).")
+        case let changes?:
+            lines.append("Changes in \(place):")
+            lines.append(OutlineDiff.render(changes))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The outline of `scope` as the bridge reads it for diffs: everything showing, never prompting.
+    private func outline(of scope: RefScope?) async -> [OutlineLine]? {
+        guard let scope else { return nil }
+        var params: JSONObject = ["app": .string(scope.app), "filter": "showing", "format": "outline",
+                                  "max_nodes": .int(Self.diffMaxNodes), "interactive": false]
+        if let window = scope.window { params["root"] = .string(window) }
+        do {
+            let result = try await link.call(TreeSnapshot.name, params, timeout: Self.auxiliaryTimeout, retryable: true)
+            guard let text = result["outline"]?.stringValue else { return nil }
+            let lines = OutlineLine.parse(text)
+            memory.remember(OutlineScopes.scopes(of: lines, app: scope.app).mapValues { found in
+                // A subtree read starts below the app; keep the window we know.
+                found.window == nil ? RefScope(app: scope.app, window: scope.window, windowName: scope.windowName, role: found.role) : found
+            })
+            return lines
+        } catch {
+            logger.debug("outline read for diff failed: \(error)")
+            return nil
+        }
+    }
+
+    /// The element as one outline-style line (role, name, ref, states), read after an action.
+    private func elementLine(ref: String?) async -> OutlineLine? {
+        guard let ref else { return nil }
+        do {
+            let node = try await link.call(ElementGet.name, ["ref": .string(ref), "interactive": false],
+                                           timeout: Self.auxiliaryTimeout, retryable: true)
+            return OutlineLine(describeNode(node))
+        } catch {
+            logger.debug("element.get after action failed: \(error)")
+            return nil
+        }
+    }
+
+    // MARK: - Check
+
+    private func check(_ tool: ToolDefinition, _ arguments: JSONObject) async throws -> ToolOutcome {
+        let toolName = arguments["tool"]?.stringValue ?? ""
+        guard let target = catalog.tool(named: toolName), target.kind != .check else {
+            return ToolOutcome(text: "check: unknown tool '\(toolName)'.", isError: true)
+        }
+        let params: JSONObject
+        do {
+            params = try target.params(from: arguments["arguments"]?.objectValue ?? [:])
+        } catch {
+            return ToolOutcome(text: "check: invalid arguments for \(toolName): '\(error.data?["field"]?.stringValue ?? "?")' \(error.message).", isError: true)
+        }
+        let result = try await link.call(tool.method.name, ["method": .string(target.method.name), "params": .object(params)],
+                                         timeout: Self.callTimeout, retryable: true)
+        let effect = result["effect"]?.stringValue ?? "unknown"
+        let rule = result["rule"]?.stringValue
+        let reason = result["reason"]?.stringValue
+        let riskClass = result["class"]?.stringValue ?? target.method.riskClass?.rawValue ?? "none"
+        var text: String
+        switch effect {
+        case "allow": text = "\(toolName) would be allowed"
+        case "ask": text = "\(toolName) would ask a person first"
+        case "deny": text = "\(toolName) would be denied"
+        default: text = "\(toolName): the broker answered '\(effect)'"
+        }
+        text += " (method \(target.method.name), class \(riskClass)"
+        if let rule { text += ", rule '\(rule)'" }
+        if let reason, !reason.isEmpty { text += ", reason: \(reason)" }
+        text += "). Nothing was done."
+        return ToolOutcome(text: text, isError: false)
+    }
+
+    // MARK: - Formatting
+
+    /// `- ROLE "NAME" [ref=REF] (STATES) actions: A, B`
+    private func describeNode(_ node: JSONValue) -> String {
+        var line = "- \(node["role"]?.stringValue ?? "element") \(quoted(node["name"]?.stringValue ?? ""))"
+        if let ref = node["ref"]?.stringValue { line += " [ref=\(ref)]" }
+        let states = node["states"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        if !states.isEmpty { line += " (\(states.joined(separator: ", ")))" }
+        if let actions = node["actions"]?.arrayValue?.compactMap(\.stringValue), !actions.isEmpty {
+            line += " actions: \(actions.joined(separator: ", "))"
+        }
+        if node["role"]?.stringValue != "password text", let text = node["text"]?.stringValue, !text.isEmpty {
+            line += ": \(text)"
+        }
+        return line
+    }
+
+    /// A number as a person writes it (7, not 7.0).
+    static func number(_ value: JSONValue) -> String {
+        if let i = value.intValue { return String(i) }
+        if let d = value.doubleValue { return String(d) }
+        return ErrorText.compact(value)
+    }
+
+    /// `s` in double quotes, escaped as the daemon's outline does it.
+    private func quoted(_ s: String) -> String {
+        var out = "\""
+        for ch in s {
+            switch ch {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n", "\r", "\r\n", "\t": out += " "
+            default: out.append(ch)
+            }
+        }
+        return out + "\""
+    }
+}
