@@ -86,6 +86,7 @@ public final class AuditLog: Sendable {
         writer.segments = scan.segments
         writer.durableSize = scan.segments.last?.bytes ?? 0
         if let tail = scan.tail { writer.head = tail }
+        writer.loadTail()
 
         var maintenance: [JSONObject] = []
         if let torn = scan.torn {
