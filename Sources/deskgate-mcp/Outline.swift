@@ -60,7 +60,7 @@ struct OutlineLine: Sendable, Equatable {
 }
 
 extension String {
-    fileprivate func trimmingSuffix(_ character: Character) -> String {
+    func trimmingSuffix(_ character: Character) -> String {
         var s = Substring(self)
         while s.last == character { s = s.dropLast() }
         return String(s)

@@ -93,7 +93,7 @@ struct ToolBridge: Sendable {
         if result["truncated"]?.boolValue == true {
             header += "; cut off at \(params["max_nodes"]?.intValue ?? ToolCatalog.snapshotDefaultMaxNodes) nodes: use find, or a larger max_nodes"
         }
-        return ToolOutcome(text: header + "\n" + outline, isError: false)
+        return ToolOutcome(text: header + "\n" + outline.trimmingSuffix("\n"), isError: false)
     }
 
     private func find(_ tool: ToolDefinition, _ params: JSONObject) async throws -> ToolOutcome {
@@ -154,29 +154,31 @@ struct ToolBridge: Sendable {
         scope: RefScope?, changes: [OutlineDiff.Change]?
     ) -> String {
         var lines: [String] = []
-        let target = element.map { $0.key(withRef: true) } ?? ref.map { "[ref=\($0)]" } ?? "the element"
+        // A short name for the first line; the element's full line follows.
+        let short = element.map { "\($0.role) \(quoted($0.name))" } ?? ref.map { "element \($0)" } ?? "the element"
         switch tool.name {
         case "activate":
             let action = result["action"]?.stringValue ?? params["action"]?.stringValue ?? "default action"
-            lines.append("Did '\(action)' on \(target).")
+            lines.append("Did '\(action)' on \(short).")
         case "focus":
-            lines.append("Focused \(target).")
+            lines.append("Focused \(short).")
         case "fill_field", "set_text":
-            let field = params["field"]?.stringValue.map { "field \(quoted($0)) " } ?? ""
-            let matches = result["matches"]?.boolValue
-            let length = result["length"]?.intValue
-            var line = "Set the text of \(field)\(target)"
-            if matches == true { line += "; it now holds the value" + (length.map { " (\($0) characters)" } ?? "") + "." }
-            else if matches == false { line += ", but the field does not hold the value afterwards (the app may have changed or rejected it)." }
-            else { line += "." }
-            lines.append(line)
+            let what = params["field"]?.stringValue.map { "field \(quoted($0))" } ?? short
+            let length = result["length"]?.intValue.map { " (\($0) characters)" } ?? ""
+            switch result["matches"]?.boolValue {
+            case true?: lines.append("Set the text of \(what)\(length); it now holds the value.")
+            case false?: lines.append("Set the text of \(what), but it does not hold the value afterwards (the app may have changed or rejected it).")
+            case nil: lines.append("Set the text of \(what).")
+            }
         case "set_value":
             let value = result["value"].map(Self.number) ?? "?"
-            lines.append("Set the value of \(target); it is now \(value).")
+            lines.append("Set the value of \(short); it is now \(value).")
         default:
-            lines.append("Done: \(tool.name) on \(target).")
+            lines.append("Done: \(tool.name) on \(short).")
         }
-        if element == nil, let states = result["states"]?.arrayValue?.compactMap(\.stringValue) {
+        if let element {
+            lines.append("Element now: " + element.key(withRef: true))
+        } else if let states = result["states"]?.arrayValue?.compactMap(\.stringValue) {
             lines.append("States now: " + (states.isEmpty ? "none" : states.joined(separator: ", ")) + ".")
         }
         let place = scope?.windowName.map { "window \(quoted($0))" } ?? scope.map { "app \(quoted($0.app))" } ?? "the window"
@@ -263,17 +265,21 @@ struct ToolBridge: Sendable {
 
     // MARK: - Formatting
 
-    /// `- ROLE "NAME" [ref=REF] (STATES) actions: A, B`
+    /// States the daemon's outline leaves out (nearly every widget has them); node lines built
+    /// here from JSON nodes leave them out too, so both read alike.
+    static let quietStates: Set<String> = [
+        "enabled", "sensitive", "visible", "showing", "opaque", "single-line", "horizontal", "vertical",
+        "resizable", "selectable-text", "has-tooltip",
+    ]
+
+    /// A JSON node as an outline line: `- ROLE "NAME" [ref=REF] (STATES): TEXT`.
     private func describeNode(_ node: JSONValue) -> String {
         var line = "- \(node["role"]?.stringValue ?? "element") \(quoted(node["name"]?.stringValue ?? ""))"
         if let ref = node["ref"]?.stringValue { line += " [ref=\(ref)]" }
-        let states = node["states"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let states = (node["states"]?.arrayValue?.compactMap(\.stringValue) ?? []).filter { !Self.quietStates.contains($0) }
         if !states.isEmpty { line += " (\(states.joined(separator: ", ")))" }
-        if let actions = node["actions"]?.arrayValue?.compactMap(\.stringValue), !actions.isEmpty {
-            line += " actions: \(actions.joined(separator: ", "))"
-        }
         if node["role"]?.stringValue != "password text", let text = node["text"]?.stringValue, !text.isEmpty {
-            line += ": \(text)"
+            line += ": " + String(text.prefix(500)).replacing("\n", with: " ")
         }
         return line
     }
