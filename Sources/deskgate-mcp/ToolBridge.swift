@@ -196,16 +196,21 @@ struct ToolBridge: Sendable {
         return lines.joined(separator: "\n")
     }
 
-    /// The outline of `scope` as the bridge reads it for diffs: everything showing, never prompting.
+    /// The outline of `scope` as the bridge reads it for diffs, never prompting.
+    ///
+    /// Filter `showing` keeps the read small and the diff about what is on screen. Some
+    /// toolkits (GTK 4.8) mark only the window itself `showing`; when a read shows windows with
+    /// nothing inside, this app is read with `all` from then on.
     private func outline(of scope: RefScope?) async -> [OutlineLine]? {
         guard let scope else { return nil }
-        var params: JSONObject = ["app": .string(scope.app), "filter": "showing", "format": "outline",
-                                  "max_nodes": .int(Self.diffMaxNodes), "interactive": false]
-        if let window = scope.window { params["root"] = .string(window) }
         do {
-            let result = try await link.call(TreeSnapshot.name, params, timeout: Self.auxiliaryTimeout, retryable: true)
-            guard let text = result["outline"]?.stringValue else { return nil }
-            let lines = OutlineLine.parse(text)
+            var filter = memory.diffFilter(app: scope.app)
+            var lines = try await readOutline(scope, filter: filter)
+            if filter == "showing", OutlineScopes.onlyEmptyWindows(lines) {
+                filter = "all"
+                memory.setDiffFilter(filter, app: scope.app)
+                lines = try await readOutline(scope, filter: filter)
+            }
             memory.remember(OutlineScopes.scopes(of: lines, app: scope.app).mapValues { found in
                 // A subtree read starts below the app; keep the window we know.
                 found.window == nil ? RefScope(app: scope.app, window: scope.window, windowName: scope.windowName, role: found.role) : found
@@ -215,6 +220,15 @@ struct ToolBridge: Sendable {
             logger.debug("outline read for diff failed: \(error)")
             return nil
         }
+    }
+
+    private func readOutline(_ scope: RefScope, filter: String) async throws -> [OutlineLine] {
+        var params: JSONObject = ["app": .string(scope.app), "filter": .string(filter), "format": "outline",
+                                  "max_nodes": .int(Self.diffMaxNodes), "interactive": false]
+        if let window = scope.window { params["root"] = .string(window) }
+        let result = try await link.call(TreeSnapshot.name, params, timeout: Self.auxiliaryTimeout, retryable: true)
+        guard let text = result["outline"]?.stringValue else { throw RPCError.internalError("snapshot without outline") }
+        return OutlineLine.parse(text)
     }
 
     /// The element as one outline-style line (role, name, ref, states), read after an action.
