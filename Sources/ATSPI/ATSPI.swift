@@ -1,1 +1,0 @@
-// ATSPI module: see docs/architecture.md.

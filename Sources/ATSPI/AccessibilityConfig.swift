@@ -1,0 +1,37 @@
+/// Settings of the accessibility service.
+public struct AccessibilityConfig: Sendable {
+    /// Address of the accessibility bus; nil: `AT_SPI_BUS_ADDRESS`, else `org.a11y.Bus.GetAddress`
+    /// on the session bus.
+    public var busAddress: String?
+    /// Per-call timeout of small reads (name, role, state, children...).
+    public var smallCallTimeout: Duration
+    /// Per-call timeout of bulk reads (`Cache.GetItems`, `Collection.GetMatches`).
+    public var bulkCallTimeout: Duration
+    /// Per-call timeout of actions (`DoAction`, `SetTextContents`, `GrabFocus`, value writes).
+    public var actionTimeout: Duration
+    /// Overall deadline of one request; a walk that reaches it returns what it has, truncated.
+    public var requestDeadline: Duration
+    /// Open peer-to-peer connections to apps that offer them (atk-bridge), after checking that
+    /// the peer is the process the bus says owns the app.
+    public var usePeerToPeer: Bool
+    /// Set `org.a11y.Status.IsEnabled` to true at start (and restore it at shutdown).
+    public var enableAccessibility: Bool
+
+    public init(
+        busAddress: String? = nil,
+        smallCallTimeout: Duration = .milliseconds(500),
+        bulkCallTimeout: Duration = .seconds(5),
+        actionTimeout: Duration = .seconds(2),
+        requestDeadline: Duration = .seconds(10),
+        usePeerToPeer: Bool = true,
+        enableAccessibility: Bool = true
+    ) {
+        self.busAddress = busAddress
+        self.smallCallTimeout = smallCallTimeout
+        self.bulkCallTimeout = bulkCallTimeout
+        self.actionTimeout = actionTimeout
+        self.requestDeadline = requestDeadline
+        self.usePeerToPeer = usePeerToPeer
+        self.enableAccessibility = enableAccessibility
+    }
+}

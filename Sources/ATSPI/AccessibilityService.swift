@@ -1,0 +1,434 @@
+import JSONRPC
+public import Logging
+import DBus
+import Glibc
+import Synchronization
+
+/// Reads apps' accessibility trees over AT-SPI and acts on their elements.
+///
+/// Every method is safe to call concurrently. D-Bus traffic runs on the connections' own
+/// threads; this type only awaits replies. Errors thrown are ``RPCError``s with the codes of the
+/// accessibility API (-32002 app gone, -32003 element gone, -32004 not responding, -32005 not
+/// supported, -32006 invalid value, -32008 bus unavailable, -32009 ambiguous).
+public final class AccessibilityService: Sendable {
+    let config: AccessibilityConfig
+    let logger: Logger
+    let bus: DBusConnection
+    private let session: DBusConnection?
+    private let previousIsEnabled: Bool?
+    let refs = RefTable()
+    private let apps = Mutex<[String: AppHandle]>([:])
+    let events: EventRouter
+
+    private init(config: AccessibilityConfig, logger: Logger, bus: DBusConnection, session: DBusConnection?,
+                 previousIsEnabled: Bool?)
+    {
+        self.config = config
+        self.logger = logger
+        self.bus = bus
+        self.session = session
+        self.previousIsEnabled = previousIsEnabled
+        self.events = EventRouter()
+    }
+
+    /// Connects to the accessibility bus and turns accessibility on.
+    /// - Throws: ``RPCError`` -32008 when no accessibility bus can be reached.
+    public static func start(config: AccessibilityConfig, logger: Logger) async throws -> AccessibilityService {
+        var session: DBusConnection?
+        func openSession() async -> DBusConnection? {
+            if let session { return session }
+            do {
+                session = try await DBusConnection.openSessionBus()
+            } catch {
+                logger.info("no session bus", metadata: ["error": "\(error)"])
+            }
+            return session
+        }
+        var address = config.busAddress
+        if address == nil, let raw = getenv("AT_SPI_BUS_ADDRESS"), raw.pointee != 0 {
+            address = String(cString: raw)
+        }
+        if address == nil, let session = await openSession() {
+            do {
+                let reply = try await session.call(destination: "org.a11y.Bus", path: "/org/a11y/bus",
+                                                   interface: "org.a11y.Bus", member: "GetAddress",
+                                                   timeout: .seconds(5))
+                address = reply.first?.stringValue
+            } catch {
+                logger.warning("org.a11y.Bus.GetAddress failed", metadata: ["error": "\(error)"])
+            }
+        }
+        guard let address, !address.isEmpty else {
+            throw RPCError(.busUnavailable, "accessibility bus unavailable: no AT_SPI_BUS_ADDRESS and no org.a11y.Bus")
+        }
+        let bus: DBusConnection
+        do {
+            bus = try await DBusConnection.open(address: address, isBus: true, name: "a11y-bus")
+        } catch {
+            throw RPCError(.busUnavailable, "accessibility bus unavailable: \(error.name)")
+        }
+        var previous: Bool?
+        if config.enableAccessibility, let session = await openSession() {
+            previous = await setIsEnabled(true, session: session, logger: logger)
+        }
+        logger.info("accessibility bus connected", metadata: ["name": "\(bus.uniqueName ?? "?")"])
+        let service = AccessibilityService(config: config, logger: logger, bus: bus, session: session,
+                                           previousIsEnabled: previous)
+        service.events.attach(service: service)
+        return service
+    }
+
+    /// Sets `org.a11y.Status.IsEnabled`; returns the previous value when it changed it.
+    private static func setIsEnabled(_ value: Bool, session: DBusConnection, logger: Logger) async -> Bool? {
+        do {
+            let reply = try await session.call(destination: "org.a11y.Bus", path: "/org/a11y/bus",
+                                               interface: Atspi.properties, member: "Get",
+                                               args: [.string("org.a11y.Status"), .string("IsEnabled")],
+                                               timeout: .seconds(2))
+            let current = reply.first?.boolValue
+            if current == value { return nil }
+            _ = try await session.call(destination: "org.a11y.Bus", path: "/org/a11y/bus",
+                                       interface: Atspi.properties, member: "Set",
+                                       args: [.string("org.a11y.Status"), .string("IsEnabled"), .variant(.bool(value))],
+                                       timeout: .seconds(2))
+            return current ?? !value
+        } catch {
+            logger.warning("cannot set org.a11y.Status.IsEnabled", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Restores `IsEnabled`, ends event registrations and closes every connection.
+    public func shutdown() async {
+        await events.shutdown()
+        if let previous = previousIsEnabled, let session {
+            _ = await Self.setIsEnabled(previous, session: session, logger: logger)
+        }
+        let handles = apps.withLock { a -> [AppHandle] in
+            defer { a.removeAll() }
+            return Array(a.values)
+        }
+        for handle in handles { handle.peer?.close() }
+        bus.close()
+        session?.close()
+    }
+
+    // MARK: - Apps
+
+    /// Every app registered with the AT-SPI registry.
+    public func listApps() async throws -> [AppInfo] {
+        let children = try await registryChildren()
+        return await withTaskGroup(of: (Int, AppInfo).self) { group in
+            for (index, child) in children.enumerated() {
+                group.addTask { (index, await self.appInfo(busName: child.name, rootPath: child.path)) }
+            }
+            var result: [(Int, AppInfo)] = []
+            for await item in group { result.append(item) }
+            return result.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+    }
+
+    /// The app with this id, or the only app with this name.
+    /// - Throws: -32002 when none matches, -32009 when several apps have the name.
+    public func resolveApp(_ idOrName: String) async throws -> AppInfo {
+        let handle = try await resolveHandle(idOrName)
+        return await appInfo(busName: handle.busName, rootPath: handle.rootPath)
+    }
+
+    func registryChildren() async throws(RPCError) -> [(name: String, path: String)] {
+        let reply: [DBusValue]
+        do {
+            reply = try await bus.call(destination: Atspi.registry, path: Atspi.rootPath, interface: Atspi.accessible,
+                                       member: "GetChildren", timeout: config.smallCallTimeout)
+        } catch {
+            throw RPCError(.busUnavailable, "accessibility registry unavailable: \(error.name)")
+        }
+        let children = (reply.first?.arrayValue ?? []).compactMap(\.objectReference)
+        let live = Set(children.map(\.name))
+        let gone = apps.withLock { a -> [AppHandle] in
+            let stale = a.values.filter { !live.contains($0.busName) }
+            for handle in stale { a.removeValue(forKey: handle.busName) }
+            return stale
+        }
+        for handle in gone { forget(handle) }
+        return children
+    }
+
+    private func forget(_ handle: AppHandle) {
+        handle.peer?.close()
+        refs.removeApp(handle.busName)
+        apps.withLock { a in
+            if a[handle.busName] === handle { a.removeValue(forKey: handle.busName) }
+        }
+    }
+
+    func resolveHandle(_ idOrName: String) async throws(RPCError) -> AppHandle {
+        let children = try await registryChildren()
+        if let child = children.first(where: { $0.name == idOrName }) {
+            return try await handle(busName: child.name, rootPath: child.path)
+        }
+        var matches: [AppHandle] = []
+        var unresponsive = false
+        for child in children {
+            do {
+                let handle = try await handle(busName: child.name, rootPath: child.path)
+                if handle.name == idOrName { matches.append(handle) }
+            } catch {
+                unresponsive = true
+            }
+        }
+        if matches.count == 1 { return matches[0] }
+        if matches.count > 1 {
+            let candidates: [JSONValue] = matches.map {
+                ["id": .string($0.busName), "name": .string($0.name), "pid": .int(Int64($0.pid))]
+            }
+            throw RPCError(.ambiguous, "\(matches.count) apps are named \(JSONWriter.escapedForMessage(idOrName))",
+                           data: ["candidates": .array(candidates)])
+        }
+        throw RPCError(.appNotFound, "no app \(JSONWriter.escapedForMessage(idOrName))"
+                       + (unresponsive ? " (some apps did not answer)" : ""))
+    }
+
+    /// The cached handle of an app, creating it on first sight.
+    func handle(busName: String, rootPath: String) async throws(RPCError) -> AppHandle {
+        if let existing = apps.withLock({ $0[busName] }) { return existing }
+        let created = try await makeHandle(busName: busName, rootPath: rootPath)
+        return apps.withLock { a in
+            if let raced = a[busName] {
+                created.peer?.close()
+                return raced
+            }
+            a[busName] = created
+            return created
+        }
+    }
+
+    private func makeHandle(busName: String, rootPath: String) async throws(RPCError) -> AppHandle {
+        let pid = try await processID(of: busName)
+        let exe = Self.executable(of: pid)
+        let small = config.smallCallTimeout
+        let probe = await bus.callBatch([
+            DBusCall(destination: busName, path: rootPath, interface: Atspi.properties, member: "Get",
+                     args: [.string(Atspi.accessible), .string("Name")]),
+            DBusCall(destination: busName, path: rootPath, interface: Atspi.properties, member: "Get",
+                     args: [.string(Atspi.application), .string("ToolkitName")]),
+        ], timeout: small)
+        if case .failure(let error) = probe[0] {
+            if error.isTimeout { throw RPCError(.appNotResponding, "app \(busName) did not answer") }
+            if error.isPeerGone { throw RPCError(.appNotFound, "app \(busName) has gone") }
+        }
+        let name = (try? probe[0].get())?.first?.stringValue ?? ""
+        let toolkit = (try? probe[1].get())?.first?.stringValue ?? ""
+        let fullCache = AppHandle.toolkitHasFullCache(toolkit)
+        var peer: DBusConnection?
+        if config.usePeerToPeer, fullCache {
+            peer = await openPeer(busName: busName, rootPath: rootPath, pid: pid)
+        }
+        return AppHandle(busName: busName, rootPath: rootPath, pid: pid, exe: exe, name: name, toolkit: toolkit,
+                         peer: peer, hasFullCache: fullCache)
+    }
+
+    /// A peer-to-peer connection to the app, used only if the kernel says the socket's peer is
+    /// the process the bus says owns the app (an app could otherwise point us at another app).
+    private func openPeer(busName: String, rootPath: String, pid: Int32) async -> DBusConnection? {
+        do {
+            let reply = try await bus.call(destination: busName, path: rootPath, interface: Atspi.application,
+                                           member: "GetApplicationBusAddress", timeout: config.smallCallTimeout)
+            guard let address = reply.first?.stringValue, address.hasPrefix("unix:") else { return nil }
+            let connection = try await DBusConnection.open(address: address, isBus: false, name: "a11y-p2p")
+            guard connection.peerProcessID == pid else {
+                logger.warning("peer-to-peer address of an app leads to another process; not used",
+                               metadata: ["app": "\(busName)", "pid": "\(pid)"])
+                connection.close()
+                return nil
+            }
+            return connection
+        } catch {
+            return nil
+        }
+    }
+
+    func processID(of busName: String) async throws(RPCError) -> Int32 {
+        do {
+            let reply = try await bus.call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus",
+                                           interface: "org.freedesktop.DBus", member: "GetConnectionUnixProcessID",
+                                           args: [.string(busName)], timeout: config.smallCallTimeout)
+            guard let pid = reply.first?.integerValue else { throw RPCError(.appNotFound, "app \(busName) has no pid") }
+            return Int32(pid)
+        } catch let error as DBusError {
+            throw RPCError(.appNotFound, "app \(busName) has gone (\(error.name))")
+        } catch {
+            throw RPCError(.appNotFound, "app \(busName) has no pid")
+        }
+    }
+
+    static func executable(of pid: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/\(pid)/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    private func appInfo(busName: String, rootPath: String) async -> AppInfo {
+        let handle: AppHandle
+        do {
+            handle = try await self.handle(busName: busName, rootPath: rootPath)
+        } catch {
+            let pid = (try? await processID(of: busName)) ?? 0
+            return AppInfo(id: busName, name: "", pid: pid, exe: pid > 0 ? Self.executable(of: pid) : nil,
+                           toolkit: "", windows: [], responding: false)
+        }
+        var info = AppInfo(id: handle.busName, name: handle.name, pid: handle.pid, exe: handle.exe,
+                           toolkit: handle.toolkit, windows: [], responding: !handle.isHung)
+        guard info.responding else { return info }
+        do {
+            let nodes = try await readNodes(handle, paths: try await childPaths(handle, of: handle.rootPath),
+                                            withChildren: false)
+            info.windows = nodes.map { node in
+                AppInfo.WindowInfo(ref: refs.ref(app: handle.busName, path: node.path, role: node.role, name: node.name),
+                                   name: node.name, role: AtspiNames.role(node.role), active: node.states.isActive)
+            }
+        } catch {
+            info.responding = !handle.isHung
+        }
+        return info
+    }
+
+    // MARK: - Calls to apps
+
+    /// Calls a method of an app's object, mapping failures to the API's errors and keeping the
+    /// app's hung state.
+    func call(_ app: AppHandle, _ path: String, _ interface: String, _ member: String, _ args: [DBusValue] = [],
+              timeout: Duration) async throws(RPCError) -> [DBusValue]
+    {
+        try failFastIfHung(app)
+        do {
+            if let peer = app.peer, peer.isConnected {
+                return try await peer.call(destination: nil, path: path, interface: interface, member: member,
+                                           args: args, timeout: timeout)
+            }
+            return try await bus.call(destination: app.busName, path: path, interface: interface, member: member,
+                                      args: args, timeout: timeout)
+        } catch {
+            throw await mapError(error, app: app, interface: interface)
+        }
+    }
+
+    /// Reads a property with `Properties.Get` (never `GetAll`: Qt crashes on it).
+    func property(_ app: AppHandle, _ path: String, _ interface: String, _ name: String,
+                  timeout: Duration? = nil) async throws(RPCError) -> DBusValue
+    {
+        let reply = try await call(app, path, Atspi.properties, "Get", [.string(interface), .string(name)],
+                                   timeout: timeout ?? config.smallCallTimeout)
+        guard let value = reply.first else { throw RPCError(.internalError, "empty property reply") }
+        return value.unwrapped
+    }
+
+    /// Sends calls to one app at once. A timeout marks the app hung and fails the whole batch
+    /// (-32004); an app that has gone fails it with -32002; other per-call errors are returned.
+    func batch(_ app: AppHandle, _ calls: [(path: String, interface: String, member: String, args: [DBusValue])],
+               timeout: Duration) async throws(RPCError) -> [Result<[DBusValue], DBusError>]
+    {
+        try failFastIfHung(app)
+        let results: [Result<[DBusValue], DBusError>]
+        if let peer = app.peer, peer.isConnected {
+            results = await peer.callBatch(calls.map {
+                DBusCall(destination: nil, path: $0.path, interface: $0.interface, member: $0.member, args: $0.args)
+            }, timeout: timeout)
+        } else {
+            results = await bus.callBatch(calls.map {
+                DBusCall(destination: app.busName, path: $0.path, interface: $0.interface, member: $0.member,
+                         args: $0.args)
+            }, timeout: timeout)
+        }
+        for result in results {
+            if case .failure(let error) = result, error.isTimeout || error.isPeerGone {
+                throw await mapError(error, app: app, interface: "")
+            }
+        }
+        return results
+    }
+
+    private func failFastIfHung(_ app: AppHandle) throws(RPCError) {
+        if app.isHung {
+            throw RPCError(.appNotResponding, "app \(app.busName) (\(JSONWriter.escapedForMessage(app.name))) is not responding",
+                           data: ["app": .string(app.busName)])
+        }
+    }
+
+    func mapError(_ error: DBusError, app: AppHandle, interface: String) async -> RPCError {
+        if error.isTimeout {
+            markHung(app)
+            return RPCError(.appNotResponding, "app \(app.busName) (\(JSONWriter.escapedForMessage(app.name))) did not answer in time",
+                            data: ["app": .string(app.busName)])
+        }
+        if error.isPeerGone || error.name == DBusError.cancelledName {
+            if error.isPeerGone, await !nameHasOwner(app.busName) {
+                forget(app)
+                return RPCError(.appNotFound, "app \(app.busName) has gone", data: ["app": .string(app.busName)])
+            }
+            if error.isPeerGone { return RPCError(.appNotFound, "app \(app.busName) has gone") }
+            return RPCError(.requestCancelled, "request cancelled")
+        }
+        if Self.isGoneObjectError(error) {
+            return RPCError(.elementNotFound, "element no longer exists")
+        }
+        if error.name == DBusError.unknownMethodName || error.name == DBusError.unknownInterfaceName
+            || error.message.contains("No such interface") || error.name == DBusError.unknownPropertyName
+        {
+            return RPCError(.notSupported, "the element does not support \(interface.isEmpty ? "this" : interface)")
+        }
+        return RPCError(.internalError, "app returned \(error.name)", data: ["dbus_error": .string(error.name)])
+    }
+
+    static func isGoneObjectError(_ error: DBusError) -> Bool {
+        if error.name == DBusError.unknownObjectName { return true }
+        let message = error.message
+        return message.contains("does not exist") || message.contains("No such object")
+            || message.contains("No such interface \u{201C}org.a11y.atspi.Accessible\u{201D}")
+            || message.contains("No such interface 'org.a11y.atspi.Accessible'")
+            || message.contains("No such interface \"org.a11y.atspi.Accessible\"")
+    }
+
+    private func nameHasOwner(_ name: String) async -> Bool {
+        do {
+            let reply = try await bus.call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus",
+                                           interface: "org.freedesktop.DBus", member: "NameHasOwner",
+                                           args: [.string(name)], timeout: .seconds(1))
+            return reply.first?.boolValue ?? false
+        } catch {
+            return true
+        }
+    }
+
+    /// Marks an app hung and pings it until it answers (then it is served again) or leaves.
+    private func markHung(_ app: AppHandle) {
+        let startPing = app.health.withLock { h -> Bool in
+            h.hung = true
+            if h.pinging { return false }
+            h.pinging = true
+            return true
+        }
+        guard startPing else { return }
+        logger.notice("app not responding; pinging", metadata: ["app": "\(app.busName)", "pid": "\(app.pid)"])
+        let bus = self.bus
+        Task { [weak self] in
+            while true {
+                do throws(DBusError) {
+                    _ = try await bus.call(destination: app.busName, path: "/", interface: "org.freedesktop.DBus.Peer",
+                                           member: "Ping", timeout: .seconds(30))
+                    app.health.withLock { $0 = AppHandle.Health() }
+                    self?.logger.notice("app responds again", metadata: ["app": "\(app.busName)"])
+                    return
+                } catch {
+                    if error.isPeerGone || error.name == DBusError.disconnectedName {
+                        app.health.withLock { $0.pinging = false }
+                        self?.forget(app)
+                        return
+                    }
+                    if self == nil { return }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+import DBus
+import Glibc
+import JSONRPC
+
+/// One accessible object as read from an app.
+struct AccessibleNode: Sendable {
+    var path: String
+    var role: UInt32
+    var name: String
+    var description: String
+    var states: StateSet
+    var interfaces: InterfaceSet
+    /// Child object paths in order (same app).
+    var children: [String]
+
+    var isPassword: Bool { role == AtspiNames.passwordRole }
+}
+
+/// A part of an app's tree: nodes by path, the root, and whether reading stopped early.
+struct FetchedTree: Sendable {
+    var nodes: [String: AccessibleNode]
+    var root: String
+    var truncated: Bool
+    var deadlineReached: Bool
+    var method: String
+}
+
+/// A point in time by the monotonic clock, to check request deadlines.
+struct Deadline: Sendable {
+    let nanoseconds: UInt64
+
+    init(after duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        nanoseconds = Self.now() + UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
+    }
+
+    var hasPassed: Bool { Self.now() >= nanoseconds }
+
+    /// The time left, at least 1 ms, at most `cap`.
+    func remaining(cap: Duration) -> Duration {
+        let now = Self.now()
+        guard nanoseconds > now else { return .milliseconds(1) }
+        return min(cap, .nanoseconds(Int64(nanoseconds - now)))
+    }
+
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
+extension AccessibilityService {
+    /// The child paths of an object.
+    func childPaths(_ app: AppHandle, of path: String) async throws(RPCError) -> [String] {
+        let reply = try await call(app, path, Atspi.accessible, "GetChildren", timeout: config.smallCallTimeout)
+        return Self.paths(fromChildren: reply.first)
+    }
+
+    static func paths(fromChildren value: DBusValue?) -> [String] {
+        (value?.arrayValue ?? []).compactMap { $0.objectReference?.path }.filter { $0 != "/org/a11y/atspi/null" }
+    }
+
+    /// Reads role, states, name, description, interfaces (and children) of many objects at
+    /// once. Objects that vanished in the meantime are left out.
+    func readNodes(_ app: AppHandle, paths: [String], withChildren: Bool,
+                   timeout: Duration? = nil) async throws(RPCError) -> [AccessibleNode]
+    {
+        let perNode = withChildren ? 6 : 5
+        var calls: [(path: String, interface: String, member: String, args: [DBusValue])] = []
+        calls.reserveCapacity(paths.count * perNode)
+        for path in paths {
+            calls.append((path, Atspi.accessible, "GetRole", []))
+            calls.append((path, Atspi.accessible, "GetState", []))
+            calls.append((path, Atspi.properties, "Get", [.string(Atspi.accessible), .string("Name")]))
+            calls.append((path, Atspi.properties, "Get", [.string(Atspi.accessible), .string("Description")]))
+            calls.append((path, Atspi.accessible, "GetInterfaces", []))
+            if withChildren { calls.append((path, Atspi.accessible, "GetChildren", [])) }
+        }
+        let results = try await batch(app, calls, timeout: timeout ?? config.smallCallTimeout)
+        var nodes: [AccessibleNode] = []
+        nodes.reserveCapacity(paths.count)
+        for (index, path) in paths.enumerated() {
+            let base = index * perNode
+            guard case .success(let roleReply) = results[base], let role = roleReply.first?.integerValue,
+                  case .success(let stateReply) = results[base + 1]
+            else { continue }
+            let words = (stateReply.first?.arrayValue ?? []).compactMap { $0.integerValue.map { UInt32(truncatingIfNeeded: $0) } }
+            let name = (try? results[base + 2].get())?.first?.stringValue ?? ""
+            let description = (try? results[base + 3].get())?.first?.stringValue ?? ""
+            let interfaces = InterfaceSet(names: ((try? results[base + 4].get())?.first?.arrayValue ?? []).compactMap(\.stringValue))
+            let children = withChildren ? Self.paths(fromChildren: (try? results[base + 5].get())?.first) : []
+            nodes.append(AccessibleNode(path: path, role: UInt32(truncatingIfNeeded: role), name: name,
+                                        description: description, states: StateSet(words: words),
+                                        interfaces: interfaces, children: children))
+        }
+        return nodes
+    }
+
+    /// Reads the tree under `root`: one `Cache.GetItems` for toolkits with a full cache,
+    /// otherwise a breadth-first walk that sends all calls of a level at once.
+    func fetchTree(_ app: AppHandle, root: String, maxDepth: Int?, maxNodes: Int, pruneHidden: Bool,
+                   deadline: Deadline) async throws(RPCError) -> FetchedTree
+    {
+        if app.hasFullCache, let tree = try await fetchFromCache(app, root: root, deadline: deadline) {
+            return tree
+        }
+        return try await walk(app, root: root, maxDepth: maxDepth, maxNodes: maxNodes, pruneHidden: pruneHidden,
+                              deadline: deadline)
+    }
+
+    private func fetchFromCache(_ app: AppHandle, root: String, deadline: Deadline) async throws(RPCError)
+        -> FetchedTree?
+    {
+        let reply: [DBusValue]
+        do {
+            reply = try await call(app, Atspi.cachePath, Atspi.cache, "GetItems",
+                                   timeout: deadline.remaining(cap: config.bulkCallTimeout))
+        } catch let error where error.code == .notSupported || error.code == .elementNotFound
+            || error.code == .internalError
+        {
+            return nil
+        }
+        guard let items = reply.first?.arrayValue, !items.isEmpty else { return nil }
+        var nodes: [String: AccessibleNode] = [:]
+        nodes.reserveCapacity(items.count + 1)
+        var childrenOf: [String: [(Int, String)]] = [:]
+        for item in items {
+            guard let fields = item.structFields, fields.count >= 9,
+                  let path = fields[0].objectReference?.path else { continue }
+            let parentPath = fields[2].objectReference?.path
+            let tail: ArraySlice<DBusValue>
+            var index = -1
+            if fields.count >= 10, let i = fields[3].integerValue {
+                index = Int(i)
+                tail = fields[5...]
+            } else {
+                tail = fields[4...]  // old signature: a(so) children instead of (ii)
+            }
+            let start = tail.startIndex
+            let interfaces = InterfaceSet(names: (tail[start].arrayValue ?? []).compactMap(\.stringValue))
+            let name = tail[start + 1].stringValue ?? ""
+            let role = UInt32(truncatingIfNeeded: tail[start + 2].integerValue ?? 0)
+            let description = tail[start + 3].stringValue ?? ""
+            let words = (tail[start + 4].arrayValue ?? []).compactMap { $0.integerValue.map { UInt32(truncatingIfNeeded: $0) } }
+            nodes[path] = AccessibleNode(path: path, role: role, name: name, description: description,
+                                         states: StateSet(words: words), interfaces: interfaces, children: [])
+            if let parentPath, parentPath != path {
+                childrenOf[parentPath, default: []].append((index < 0 ? Int.max : index, path))
+            }
+        }
+        if nodes[root] == nil {
+            guard let rootNode = try await readNodes(app, paths: [root], withChildren: false).first else {
+                throw RPCError(.elementNotFound, "element no longer exists")
+            }
+            nodes[root] = rootNode
+        }
+        for (parent, children) in childrenOf where nodes[parent] != nil {
+            // Stable by index; transient children (-1) keep their order at the end.
+            nodes[parent]?.children = children.enumerated()
+                .sorted { ($0.element.0, $0.offset) < ($1.element.0, $1.offset) }
+                .map(\.element.1)
+        }
+        return FetchedTree(nodes: nodes, root: root, truncated: false, deadlineReached: false, method: "cache")
+    }
+
+    private func walk(_ app: AppHandle, root: String, maxDepth: Int?, maxNodes: Int, pruneHidden: Bool,
+                      deadline: Deadline) async throws(RPCError) -> FetchedTree
+    {
+        var nodes: [String: AccessibleNode] = [:]
+        var level: [String] = [root]
+        var depth = 0
+        var truncated = false
+        var deadlineReached = false
+        while !level.isEmpty {
+            if deadline.hasPassed {
+                deadlineReached = true
+                truncated = true
+                break
+            }
+            let expand = maxDepth.map { depth < $0 } ?? true
+            let read = try await readNodes(app, paths: level, withChildren: expand,
+                                           timeout: deadline.remaining(cap: config.smallCallTimeout))
+            if depth == 0, read.isEmpty { throw RPCError(.elementNotFound, "element no longer exists") }
+            var next: [String] = []
+            for node in read {
+                if nodes.count >= maxNodes {
+                    truncated = true
+                    break
+                }
+                nodes[node.path] = node
+                if !pruneHidden || depth == 0 || node.states.isShowing {
+                    next.append(contentsOf: node.children.filter { nodes[$0] == nil })
+                }
+            }
+            if truncated { break }
+            level = next
+            depth += 1
+        }
+        return FetchedTree(nodes: nodes, root: root, truncated: truncated, deadlineReached: deadlineReached,
+                           method: "walk")
+    }
+}
