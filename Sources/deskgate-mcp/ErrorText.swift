@@ -82,9 +82,13 @@ enum ErrorText {
         var text: String
         switch reason {
         case "policy":
-            text = rule.map { "Denied: rule '\($0)' forbids deskgate-mcp to \(what)." }
-                ?? "Denied: no rule allows deskgate-mcp to \(what)."
-            text += " A person can approve it when prompted, or add a rule; see docs/policy.md."
+            // A user rule said deny, or no rule matched and the default is deny: no prompt
+            // was possible, so the way forward is a rule.
+            if let rule {
+                text = "Denied: rule '\(rule)' forbids deskgate-mcp to \(what). A person can change that rule if it is wrong; see docs/policy.md."
+            } else {
+                text = "Denied: no rule allows deskgate-mcp to \(what), and the policy's default is deny. A person can add a rule that allows it, or one that asks them each time; see docs/policy.md."
+            }
         case "locked_down":
             text = "Denied: the administrator's policy forbids deskgate-mcp to \(what)"
                 + (rule.map { " (rule '\($0)')" } ?? "") + ". Nobody can approve this from here."

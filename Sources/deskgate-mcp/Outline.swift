@@ -60,7 +60,7 @@ struct OutlineLine: Sendable, Equatable {
 }
 
 extension String {
-    fileprivate func trimmingSuffix(_ character: Character) -> String {
+    func trimmingSuffix(_ character: Character) -> String {
         var s = Substring(self)
         while s.last == character { s = s.dropLast() }
         return String(s)
@@ -96,6 +96,18 @@ enum OutlineScopes {
         return result
     }
 
+}
+
+extension OutlineScopes {
+    /// Whether the outline has windows and every one of them is empty (no line below it).
+    static func onlyEmptyWindows(_ lines: [OutlineLine]) -> Bool {
+        var sawWindow = false
+        for (index, line) in lines.enumerated() where WindowRoles.all.contains(line.role) {
+            sawWindow = true
+            if index + 1 < lines.count, lines[index + 1].depth > line.depth { return false }
+        }
+        return sawWindow
+    }
 }
 
 /// A short line diff of two outlines: what the model needs to see after an action.

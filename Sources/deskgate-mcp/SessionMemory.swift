@@ -7,6 +7,8 @@ final class SessionMemory: Sendable {
     private struct State {
         var scopes: [String: RefScope] = [:]
         var secrets: Set<String> = []
+        /// Apps whose diffs are read with filter `all` (see ``ToolBridge``).
+        var readAll: Set<String> = []
     }
     private let state = Mutex(State())
     /// Bound on remembered refs; the oldest snapshot's refs are simply forgotten.
@@ -25,6 +27,18 @@ final class SessionMemory: Sendable {
     }
 
     func scope(of ref: String) -> RefScope? { state.withLock { $0.scopes[ref] } }
+
+    /// The snapshot filter for an app's diff reads: `showing`, or `all` once an app has shown
+    /// that it does not mark its widgets showing.
+    func diffFilter(app: String) -> String {
+        state.withLock { $0.readAll.contains(app) } ? "all" : "showing"
+    }
+
+    func setDiffFilter(_ filter: String, app: String) {
+        state.withLock { s in
+            if filter == "all" { s.readAll.insert(app) } else { s.readAll.remove(app) }
+        }
+    }
 
     func rememberSecret(_ value: String) {
         guard value.count >= Self.minimumSecretLength else { return }

@@ -93,7 +93,7 @@ struct ToolBridge: Sendable {
         if result["truncated"]?.boolValue == true {
             header += "; cut off at \(params["max_nodes"]?.intValue ?? ToolCatalog.snapshotDefaultMaxNodes) nodes: use find, or a larger max_nodes"
         }
-        return ToolOutcome(text: header + "\n" + outline, isError: false)
+        return ToolOutcome(text: header + "\n" + outline.trimmingSuffix("\n"), isError: false)
     }
 
     private func find(_ tool: ToolDefinition, _ params: JSONObject) async throws -> ToolOutcome {
@@ -154,29 +154,31 @@ struct ToolBridge: Sendable {
         scope: RefScope?, changes: [OutlineDiff.Change]?
     ) -> String {
         var lines: [String] = []
-        let target = element.map { $0.key(withRef: true) } ?? ref.map { "[ref=\($0)]" } ?? "the element"
+        // A short name for the first line; the element's full line follows.
+        let short = element.map { "\($0.role) \(quoted($0.name))" } ?? ref.map { "element \($0)" } ?? "the element"
         switch tool.name {
         case "activate":
             let action = result["action"]?.stringValue ?? params["action"]?.stringValue ?? "default action"
-            lines.append("Did '\(action)' on \(target).")
+            lines.append("Did '\(action)' on \(short).")
         case "focus":
-            lines.append("Focused \(target).")
+            lines.append("Focused \(short).")
         case "fill_field", "set_text":
-            let field = params["field"]?.stringValue.map { "field \(quoted($0)) " } ?? ""
-            let matches = result["matches"]?.boolValue
-            let length = result["length"]?.intValue
-            var line = "Set the text of \(field)\(target)"
-            if matches == true { line += "; it now holds the value" + (length.map { " (\($0) characters)" } ?? "") + "." }
-            else if matches == false { line += ", but the field does not hold the value afterwards (the app may have changed or rejected it)." }
-            else { line += "." }
-            lines.append(line)
+            let what = params["field"]?.stringValue.map { "field \(quoted($0))" } ?? short
+            let length = result["length"]?.intValue.map { " (\($0) characters)" } ?? ""
+            switch result["matches"]?.boolValue {
+            case true?: lines.append("Set the text of \(what)\(length); it now holds the value.")
+            case false?: lines.append("Set the text of \(what), but it does not hold the value afterwards (the app may have changed or rejected it).")
+            case nil: lines.append("Set the text of \(what).")
+            }
         case "set_value":
             let value = result["value"].map(Self.number) ?? "?"
-            lines.append("Set the value of \(target); it is now \(value).")
+            lines.append("Set the value of \(short); it is now \(value).")
         default:
-            lines.append("Done: \(tool.name) on \(target).")
+            lines.append("Done: \(tool.name) on \(short).")
         }
-        if element == nil, let states = result["states"]?.arrayValue?.compactMap(\.stringValue) {
+        if let element {
+            lines.append("Element now: " + element.key(withRef: true))
+        } else if let states = result["states"]?.arrayValue?.compactMap(\.stringValue) {
             lines.append("States now: " + (states.isEmpty ? "none" : states.joined(separator: ", ")) + ".")
         }
         let place = scope?.windowName.map { "window \(quoted($0))" } ?? scope.map { "app \(quoted($0.app))" } ?? "the window"
@@ -194,16 +196,21 @@ struct ToolBridge: Sendable {
         return lines.joined(separator: "\n")
     }
 
-    /// The outline of `scope` as the bridge reads it for diffs: everything showing, never prompting.
+    /// The outline of `scope` as the bridge reads it for diffs, never prompting.
+    ///
+    /// Filter `showing` keeps the read small and the diff about what is on screen. Some
+    /// toolkits (GTK 4.8) mark only the window itself `showing`; when a read shows windows with
+    /// nothing inside, this app is read with `all` from then on.
     private func outline(of scope: RefScope?) async -> [OutlineLine]? {
         guard let scope else { return nil }
-        var params: JSONObject = ["app": .string(scope.app), "filter": "showing", "format": "outline",
-                                  "max_nodes": .int(Self.diffMaxNodes), "interactive": false]
-        if let window = scope.window { params["root"] = .string(window) }
         do {
-            let result = try await link.call(TreeSnapshot.name, params, timeout: Self.auxiliaryTimeout, retryable: true)
-            guard let text = result["outline"]?.stringValue else { return nil }
-            let lines = OutlineLine.parse(text)
+            var filter = memory.diffFilter(app: scope.app)
+            var lines = try await readOutline(scope, filter: filter)
+            if filter == "showing", OutlineScopes.onlyEmptyWindows(lines) {
+                filter = "all"
+                memory.setDiffFilter(filter, app: scope.app)
+                lines = try await readOutline(scope, filter: filter)
+            }
             memory.remember(OutlineScopes.scopes(of: lines, app: scope.app).mapValues { found in
                 // A subtree read starts below the app; keep the window we know.
                 found.window == nil ? RefScope(app: scope.app, window: scope.window, windowName: scope.windowName, role: found.role) : found
@@ -213,6 +220,15 @@ struct ToolBridge: Sendable {
             logger.debug("outline read for diff failed: \(error)")
             return nil
         }
+    }
+
+    private func readOutline(_ scope: RefScope, filter: String) async throws -> [OutlineLine] {
+        var params: JSONObject = ["app": .string(scope.app), "filter": .string(filter), "format": "outline",
+                                  "max_nodes": .int(Self.diffMaxNodes), "interactive": false]
+        if let window = scope.window { params["root"] = .string(window) }
+        let result = try await link.call(TreeSnapshot.name, params, timeout: Self.auxiliaryTimeout, retryable: true)
+        guard let text = result["outline"]?.stringValue else { throw RPCError.internalError("snapshot without outline") }
+        return OutlineLine.parse(text)
     }
 
     /// The element as one outline-style line (role, name, ref, states), read after an action.
@@ -263,17 +279,21 @@ struct ToolBridge: Sendable {
 
     // MARK: - Formatting
 
-    /// `- ROLE "NAME" [ref=REF] (STATES) actions: A, B`
+    /// States the daemon's outline leaves out (nearly every widget has them); node lines built
+    /// here from JSON nodes leave them out too, so both read alike.
+    static let quietStates: Set<String> = [
+        "enabled", "sensitive", "visible", "showing", "opaque", "single-line", "horizontal", "vertical",
+        "resizable", "selectable-text", "has-tooltip",
+    ]
+
+    /// A JSON node as an outline line: `- ROLE "NAME" [ref=REF] (STATES): TEXT`.
     private func describeNode(_ node: JSONValue) -> String {
         var line = "- \(node["role"]?.stringValue ?? "element") \(quoted(node["name"]?.stringValue ?? ""))"
         if let ref = node["ref"]?.stringValue { line += " [ref=\(ref)]" }
-        let states = node["states"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let states = (node["states"]?.arrayValue?.compactMap(\.stringValue) ?? []).filter { !Self.quietStates.contains($0) }
         if !states.isEmpty { line += " (\(states.joined(separator: ", ")))" }
-        if let actions = node["actions"]?.arrayValue?.compactMap(\.stringValue), !actions.isEmpty {
-            line += " actions: \(actions.joined(separator: ", "))"
-        }
         if node["role"]?.stringValue != "password text", let text = node["text"]?.stringValue, !text.isEmpty {
-            line += ": \(text)"
+            line += ": " + String(text.prefix(500)).replacing("\n", with: " ")
         }
         return line
     }

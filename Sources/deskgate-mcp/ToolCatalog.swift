@@ -125,19 +125,22 @@ struct ToolCatalog: Sendable {
                 arguments: [pick(ElementFocus.self, "ref")], annotations: gentle),
             ToolDefinition(
                 name: "fill_field", title: "Fill a form field",
-                description: FieldFill.summary + " The value is never echoed back." + actionNote,
+                description: FieldFill.summary + " The value is not echoed back (a password field's content is never shown)." + actionNote,
                 method: FieldFill.descriptor, kind: .action,
-                arguments: [pick(FieldFill.self, "app"), pick(FieldFill.self, "field"), pick(FieldFill.self, "value")],
+                arguments: [pick(FieldFill.self, "app"), pick(FieldFill.self, "field"),
+                            pick(FieldFill.self, "value", summary: "The text the field should hold (replaces what is there).")],
                 annotations: overwrites),
             ToolDefinition(
                 name: "set_text", title: "Set an element's text",
-                description: TextSet.summary + " The value is never echoed back." + actionNote,
+                description: TextSet.summary + " The value is not echoed back (a password field's content is never shown)." + actionNote,
                 method: TextSet.descriptor, kind: .action,
-                arguments: [pick(TextSet.self, "ref"), pick(TextSet.self, "value")], annotations: overwrites),
+                arguments: [pick(TextSet.self, "ref"), pick(TextSet.self, "value", summary: "The text the element should hold (replaces what is there).")],
+                annotations: overwrites),
             ToolDefinition(
                 name: "set_value", title: "Set a slider or spin button",
                 description: ValueSet.summary + actionNote, method: ValueSet.descriptor, kind: .action,
-                arguments: [pick(ValueSet.self, "ref"), pick(ValueSet.self, "value")], annotations: overwrites),
+                arguments: [pick(ValueSet.self, "ref"), pick(ValueSet.self, "value", summary: "The new value, within the element's minimum and maximum.")],
+                annotations: overwrites),
         ]
         let checkable = tools.map(\.name)
         tools.append(ToolDefinition(

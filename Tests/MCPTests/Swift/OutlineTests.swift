@@ -43,6 +43,13 @@ struct OutlineTests {
         #expect(scopes["a0"] == RefScope(app: "id7", window: nil, windowName: nil, role: "application"))
     }
 
+    @Test("an outline whose windows are all empty is recognised (GTK 4.8 under filter showing)")
+    func emptyWindows() {
+        #expect(OutlineScopes.onlyEmptyWindows(OutlineLine.parse("- application \"a\" [ref=1]\n  - frame \"F\" [ref=2] (active)\n")))
+        #expect(!OutlineScopes.onlyEmptyWindows(OutlineLine.parse("- application \"a\" [ref=1]\n  - frame \"F\" [ref=2]\n    - label \"x\" [ref=3]\n")))
+        #expect(!OutlineScopes.onlyEmptyWindows(OutlineLine.parse("- application \"a\" [ref=1]\n")))
+    }
+
     @Test("diffs ignore refs and show only changed lines")
     func diffIgnoresRefs() {
         let before = OutlineLine.parse("""

@@ -6,11 +6,16 @@ import Testing
 
 @Suite("Denial texts, labels, secrets, frames")
 struct TextTests {
-    @Test("a policy denial without a rule reads as the issue's example")
+    @Test("a policy denial says what was refused and that a rule is the way forward")
     func policyDenial() {
         let error = RPCError(.denied, "no rule allows this", data: ["reason": "policy", "class": "write"])
-        let text = ErrorText.describe(error, subject: .init(tool: "fill_field", app: "ledger", field: nil, ref: nil), tool: nil)
-        #expect(text.hasPrefix("Denied: no rule allows deskgate-mcp to write to 'ledger'. A person can approve it when prompted, or add a rule; see docs/policy.md."))
+        let text = ErrorText.describe(error, subject: .init(tool: "fill_field", app: "ledger", field: "Email", ref: nil), tool: nil)
+        #expect(text.hasPrefix("Denied: no rule allows deskgate-mcp to write to field 'Email' in 'ledger', and the policy's default is deny. A person can add a rule"))
+        #expect(text.contains("docs/policy.md"))
+        #expect(text.hasSuffix("deskgate said: no rule allows this"))
+        let ruled = RPCError(.denied, "m", data: ["reason": "policy", "class": "act", "rule": "no-clicks"])
+        #expect(ErrorText.describe(ruled, subject: .init(tool: "activate", app: "ledger", field: nil, ref: "r1"), tool: nil)
+            .hasPrefix("Denied: rule 'no-clicks' forbids deskgate-mcp to operate element r1 in 'ledger'."))
     }
 
     @Test("every denial reason says what a person can do", arguments: [
