@@ -263,8 +263,12 @@ struct ProcfsInspectorTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", "sleep 30; true"]
+        // Not the test runner's stdout: a leftover child must not hold its pipe open.
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
         try process.run()
-        defer { process.terminate() }
+        // SIGKILL: a harness may start tests with SIGTERM blocked.
+        defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
         var grandchild: Int32?
         for _ in 0..<200 where grandchild == nil {
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
@@ -272,7 +276,7 @@ struct ProcfsInspectorTests {
             if grandchild == nil { usleep(10_000) }
         }
         let sleeper = try #require(grandchild)
-        defer { kill(sleeper, SIGTERM) }
+        defer { kill(sleeper, SIGKILL) }
         let me = getpid()
         let inspector = ProcfsInspector()
         #expect(inspector.isDescendant(process.processIdentifier, of: me))
