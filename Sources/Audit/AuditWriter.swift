@@ -255,14 +255,15 @@ final class AuditWriter: @unchecked Sendable {
             if let maxBytes = config.maxBytes { details.append("max_bytes", .int(Int64(maxBytes))) }
             guard case .success = commit([AuditEntry(kind: "pruned", details: details).body()]) else { return }
         }
+        // Readers stop seeing the segments before they disappear.
+        segments.removeFirst(count)
+        publishSegments()
         for segment in removed {
             if unlink(directory + "/" + segment.name) != 0 && errno != ENOENT {
                 logger.error("cannot remove pruned audit segment", metadata: ["segment": "\(segment.name)"])
             }
         }
         try? POSIXFile.syncDirectory(directory)
-        segments.removeFirst(count)
-        publishSegments()
         logger.info("pruned audit segments", metadata: ["count": "\(count)", "through_seq": "\(removed.last?.lastSeq ?? 0)"])
     }
 
