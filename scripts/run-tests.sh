@@ -7,6 +7,8 @@ ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 cd "$ROOT"
 status=0
 swift test --skip-build "$@" || status=1
+echo "== audit log against a real systemd-journald (private mount namespace)"
+bash scripts/journald-test.sh || status=1
 if [ -x Tests/MCPTests/run.sh ]; then
     echo "== deskgate-mcp end-to-end tests (Python mcp client)"
     Tests/MCPTests/run.sh || status=1
