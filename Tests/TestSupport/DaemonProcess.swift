@@ -67,8 +67,10 @@ public final class DaemonProcess: @unchecked Sendable {
         FileManager.default.createFile(atPath: logPath, contents: nil)
         if let userPolicy { try userPolicy.write(toFile: configDirectory + "/policy.toml", atomically: true, encoding: .utf8) }
         if let adminPolicy { try adminPolicy.write(toFile: systemPolicyDirectory + "/00-admin.toml", atomically: true, encoding: .utf8) }
+        // Tests share one accessibility bus and run in parallel: only the AT-SPI tests that check
+        // IsEnabled handling touch it (the harness's apps expose their trees regardless).
         let daemonArgs = ["--socket", self.socketPath, "--state-dir", stateDirectory, "--config-dir", configDirectory,
-                          "--system-policy-dir", systemPolicyDirectory, "--log-level", "debug"] + extra
+                          "--system-policy-dir", systemPolicyDirectory, "--log-level", "debug", "--no-enable-accessibility"] + extra
         process = Process()
         if wrapper.isEmpty {
             process.executableURL = URL(fileURLWithPath: BuiltProducts.path("deskgated"))
