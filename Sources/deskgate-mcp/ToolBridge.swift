@@ -267,6 +267,8 @@ struct ToolBridge: Sendable {
         switch effect {
         case "allow": text = "\(toolName) would be allowed"
         case "ask": text = "\(toolName) would ask a person first"
+        case "deny" where reason == "no_agent":
+            text = "\(toolName) would be denied: it needs a person's approval and no prompt helper (deskgate-prompt) is running"
         case "deny": text = "\(toolName) would be denied"
         default: text = "\(toolName): the broker answered '\(effect)'"
         }

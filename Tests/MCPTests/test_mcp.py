@@ -379,6 +379,31 @@ async def test_gtk3_write_that_asks_waits_for_a_person():
 
 
 @test
+async def test_gtk3_documented_example_policy_reads_freely_and_asks_before_writes():
+    """The worked example in docs/mcp.md, pointed at this build and the fixture's executable."""
+    from harness import ROOT
+    with open(os.path.join(ROOT, "docs", "mcp.md")) as f:
+        policy = re.search(r"```toml\n(# Anything no rule covers.*?)```", f.read(), re.S).group(1)
+    app_pid = int(open(os.path.join(os.environ["DESKGATE_DESKTOP_LOGS"], GTK3_APP + ".pid")).read().split()[0])
+    policy = (policy.replace("/usr/local/bin/deskgate-mcp", os.path.realpath(MCP_BIN))
+                    .replace("/usr/bin/thunderbird", os.path.realpath(f"/proc/{app_pid}/exe")))
+    with Daemon(policy=policy) as d:
+        async with mcp_client(d.socket) as c:
+            snap = await c.call_tool("snapshot", {"app": GTK3_APP, "filter": "all"})
+            expect(not snap.is_error, text_of(snap))
+            status_ref = ref_of(text_of(snap), r'label "Status:')
+            r = await c.call_tool("read_text", {"ref": status_ref})
+            expect(not r.is_error, f"read denied: {text_of(r)}")
+            for tool, args in [("fill_field", {"app": GTK3_APP, "field": "Name", "value": "x"}),
+                               ("activate", {"ref": ref_of(text_of(snap), r'push button "Submit"')})]:
+                r = await c.call_tool(tool, args)
+                expect(r.is_error and "approval" in text_of(r) and "deskgate-prompt" in text_of(r),
+                       f"{tool} did not ask: {text_of(r)}")
+            r = await c.call_tool("check", {"tool": "set_text", "arguments": {"ref": status_ref, "value": "x"}})
+            expect("needs a person's approval" in text_of(r) and "mcp-mail-ask-writes" in text_of(r), text_of(r))
+
+
+@test
 async def test_gtk3_client_name_reaches_the_audit_log_as_label():
     with Daemon() as d:
         async with mcp_client(d.socket, name="Claude Desktop\u202e evil") as c:
