@@ -45,11 +45,14 @@ swift test --filter AuditTests.JournalTests
 BIN=$(swift build --show-bin-path)
 STATE=$(mktemp -d /tmp/deskgate-journald-cli-XXXXXX)
 trap 'rm -rf "$STATE"; kill "$JOURNALD_PID" 2>/dev/null || true' EXIT
+swift build --product deskgate --product audit-crash-writer >/dev/null
 for run in 1 2; do
-    AUDIT_CRASH_WRITER_JOURNAL=1 timeout -s KILL 2 "$BIN/audit-crash-writer" "$STATE/audit" 2 >/dev/null 2>&1 || true
+    (AUDIT_CRASH_WRITER_JOURNAL=1 exec timeout -s KILL 2 "$BIN/audit-crash-writer" "$STATE/audit" 2 >/dev/null 2>&1) 2>/dev/null || true
 done
 sleep 0.5
 fail() { echo "journald-test: FAIL: $*" >&2; exit 1; }
+"$BIN/deskgate" audit --help >/dev/null 2>&1 \
+    || fail "deskgate has no audit command (AuditGroup must be registered in Sources/deskgate/ExtraCommands.swift)"
 "$BIN/deskgate" audit verify --journal --state-dir "$STATE" || fail "intact log did not verify against the journal"
 # Cut the newest two segments: the local chain still verifies, the journal check must not.
 rm $(ls "$STATE"/audit/audit-*.jsonl | tail -2)

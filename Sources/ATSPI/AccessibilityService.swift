@@ -224,6 +224,8 @@ public final class AccessibilityService: Sendable {
         if config.usePeerToPeer, fullCache {
             peer = await openPeer(busName: busName, rootPath: rootPath, pid: pid)
         }
+        logger.info("app seen", metadata: ["app": "\(busName)", "pid": "\(pid)", "toolkit": "\(toolkit)",
+                                           "connection": "\(peer == nil ? "bus" : "p2p")"])
         return AppHandle(busName: busName, rootPath: rootPath, pid: pid, exe: exe, name: name, toolkit: toolkit,
                          peer: peer, hasFullCache: fullCache)
     }
@@ -314,6 +316,24 @@ public final class AccessibilityService: Sendable {
         }
     }
 
+    /// Like ``call(_:_:_:_:_:timeout:)``, decoding the reply on the connection's thread.
+    func callDecoding<T: Sendable>(_ app: AppHandle, _ path: String, _ interface: String, _ member: String,
+                                   _ args: [DBusValue] = [], timeout: Duration,
+                                   decode: @escaping @Sendable (inout DBusReader) -> T) async throws(RPCError) -> T
+    {
+        try failFastIfHung(app)
+        do {
+            if let peer = app.peer, peer.isConnected {
+                return try await peer.call(destination: nil, path: path, interface: interface, member: member,
+                                           args: args, timeout: timeout, decode: decode)
+            }
+            return try await bus.call(destination: app.busName, path: path, interface: interface, member: member,
+                                      args: args, timeout: timeout, decode: decode)
+        } catch {
+            throw await mapError(error, app: app, interface: interface)
+        }
+    }
+
     /// Reads a property with `Properties.Get` (never `GetAll`: Qt crashes on it).
     func property(_ app: AppHandle, _ path: String, _ interface: String, _ name: String,
                   timeout: Duration? = nil) async throws(RPCError) -> DBusValue
@@ -329,25 +349,38 @@ public final class AccessibilityService: Sendable {
     func batch(_ app: AppHandle, _ calls: [(path: String, interface: String, member: String, args: [DBusValue])],
                timeout: Duration) async throws(RPCError) -> [Result<[DBusValue], DBusError>]
     {
-        try failFastIfHung(app)
-        let results: [Result<[DBusValue], DBusError>]
-        if let peer = app.peer, peer.isConnected {
-            results = await peer.callBatch(calls.map {
-                DBusCall(destination: nil, path: $0.path, interface: $0.interface, member: $0.member, args: $0.args)
-            }, timeout: timeout)
-        } else {
-            results = await bus.callBatch(calls.map {
-                DBusCall(destination: app.busName, path: $0.path, interface: $0.interface, member: $0.member,
-                         args: $0.args)
-            }, timeout: timeout)
-        }
-        for result in results {
-            if case .failure(let error) = result, error.isTimeout || error.isPeerGone {
-                throw await mapError(error, app: app, interface: "")
+        // In chunks: an app answers one call after another, so a per-call timeout only means
+        // something if the calls ahead of it in the queue can be answered within it.
+        var results: [Result<[DBusValue], DBusError>] = []
+        results.reserveCapacity(calls.count)
+        var start = 0
+        while start < calls.count {
+            try failFastIfHung(app)
+            let chunk = calls[start..<min(start + Self.batchChunk, calls.count)]
+            let chunkResults: [Result<[DBusValue], DBusError>]
+            if let peer = app.peer, peer.isConnected {
+                chunkResults = await peer.callBatch(chunk.map {
+                    DBusCall(destination: nil, path: $0.path, interface: $0.interface, member: $0.member, args: $0.args)
+                }, timeout: timeout)
+            } else {
+                chunkResults = await bus.callBatch(chunk.map {
+                    DBusCall(destination: app.busName, path: $0.path, interface: $0.interface, member: $0.member,
+                             args: $0.args)
+                }, timeout: timeout)
             }
+            for result in chunkResults {
+                if case .failure(let error) = result, error.isTimeout || error.isPeerGone {
+                    throw await mapError(error, app: app, interface: "")
+                }
+            }
+            results += chunkResults
+            start += Self.batchChunk
         }
         return results
     }
+
+    /// Calls in flight per app at once.
+    static let batchChunk = 256
 
     private func failFastIfHung(_ app: AppHandle) throws(RPCError) {
         if app.isHung {

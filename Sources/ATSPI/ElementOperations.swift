@@ -281,10 +281,16 @@ extension AccessibilityService {
             stateBits |= 1 << UInt64(bit)
         }
         let deadline = Deadline(after: config.requestDeadline)
+        let needle = nameContains?.lowercased()
+        if let roleNumber, handle.hasFullCache,
+           let found = try await findWithCollection(handle, role: roleNumber, name: name, needle: needle,
+                                                    stateBits: stateBits, limit: limit, deadline: deadline)
+        {
+            return found
+        }
         let tree = try await fetchTree(handle, root: handle.rootPath, maxDepth: nil, maxNodes: 100_000,
                                        pruneHidden: false, deadline: deadline)
         let all = Self.depthFirst(tree, maxDepth: nil, showingOnly: false)
-        let needle = nameContains?.lowercased()
         var matches: [Int] = []
         var truncated = false
         for (index, item) in all.enumerated() {
@@ -308,7 +314,90 @@ extension AccessibilityService {
             Self.nodeJSON(all[index].node, ref: refOf[index]!, parent: all[index].parentIndex.flatMap { refOf[$0] },
                           depth: all[index].depth, extras: NodeExtras(), actions: false)
         }
-        return ["app": .string(handle.busName), "nodes": .array(nodes), "truncated": .bool(truncated || tree.truncated)]
+        return ["app": .string(handle.busName), "nodes": .array(nodes), "truncated": .bool(truncated || tree.truncated),
+                "method": .string(tree.method)]
+    }
+
+    /// `elements.find` on the app side with `Collection.GetMatches` (atk-bridge only): the app
+    /// matches role and states; names are checked here; parents and depths come from `Parent`.
+    /// Nil when the app has no Collection.
+    private func findWithCollection(_ app: AppHandle, role: UInt32, name: String?, needle: String?, stateBits: UInt64,
+                                    limit: Int, deadline: Deadline) async throws(RPCError) -> JSONValue?
+    {
+        var roleWords = [Int32](repeating: 0, count: 4)
+        roleWords[Int(role / 32)] |= Int32(bitPattern: UInt32(1) << (role % 32))
+        let stateWords = [Int32(bitPattern: UInt32(truncatingIfNeeded: stateBits)),
+                          Int32(bitPattern: UInt32(truncatingIfNeeded: stateBits >> 32))]
+        let matchAll: Int32 = 1
+        let matchAny: Int32 = 2  // atk-bridge compares ATK role numbers in MATCH_ALL: use ANY for roles
+        let rule = DBusValue.structure([
+            .array(elementSignature: "i", stateWords.map { .int32($0) }), .int32(matchAll),
+            .stringDictionary([]), .int32(matchAll),
+            .array(elementSignature: "i", roleWords.map { .int32($0) }), .int32(matchAny),
+            .strings([]), .int32(matchAll), .bool(false),
+        ])
+        let filtersNames = name != nil || needle != nil
+        let count = filtersNames ? 0 : Int32(min(limit + 1, Int(Int32.max)))
+        let reply: [DBusValue]
+        do {
+            reply = try await call(app, app.rootPath, Atspi.collection, "GetMatches",
+                                   [rule, .uint32(1), .int32(count), .bool(true)],
+                                   timeout: deadline.remaining(cap: config.bulkCallTimeout))
+        } catch let error where error.code == .notSupported {
+            return nil
+        }
+        let paths = Self.paths(fromChildren: reply.first)
+        var matches: [AccessibleNode] = []
+        var truncated = false
+        for node in try await readNodes(app, paths: paths, withChildren: false) {
+            if node.role != role || node.states.bits & stateBits != stateBits { continue }
+            if let name, node.name != name { continue }
+            if let needle, !node.name.lowercased().contains(needle) { continue }
+            if matches.count >= limit {
+                truncated = true
+                break
+            }
+            matches.append(node)
+        }
+        // Parents, level by level up to the app root, all calls of a level at once.
+        var parentOf: [String: String] = [:]
+        var frontier = Array(Set(matches.map(\.path)))
+        var rounds = 0
+        while !frontier.isEmpty, rounds < 256 {
+            rounds += 1
+            let replies = try await batch(app, frontier.map { ($0, Atspi.properties, "Get", [.string(Atspi.accessible), .string("Parent")]) },
+                                          timeout: deadline.remaining(cap: config.smallCallTimeout))
+            var next: [String] = []
+            for (path, result) in zip(frontier, replies) {
+                guard let parent = (try? result.get())?.first?.unwrapped.objectReference?.path,
+                      parent != "/org/a11y/atspi/null", parent != path else { continue }
+                parentOf[path] = parent
+                if path != app.rootPath, parent != app.rootPath, parentOf[parent] == nil, !next.contains(parent) {
+                    next.append(parent)
+                }
+            }
+            frontier = next.filter { parentOf[$0] == nil }
+        }
+        func depth(_ path: String) -> Int {
+            var depth = 0
+            var current = path
+            while current != app.rootPath, let parent = parentOf[current], depth < 256 {
+                depth += 1
+                current = parent
+            }
+            return depth
+        }
+        let parentPaths = Array(Set(matches.compactMap { parentOf[$0.path] }))
+        let parentNodes = try await readNodes(app, paths: parentPaths, withChildren: false)
+        let parentRefs = Dictionary(uniqueKeysWithValues: zip(parentNodes.map(\.path),
+            refs.refs(app: app.busName, elements: parentNodes.map { ($0.path, $0.role, $0.name) })))
+        let matchRefs = refs.refs(app: app.busName, elements: matches.map { ($0.path, $0.role, $0.name) })
+        let nodes: [JSONValue] = zip(matches, matchRefs).map { node, ref in
+            Self.nodeJSON(node, ref: ref, parent: parentOf[node.path].flatMap { parentRefs[$0] }, depth: depth(node.path),
+                          extras: NodeExtras(), actions: false)
+        }
+        return ["app": .string(app.busName), "nodes": .array(nodes), "truncated": .bool(truncated),
+                "method": "collection"]
     }
 }
 

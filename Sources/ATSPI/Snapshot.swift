@@ -72,6 +72,7 @@ extension AccessibilityService {
         }
         let tree = try await fetchTree(handle, root: rootPath, maxDepth: maxDepth, maxNodes: maxNodes,
                                        pruneHidden: filter == .showing, deadline: deadline)
+        let fetchedAt = Deadline.now()
         var emitted = Self.depthFirst(tree, maxDepth: maxDepth, showingOnly: filter == .showing)
         var truncated = tree.truncated
         var extras = [NodeExtras](repeating: NodeExtras(), count: emitted.count)
@@ -104,7 +105,8 @@ extension AccessibilityService {
         let refList = refs.refs(app: handle.busName, elements: emitted.map { ($0.node.path, $0.node.role, $0.node.name) })
         let elapsedMs = Double(Deadline.now() - started) / 1_000_000
         var stats: JSONObject = ["nodes": .int(Int64(emitted.count)), "ms": .double((elapsedMs * 100).rounded() / 100),
-                                 "method": .string(tree.method)]
+                                 "method": .string(tree.method),
+                                 "fetch_ms": .double((Double(fetchedAt - started) / 10_000).rounded() / 100)]
         if tree.deadlineReached { stats.append("deadline_reached", true) }
         var result: JSONObject = ["app": .string(handle.busName)]
         if format == .outline {
@@ -132,7 +134,7 @@ extension AccessibilityService {
         var stack: [(path: String, depth: Int, parent: Int?)] = [(tree.root, 0, nil)]
         while let (path, depth, parent) = stack.popLast() {
             guard let node = tree.nodes[path], visited.insert(path).inserted else { continue }
-            if showingOnly, depth > 0, !node.states.isShowing { continue }
+            if showingOnly, depth > 0, !tree.isShown(node) { continue }
             let index = output.count
             output.append(EmittedNode(node: node, depth: depth, parentIndex: parent))
             if let maxDepth, depth >= maxDepth { continue }

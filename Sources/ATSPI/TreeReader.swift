@@ -1,6 +1,7 @@
 import DBus
 import Glibc
 import JSONRPC
+import CAtspiConstants
 
 /// One accessible object as read from an app.
 struct AccessibleNode: Sendable {
@@ -23,6 +24,12 @@ struct FetchedTree: Sendable {
     var truncated: Bool
     var deadlineReached: Bool
     var method: String
+    /// GTK 4.8 sets SHOWING only on windows; inside them VISIBLE is what it has.
+    var visibleMeansShowing = false
+
+    func isShown(_ node: AccessibleNode) -> Bool {
+        node.states.isShowing || (visibleMeansShowing && node.states.contains(ATSPI_STATE_VISIBLE))
+    }
 }
 
 /// A point in time by the monotonic clock, to check request deadlines.
@@ -112,41 +119,24 @@ extension AccessibilityService {
     private func fetchFromCache(_ app: AppHandle, root: String, deadline: Deadline) async throws(RPCError)
         -> FetchedTree?
     {
-        let reply: [DBusValue]
+        let items: [CacheItem]
         do {
-            reply = try await call(app, Atspi.cachePath, Atspi.cache, "GetItems",
-                                   timeout: deadline.remaining(cap: config.bulkCallTimeout))
+            items = try await callDecoding(app, Atspi.cachePath, Atspi.cache, "GetItems",
+                                           timeout: deadline.remaining(cap: config.bulkCallTimeout),
+                                           decode: Self.decodeCacheItems)
         } catch let error where error.code == .notSupported || error.code == .elementNotFound
             || error.code == .internalError
         {
             return nil
         }
-        guard let items = reply.first?.arrayValue, !items.isEmpty else { return nil }
+        guard !items.isEmpty else { return nil }
         var nodes: [String: AccessibleNode] = [:]
         nodes.reserveCapacity(items.count + 1)
         var childrenOf: [String: [(Int, String)]] = [:]
         for item in items {
-            guard let fields = item.structFields, fields.count >= 9,
-                  let path = fields[0].objectReference?.path else { continue }
-            let parentPath = fields[2].objectReference?.path
-            let tail: ArraySlice<DBusValue>
-            var index = -1
-            if fields.count >= 10, let i = fields[3].integerValue {
-                index = Int(i)
-                tail = fields[5...]
-            } else {
-                tail = fields[4...]  // old signature: a(so) children instead of (ii)
-            }
-            let start = tail.startIndex
-            let interfaces = InterfaceSet(names: (tail[start].arrayValue ?? []).compactMap(\.stringValue))
-            let name = tail[start + 1].stringValue ?? ""
-            let role = UInt32(truncatingIfNeeded: tail[start + 2].integerValue ?? 0)
-            let description = tail[start + 3].stringValue ?? ""
-            let words = (tail[start + 4].arrayValue ?? []).compactMap { $0.integerValue.map { UInt32(truncatingIfNeeded: $0) } }
-            nodes[path] = AccessibleNode(path: path, role: role, name: name, description: description,
-                                         states: StateSet(words: words), interfaces: interfaces, children: [])
-            if let parentPath, parentPath != path {
-                childrenOf[parentPath, default: []].append((index < 0 ? Int.max : index, path))
+            nodes[item.node.path] = item.node
+            if let parentPath = item.parent, parentPath != item.node.path {
+                childrenOf[parentPath, default: []].append((item.index < 0 ? Int.max : item.index, item.node.path))
             }
         }
         if nodes[root] == nil {
@@ -164,6 +154,62 @@ extension AccessibilityService {
         return FetchedTree(nodes: nodes, root: root, truncated: false, deadlineReached: false, method: "cache")
     }
 
+    /// One `Cache.GetItems` entry.
+    struct CacheItem: Sendable {
+        var node: AccessibleNode
+        var parent: String?
+        var index: Int
+    }
+
+    /// Decodes `a((so)(so)(so)iiassusau)`, or Qt's old `a((so)(so)(so)a(so)assusau)`, straight
+    /// from the message.
+    @Sendable static func decodeCacheItems(_ reader: inout DBusReader) -> [CacheItem] {
+        guard var array = reader.enter() else { return [] }
+        var items: [CacheItem] = []
+        while array.type != nil {
+            defer { array.advance() }
+            guard var item = array.enter() else { continue }
+            guard var selfRef = item.enter() else { continue }
+            selfRef.advance()
+            guard let path = selfRef.string() else { continue }
+            item.advance()  // application
+            item.advance()
+            var parent: String?
+            if var parentRef = item.enter() {
+                parentRef.advance()
+                parent = parentRef.string()
+            }
+            item.advance()
+            var index = -1
+            if item.type == "i" {
+                index = Int(item.integer() ?? -1)
+                item.advance()  // child count
+            }
+            item.advance()
+            var interfaceNames: [String] = []
+            if var list = item.enter() {
+                while let name = list.string() {
+                    interfaceNames.append(name)
+                    list.advance()
+                }
+            }
+            item.advance()
+            let name = item.string() ?? ""
+            item.advance()
+            let role = UInt32(truncatingIfNeeded: item.integer() ?? 0)
+            item.advance()
+            let description = item.string() ?? ""
+            item.advance()
+            let words = item.words()
+            items.append(CacheItem(
+                node: AccessibleNode(path: path, role: role, name: name, description: description,
+                                     states: StateSet(words: words), interfaces: InterfaceSet(names: interfaceNames),
+                                     children: []),
+                parent: parent, index: index))
+        }
+        return items
+    }
+
     private func walk(_ app: AppHandle, root: String, maxDepth: Int?, maxNodes: Int, pruneHidden: Bool,
                       deadline: Deadline) async throws(RPCError) -> FetchedTree
     {
@@ -172,6 +218,8 @@ extension AccessibilityService {
         var depth = 0
         var truncated = false
         var deadlineReached = false
+        let probe = FetchedTree(nodes: [:], root: root, truncated: false, deadlineReached: false, method: "walk",
+                                visibleMeansShowing: app.toolkit == "GTK")
         while !level.isEmpty {
             if deadline.hasPassed {
                 deadlineReached = true
@@ -189,7 +237,7 @@ extension AccessibilityService {
                     break
                 }
                 nodes[node.path] = node
-                if !pruneHidden || depth == 0 || node.states.isShowing {
+                if !pruneHidden || depth == 0 || probe.isShown(node) {
                     next.append(contentsOf: node.children.filter { nodes[$0] == nil })
                 }
             }
@@ -198,6 +246,6 @@ extension AccessibilityService {
             depth += 1
         }
         return FetchedTree(nodes: nodes, root: root, truncated: truncated, deadlineReached: deadlineReached,
-                           method: "walk")
+                           method: "walk", visibleMeansShowing: app.toolkit == "GTK")
     }
 }

@@ -89,6 +89,8 @@ struct SegmentInfo: Sendable, Equatable {
     var lastHash: String?
     /// Time of the newest record, microseconds since the epoch.
     var lastMicros: Int64?
+    /// Time of the oldest record (segments also rotate by age, so retention can act on them).
+    var firstMicros: Int64?
 
     static let prefix = "audit-"
     static let suffix = ".jsonl"
@@ -199,7 +201,10 @@ struct ChainScan {
                     scan.tail = (line.seq, line.hash)
                     segments[index].lastSeq = line.seq
                     segments[index].lastHash = line.hash
-                    if let t = line.record["time"]?.stringValue { segments[index].lastMicros = AuditTime.parse(t) }
+                    if let t = line.record["time"]?.stringValue {
+                        segments[index].lastMicros = AuditTime.parse(t)
+                        if segments[index].firstMicros == nil { segments[index].firstMicros = segments[index].lastMicros }
+                    }
                     if wanted.contains(line.seq) { scan.hashes[line.seq] = line.hash }
                     scan.note(line, openIndex: &openIndex)
                     if let visit, !visit(line) { break segmentLoop }

@@ -86,6 +86,7 @@ public final class AuditLog: Sendable {
         writer.segments = scan.segments
         writer.durableSize = scan.segments.last?.bytes ?? 0
         if let tail = scan.tail { writer.head = tail }
+        writer.loadTail()
 
         var maintenance: [JSONObject] = []
         if let torn = scan.torn {
@@ -282,7 +283,8 @@ public final class AuditLog: Sendable {
         let known = health.firstBadSeq
         var result = await onReader { () -> AuditVerification in
             var last = AuditVerification(ok: false, records: 0, reason: "segments changed while reading")
-            for _ in 0..<3 {
+            for attempt in 0..<5 {
+                if attempt > 0 { usleep(useconds_t(2000 * attempt)) }  // a prune was removing files
                 let segments = self.shared.withLock { $0.segments }
                 let limits = Dictionary(segments.map { ($0.name, $0.bytes) }, uniquingKeysWith: { a, _ in a })
                 do {

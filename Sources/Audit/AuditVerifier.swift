@@ -1,3 +1,4 @@
+import Glibc
 import JSONRPC
 
 /// Chain verification for a running log (durable limits) or a directory on its own (the CLI).
@@ -85,7 +86,7 @@ enum AuditReader {
             if let since = filter.sinceSeq, index + 1 < segments.count, segments[index + 1].firstSeq <= since { continue }
             let bytes: [UInt8]
             do { bytes = try POSIXFile.read(directory + "/" + segment.name, limit: segment.bytes) } catch let failure
-                as POSIXFailure where failure.code == 2  // ENOENT: pruned meanwhile
+                as POSIXFailure where failure.code == ENOENT  // pruned meanwhile
             {
                 continue
             }

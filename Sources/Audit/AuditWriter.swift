@@ -41,6 +41,13 @@ final class AuditWriter: @unchecked Sendable {
     var recordsSinceCheckpoint = 0
     var rotatedSincePrune = false
     var closed = false
+    /// The last acknowledged bytes of the current segment (at least `tailKeep` when there are that many), starting at file
+    /// offset `tailOffset`. After a failed writeback the kernel may have lost blocks holding
+    /// acknowledged records near the end (seen with ext4 on a failing device: the block shared with
+    /// the failed batch, and with 1 KiB blocks others before it), so recovery writes them again.
+    var tail: [UInt8] = []
+    var tailOffset = 0
+    static let tailKeep = 64 << 10
     /// Successful batches and the records in them (the benchmark reports the mean batch size).
     var batches = 0
     var batchedRecords = 0
@@ -66,17 +73,19 @@ final class AuditWriter: @unchecked Sendable {
         if all.isEmpty { return .success([]) }
         do {
             try ensureOpen()
-            if durableSize >= config.segmentMaxBytes { try rotate() }
+            if durableSize >= config.segmentMaxBytes || currentSegmentIsOld() { try rotate() }
             var seq = head.seq
             var prev = head.hash
             var buffer: [UInt8] = []
             var receipts: [AuditReceipt] = []
             var mirrored: [JournalMirror.Mirrored] = []
             var lastMicros: Int64 = 0
+            var firstMicros: Int64?
             receipts.reserveCapacity(all.count)
             for body in all {
                 seq += 1
                 lastMicros = AuditTime.nowMicros()
+                if firstMicros == nil { firstMicros = lastMicros }
                 let time = AuditTime.format(micros: lastMicros)
                 let sealed = AuditChain.seal(body, seq: seq, time: time, prev: prev)
                 buffer.append(contentsOf: sealed.line)
@@ -92,10 +101,17 @@ final class AuditWriter: @unchecked Sendable {
             batchedRecords += all.count
             head = (seq, prev)
             durableSize += buffer.count
+            tail.append(contentsOf: buffer)
+            if tail.count > 2 * Self.tailKeep {  // trim in steps: no 64 KiB memmove per batch
+                let drop = tail.count - Self.tailKeep
+                tail.removeFirst(drop)
+                tailOffset += drop
+            }
             segments[segments.count - 1].bytes = durableSize
             segments[segments.count - 1].lastSeq = seq
             segments[segments.count - 1].lastHash = prev
             segments[segments.count - 1].lastMicros = lastMicros
+            if segments[segments.count - 1].firstMicros == nil { segments[segments.count - 1].firstMicros = firstMicros }
             publish(error: nil)
             if let journal {
                 journal.mirror(mirrored)
@@ -128,29 +144,48 @@ final class AuditWriter: @unchecked Sendable {
             return
         }
         let path = directory + "/" + last.name
+        try restoreTail(path: path)
         let newFD = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
         guard newFD >= 0 else { throw POSIXFailure("open", path) }
-        var st = stat()
-        guard fstat(newFD, &st) == 0 else {
-            let failure = POSIXFailure("stat", path)
-            close(newFD)
-            throw failure
-        }
-        if Int(st.st_size) < durableSize {
-            close(newFD)
-            throw POSIXFailure("segment shorter than its acknowledged records:", path, EIO)
-        }
-        if Int(st.st_size) > durableSize, ftruncate(newFD, off_t(durableSize)) != 0 {
-            let failure = POSIXFailure("ftruncate", path)
-            close(newFD)
-            throw failure
-        }
-        do { try POSIXFile.dataSync(newFD, path: path) } catch {
-            close(newFD)
-            throw error
-        }
         fd = newFD
         needsReopen = false
+    }
+
+    /// Puts the current segment back to exactly its acknowledged bytes: rewrites the remembered
+    /// tail (the page cache cannot be trusted after a failed sync), cuts anything after it, syncs.
+    private func restoreTail(path: String) throws {
+        let rw = open(path, O_WRONLY | O_CLOEXEC)
+        guard rw >= 0 else { throw POSIXFailure("open", path) }
+        defer { close(rw) }
+        var st = stat()
+        guard fstat(rw, &st) == 0 else { throw POSIXFailure("stat", path) }
+        guard tailOffset + tail.count == durableSize, Int(st.st_size) >= tailOffset else {
+            throw POSIXFailure("segment shorter than its acknowledged records:", path, EIO)
+        }
+        var written = 0
+        while written < tail.count {
+            let n = tail.withUnsafeBytes { buffer in
+                pwrite(rw, buffer.baseAddress! + written, tail.count - written, off_t(tailOffset + written))
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw POSIXFailure("pwrite", path)
+            }
+            written += n
+        }
+        guard ftruncate(rw, off_t(durableSize)) == 0 else { throw POSIXFailure("ftruncate", path) }
+        try POSIXFile.dataSync(rw, path: path)
+    }
+
+    /// Remembers the end of the current segment after start-up (see `tail`).
+    func loadTail() {
+        guard let last = segments.last, durableSize > 0 else { return }
+        let start = max(0, durableSize - Self.tailKeep)
+        guard let bytes = try? POSIXFile.read(directory + "/" + last.name, limit: durableSize), bytes.count == durableSize else {
+            return
+        }
+        tail = Array(bytes[start...])
+        tailOffset = start
     }
 
     private func createSegment(firstSeq: Int64) throws {
@@ -168,8 +203,19 @@ final class AuditWriter: @unchecked Sendable {
         fd = newFD
         segments.append(SegmentInfo(name: name, firstSeq: firstSeq, bytes: 0))
         durableSize = 0
+        tail = []
+        tailOffset = 0
         publishSegments()
     }
+
+    /// A segment older than a day is closed at the next append, so retention (which removes whole
+    /// segments) is not held up by a quiet log; there is no timer while idle.
+    private func currentSegmentIsOld() -> Bool {
+        guard durableSize > 0, let first = segments.last?.firstMicros else { return false }
+        return AuditTime.nowMicros() - first > Self.maxSegmentAgeMicros
+    }
+
+    static let maxSegmentAgeMicros: Int64 = 86_400_000_000
 
     private func rotate() throws {
         if fd >= 0 { close(fd); fd = -1 }
@@ -209,14 +255,15 @@ final class AuditWriter: @unchecked Sendable {
             if let maxBytes = config.maxBytes { details.append("max_bytes", .int(Int64(maxBytes))) }
             guard case .success = commit([AuditEntry(kind: "pruned", details: details).body()]) else { return }
         }
+        // Readers stop seeing the segments before they disappear.
+        segments.removeFirst(count)
+        publishSegments()
         for segment in removed {
             if unlink(directory + "/" + segment.name) != 0 && errno != ENOENT {
                 logger.error("cannot remove pruned audit segment", metadata: ["segment": "\(segment.name)"])
             }
         }
         try? POSIXFile.syncDirectory(directory)
-        segments.removeFirst(count)
-        publishSegments()
         logger.info("pruned audit segments", metadata: ["count": "\(count)", "through_seq": "\(removed.last?.lastSeq ?? 0)"])
     }
 

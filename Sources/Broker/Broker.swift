@@ -101,8 +101,25 @@ public final class Broker: Sendable {
         var cancelledTokens: Set<UInt64> = []
         var nextToken: UInt64 = 0
         var loaded = false
+        /// Sensitive-list answers per (app name, app exe); cleared on reload.
+        var sensitiveCache: [SensitiveKey: Bool] = [:]
 
         init(promptAgents: [String]) { self.promptAgents = promptAgents }
+
+        mutating func isSensitive(_ target: TargetInfo?) -> Bool {
+            guard let target, target.appName != nil || target.appExe != nil else { return false }
+            let key = SensitiveKey(name: target.appName, exe: target.appExe)
+            if let known = sensitiveCache[key] { return known }
+            let answer = sensitive.isSensitive(target)
+            if sensitiveCache.count >= 4096 { sensitiveCache.removeAll(keepingCapacity: true) }
+            sensitiveCache[key] = answer
+            return answer
+        }
+    }
+
+    struct SensitiveKey: Hashable, Sendable {
+        var name: String?
+        var exe: String?
     }
 
     /// Work collected under the lock and run after it is released (events, continuations,
@@ -195,6 +212,7 @@ public final class Broker: Sendable {
             for grant in grants { state.grants.insert(grant) }
             _ = state.grants.pruneExpired(now: now())
             state.sensitive = SensitiveMatcher(extra: (admin.files + user.files).flatMap(\.sensitiveApps))
+            state.sensitiveCache = [:]
             let adminAgents = admin.files.compactMap(\.promptAgents)
             let userAgents = user.files.compactMap(\.promptAgents)
             if !admin.failures.isEmpty {
@@ -234,20 +252,17 @@ public final class Broker: Sendable {
 
     func deny(_ request: BrokerRequest, _ reason: DenyReason, rule: PolicyRule? = nil, ruleID: String? = nil,
               detail: String? = nil) -> Decision {
-        Decision(effect: .deny, reason: reason, ruleID: rule?.id ?? ruleID, method: request.method,
-                 riskClass: request.riskClass,
-                 message: DenialText.message(reason, request, rule: rule?.id ?? ruleID, ruleReason: rule?.reason, detail: detail))
+        Decision(effect: .deny, reason: reason, ruleID: rule?.id ?? ruleID, request: request, ruleReason: rule?.reason,
+                 detail: detail)
     }
 
     func allow(_ request: BrokerRequest, rule: PolicyRule? = nil, grant: RememberedGrant? = nil) -> Decision {
-        let basis = rule.map { "rule '\($0.id)'" } ?? grant.map { "remembered grant \($0.id)" } ?? "a person's approval"
-        return Decision(effect: .allow, ruleID: rule?.id, grantID: grant?.id, method: request.method, riskClass: request.riskClass,
-                        message: "Allowed by \(basis).")
+        Decision(effect: .allow, ruleID: rule?.id, grantID: grant?.id, request: request)
     }
 
     /// The hard denies no rule or prompt can lift.
-    func hardDeny(_ request: BrokerRequest, _ state: State) -> Decision? {
-        if state.sensitive.isSensitive(request.target) {
+    func hardDeny(_ request: BrokerRequest, _ state: inout State) -> Decision? {
+        if state.isSensitive(request.target) {
             let app = request.target?.appName ?? request.target?.appExe ?? "this app"
             return deny(request, .hardDeny,
                         detail: "'\(JSONWriter.escapedForMessage(app))' is a sensitive app (password manager, credential or polkit prompt, keyring, lock screen or screensaver), which deskgate never touches")
@@ -265,7 +280,7 @@ public final class Broker: Sendable {
     /// Decides from rules and grants alone. With `consume`, a matching once-grant is used up
     /// (under the lock, so of concurrent requests exactly one gets it).
     func evaluate(_ request: BrokerRequest, _ state: inout State, consume: Bool, now: Date) -> Evaluation {
-        if let denied = hardDeny(request, state) { return .decided(denied) }
+        if let denied = hardDeny(request, &state) { return .decided(denied) }
         if !state.loaded {
             return .decided(deny(request, .policyError, detail: "the policy has not been loaded yet"))
         }
@@ -280,12 +295,8 @@ public final class Broker: Sendable {
         }
 
         var matches = RuleMatches()
-        let visit: (PolicyRule) -> Bool = { rule in
-            if rule.matches(request, now: now) { matches.add(rule) }
-            return true
-        }
-        state.admin.index.forEachCandidate(request, visit)
-        state.user.index.forEachCandidate(request, visit)
+        state.admin.index.collect(request, now: now, into: &matches)
+        state.user.index.collect(request, now: now, into: &matches)
         if let rule = matches.adminDeny { return .decided(deny(request, .lockedDown, rule: rule)) }
         if let rule = matches.userDeny { return .decided(deny(request, .policy, rule: rule)) }
         if let rule = matches.ask { return .ask(explicit: rule) }
@@ -327,8 +338,7 @@ public final class Broker: Sendable {
             case .ask(let explicit):
                 if !request.interactive { return deny(request, .wouldPrompt, rule: explicit) }
                 if let blocker = promptBlocker(request, state) { return deny(request, .noAgent, rule: explicit, detail: blocker) }
-                return Decision(effect: .ask, ruleID: explicit?.id, method: request.method, riskClass: request.riskClass,
-                                message: "A person will be asked to approve \(DenialText.action(request)).")
+                return Decision(effect: .ask, ruleID: explicit?.id, request: request, ruleReason: explicit?.reason)
             }
         }
     }

@@ -30,7 +30,7 @@ public enum BrokerBenchmark {
 
         let config = BrokerConfig(systemPolicyDir: directory + "/admin.d", userPolicyFile: policyPath,
                                   grantsFile: directory + "/state/grants.json", defaultPromptAgents: [])
-        let broker = Broker(config: config, inspector: NoAncestry(), logger: Logger(label: "deskgate.bench"))
+        let broker = Broker(config: config, inspector: NoAncestry(), logger: Logger(label: "deskgate.bench", factory: { _ in SwiftLogNoOpLogHandler() }))
         let status = broker.reload()
         precondition(status.ok, "benchmark policy failed to load: \(status.errors)")
 

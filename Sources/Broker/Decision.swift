@@ -26,7 +26,7 @@ public enum DenyReason: String, Sendable, Hashable, CaseIterable {
 }
 
 /// The broker's answer for one request.
-public struct Decision: Sendable, Hashable {
+public struct Decision: Sendable {
     public enum Effect: String, Sendable, Hashable {
         case allow, ask, deny
     }
@@ -45,8 +45,39 @@ public struct Decision: Sendable, Hashable {
     public var promptID: String?
     /// The helper's answer, when prompted.
     public var choice: String?
-    /// What a person or language model can do about it.
-    public var message: String
+    /// The request decided, kept to build ``message`` only when someone reads it.
+    let request: BrokerRequest
+    /// The determining rule's `reason`, and extra detail for the message.
+    var ruleReason: String?
+    var detail: String?
+
+    init(effect: Effect, reason: DenyReason? = nil, ruleID: String? = nil, grantID: String? = nil, request: BrokerRequest,
+         ruleReason: String? = nil, detail: String? = nil) {
+        self.effect = effect
+        self.reason = reason
+        self.ruleID = ruleID
+        self.grantID = grantID
+        self.method = request.method
+        self.riskClass = request.riskClass
+        self.request = request
+        self.ruleReason = ruleReason
+        self.detail = detail
+    }
+
+    /// What a person or language model can do about it (built on first use: most decisions are
+    /// never explained to anyone).
+    public var message: String {
+        switch effect {
+        case .deny:
+            return DenialText.message(reason ?? .policy, request, rule: ruleID, ruleReason: ruleReason, detail: detail)
+        case .ask:
+            return "A person will be asked to approve \(DenialText.action(request))."
+        case .allow:
+            if let ruleID, choice == nil { return "Allowed by rule '\(ruleID)'." }
+            if let grantID, !prompted { return "Allowed by remembered grant \(grantID)." }
+            return "Allowed by the person at the desktop (\(choice ?? "approved"))."
+        }
+    }
 
     /// act and write: the daemon must re-check the client's executable before acting.
     public var requiresExeRecheck: Bool { effect == .allow && riskClass.isMutating }

@@ -103,7 +103,7 @@ public struct Glob: Sendable, Hashable, CustomStringConvertible {
     /// Whether the whole of `text` matches. Linear-time greedy matching with one backtrack point
     /// (the last `*`), so hostile patterns or names cannot make it slow.
     public func matches(_ text: String) -> Bool {
-        if let literal { return text.unicodeScalars.elementsEqual(literal.unicodeScalars) }
+        if let literal { return text.utf8.elementsEqual(literal.utf8) }  // same as scalar equality, faster
         let view = text.unicodeScalars
         var t = view.startIndex
         var p = 0

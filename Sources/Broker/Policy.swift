@@ -41,10 +41,15 @@ public struct PolicyRule: Sendable, Hashable {
 
     /// Whether the rule applies to the request at `now`. An expired rule (now ≥ expires) never does.
     public func matches(_ request: BrokerRequest, now: Date) -> Bool {
-        if let expires, now >= expires { return false }
         if !allActions, !actionClasses.contains(request.riskClass), !actionMethods.contains(request.method) {
             return false
         }
+        return matchesBeyondAction(request, now: now)
+    }
+
+    /// Everything but the action (the rule index already selected by action).
+    func matchesBeyondAction(_ request: BrokerRequest, now: Date) -> Bool {
+        if let expires, now >= expires { return false }
         if let clientExe, !clientExe.matches(request.client.exe) { return false }
         if let clientScript {
             guard let script = request.client.script, clientScript.matches(script) else { return false }

@@ -37,6 +37,23 @@ struct RuleIndex: Sendable {
         }
     }
 
+    /// Adds every matching rule to `matches`. Rules come from the buckets of the request's
+    /// class and method, so their action always matches and only the rest is checked.
+    func collect(_ request: BrokerRequest, now: Date, into matches: inout RuleMatches) {
+        func visit(_ bucket: Bucket, _ matches: inout RuleMatches) {
+            if let app = request.target?.appName, let list = bucket.byApp[app] {
+                for index in list where rules[index].matchesBeyondAction(request, now: now) { matches.add(rules[index]) }
+            }
+            if let exe = request.target?.appExe, let list = bucket.byAppExe[exe] {
+                for index in list where rules[index].matchesBeyondAction(request, now: now) { matches.add(rules[index]) }
+            }
+            for index in bucket.rest where rules[index].matchesBeyondAction(request, now: now) { matches.add(rules[index]) }
+        }
+        visit(anyAction, &matches)
+        if let bucket = byClass[request.riskClass] { visit(bucket, &matches) }
+        if let bucket = byMethod[request.method] { visit(bucket, &matches) }
+    }
+
     /// Calls `body` for every rule that may match (duplicates possible), until it returns false.
     func forEachCandidate(_ request: BrokerRequest, _ body: (PolicyRule) -> Bool) {
         func visit(_ bucket: Bucket) -> Bool {

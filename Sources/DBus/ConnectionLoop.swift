@@ -13,19 +13,31 @@ final class ConnectionLoop: @unchecked Sendable {
     private enum Command {
         case call(UInt64, MessagePointer, Int, Reply)
         case batch(UInt64, [MessagePointer?], Int, BatchCollector)
+        case raw(UInt64, MessagePointer, Int, RawHandler)
         case cancel(UInt64)
     }
 
-    /// Where a reply goes: one caller, or one slot of a batch.
+    /// Handles a raw reply (or error) on the loop thread; the message is valid only during the call.
+    typealias RawHandler = @Sendable (Result<RawMessage, DBusError>) -> Void
+
+    /// Where a reply goes: one caller, one slot of a batch, or a caller's own decoder.
     private enum Completion {
         case single(Reply)
         case batch(BatchCollector, Int)
+        case raw(RawHandler)
 
         func finish(_ result: Result<[DBusValue], DBusError>) {
             switch self {
             case .single(let continuation): continuation.resume(returning: result)
             case .batch(let collector, let index): collector.set(index, result)
+            case .raw(let handler):
+                if case .failure(let error) = result { handler(.failure(error)) }
             }
+        }
+
+        var wantsRawMessage: RawHandler? {
+            if case .raw(let handler) = self { return handler }
+            return nil
         }
     }
 
@@ -110,6 +122,26 @@ final class ConnectionLoop: @unchecked Sendable {
         if !accepted {
             dbus_message_unref(message.pointer)
             continuation.resume(returning: .failure(.disconnected))
+        } else if wake {
+            poke()
+        }
+        return id
+    }
+
+    /// Queues a call whose reply is handed undecoded to `handler` on the loop thread.
+    func enqueueRawCall(message: MessagePointer, timeoutMs: Int, handler: @escaping RawHandler) -> UInt64 {
+        let (id, accepted, wake) = shared.withLock { s -> (UInt64, Bool, Bool) in
+            let id = s.nextID
+            s.nextID += 1
+            if s.closing || s.closed { return (id, false, false) }
+            s.commands.append(.raw(id, message, timeoutMs, handler))
+            let wake = !s.wakePending
+            s.wakePending = true
+            return (id, true, wake)
+        }
+        if !accepted {
+            dbus_message_unref(message.pointer)
+            handler(.failure(.disconnected))
         } else if wake {
             poke()
         }
@@ -258,6 +290,9 @@ final class ConnectionLoop: @unchecked Sendable {
         case .batch(_, let messages, _, let collector):
             for message in messages { if let message { dbus_message_unref(message.pointer) } }
             collector.failAll(.disconnected)
+        case .raw(_, let message, _, let handler):
+            dbus_message_unref(message.pointer)
+            handler(.failure(.disconnected))
         case .cancel:
             break
         }
@@ -311,6 +346,8 @@ final class ConnectionLoop: @unchecked Sendable {
             entry.continuation.finish(.failure(.cancelled))
         case .call(let id, let message, let timeoutMs, let continuation):
             send(id: id, message: message, timeoutMs: timeoutMs, completion: .single(continuation), conn)
+        case .raw(let id, let message, let timeoutMs, let handler):
+            send(id: id, message: message, timeoutMs: timeoutMs, completion: .raw(handler), conn)
         case .batch(let firstID, let messages, let timeoutMs, let collector):
             for (index, message) in messages.enumerated() {
                 guard let message else { continue }  // already failed validation
@@ -346,6 +383,20 @@ final class ConnectionLoop: @unchecked Sendable {
     private func complete(id: UInt64, call: OpaquePointer) {
         guard let entry = pending.removeValue(forKey: id) else { return }
         let result: Result<[DBusValue], DBusError>
+        if let handler = entry.continuation.wantsRawMessage {
+            finishedCalls.append(call)
+            guard let reply = dbus_pending_call_steal_reply(call) else {
+                handler(.failure(.disconnected))
+                return
+            }
+            if dbus_message_get_type(reply) == DBusMessageType.error {
+                if case .failure(let error) = Self.decodeReply(reply) { handler(.failure(error)) }
+            } else {
+                handler(.success(RawMessage(pointer: reply)))
+            }
+            dbus_message_unref(reply)
+            return
+        }
         if let reply = dbus_pending_call_steal_reply(call) {
             result = Self.decodeReply(reply)
             dbus_message_unref(reply)
@@ -424,6 +475,17 @@ final class ConnectionLoop: @unchecked Sendable {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
+/// A reply message lent to a raw handler for the duration of the call.
+struct RawMessage: @unchecked Sendable {
+    let pointer: OpaquePointer
+
+    func reader() -> DBusReader {
+        var iter = DBusMessageIter()
+        dbus_message_iter_init(pointer, &iter)
+        return DBusReader(iter: iter)
     }
 }
 

@@ -105,6 +105,48 @@ public final class DBusConnection: Sendable {
         return try result.get()
     }
 
+    /// Calls a method and decodes the reply with `decode` on the connection's thread, straight
+    /// from the message (for large replies such as `Cache.GetItems`).
+    public func call<T: Sendable>(
+        destination: String?, path: String, interface: String, member: String, args: [DBusValue] = [],
+        timeout: Duration, decode: @escaping @Sendable (inout DBusReader) -> T
+    ) async throws(DBusError) -> T {
+        let message = try Self.makeCall(destination: destination, path: path, interface: interface,
+                                        member: member, args: args)
+        let ms = Self.milliseconds(timeout)
+        let token = CallToken()
+        let result: Result<T, DBusError> = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let enqueued = token.state.withLock { state -> Bool in
+                    if case .cancelled = state { return false }
+                    let id = loop.enqueueRawCall(message: message, timeoutMs: ms) { reply in
+                        switch reply {
+                        case .success(let raw):
+                            var reader = raw.reader()
+                            continuation.resume(returning: .success(decode(&reader)))
+                        case .failure(let error):
+                            continuation.resume(returning: .failure(error))
+                        }
+                    }
+                    state = .enqueued(id)
+                    return true
+                }
+                if !enqueued {
+                    dbus_message_unref(message.pointer)
+                    continuation.resume(returning: .failure(.cancelled))
+                }
+            }
+        } onCancel: {
+            let id: UInt64? = token.state.withLock { state in
+                defer { state = .cancelled }
+                if case .enqueued(let id) = state { return id }
+                return nil
+            }
+            if let id { loop.enqueueCancel(id) }
+        }
+        return try result.get()
+    }
+
     /// Sends several calls at once and waits until every one has a reply, an error or has timed
     /// out. Much cheaper than one task per call when walking thousands of nodes.
     /// - Returns: one result per call, in order.

@@ -238,8 +238,8 @@ final class StdinLines: Sendable {
         thread.start()
     }
 
-    /// Drops lines typed before now (type-ahead must not answer a prompt nobody has read).
-    func discardBuffered() { state.withLock { $0.lines.removeAll() } }
+    /// Drops lines typed before `instant` (type-ahead must not answer a prompt nobody has read).
+    func discard(before instant: ContinuousClock.Instant) { state.withLock { $0.lines.removeAll { $0.time < instant } } }
 
     /// The next line; nil at end of input or when the task is cancelled.
     func next() async -> Line? {
@@ -272,14 +272,14 @@ struct TerminalPresenter: Presenter {
     let delay: Double
 
     func ask(_ view: PromptView, cancelled: CancelledPrompts) async -> String? {
+        let shown = ContinuousClock.now
         Output.line("\n\u{07}──────── deskgate: permission request ────────")
         for line in view.lines { Output.line(line) }
         Output.line("Choices:")
         for choice in view.choices { Output.line("  \(Choice.key(choice))) \(Choice.label(choice))") }
         Output.line("Answer within \(view.timeout) s. Allow choices accept input after \(delay) s.")
         Output.prompt("> ")
-        StdinLines.shared.discardBuffered()
-        let shown = ContinuousClock.now
+        StdinLines.shared.discard(before: shown)
         let deadline = shown + .seconds(view.timeout)
         let enabled = shown + .milliseconds(Int(delay * 1000))
 
@@ -305,6 +305,7 @@ struct TerminalPresenter: Presenter {
                 while ContinuousClock.now < deadline, !cancelled.contains(view.promptID), !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(100))
                 }
+                if Task.isCancelled { return nil }  // answered: nothing to report
                 if cancelled.contains(view.promptID) {
                     Output.line("\n(withdrawn: the program cancelled the request or went away)")
                 } else {

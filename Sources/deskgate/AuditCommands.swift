@@ -36,7 +36,7 @@ struct AuditTail: AsyncParsableCommand {
         commandName: "tail", abstract: "Show the newest audit records; -f keeps following.")
     @OptionGroup var client: ClientOptions
     @OptionGroup var filter: AuditFilterOptions
-    @Option(name: .shortAndLong, help: "Show the matching records among the newest N first.") var lines = 20
+    @Option(name: [.customShort("n"), .long], help: "Show the matching records among the newest N first.") var lines = 20
     @Flag(name: .shortAndLong, help: "Keep printing new records as they are written.") var follow = false
 
     func run() async throws {
@@ -82,9 +82,12 @@ struct AuditTail: AsyncParsableCommand {
             for record in records {
                 guard let s = record["seq"]?.intValue else { continue }
                 if let last, s > last { return last + 1 }
-                print(client.json ? JSONWriter.string(record, sortedKeys: true) : AuditTable.row(record))
                 next = s + 1
+                // Our own polling is audited too; showing it would feed on itself.
+                if record["method"] == "audit.query", record["client"]?["pid"]?.intValue == Int64(getpid()) { continue }
+                print(client.json ? JSONWriter.string(record, sortedKeys: true) : AuditTable.row(record))
             }
+            fflush(nil)
             if records.count < AuditFilter.maxLimit {
                 // Nothing more matches up to the log's end (last_seq is read with the records).
                 if let last { return last + 1 }
@@ -158,8 +161,14 @@ struct AuditVerifyCommand: AsyncParsableCommand {
 /// Readable renderings of audit records and verification results.
 enum AuditTable {
     static let header =
-        "\(Readable.pad("SEQ", 7)) \(Readable.pad("TIME", 27)) \(Readable.pad("KIND", 10)) \(Readable.pad("EFFECT", 6)) "
+        "\(Readable.pad("SEQ", 7)) \(Readable.pad("TIME", 27)) \(Readable.pad("KIND", 17)) \(Readable.pad("EFFECT", 6)) "
         + "\(Readable.pad("METHOD", 17)) \(Readable.pad("CLIENT", 24)) TARGET / OUTCOME"
+
+    /// The end of a long path, which is the part that tells executables apart.
+    static func tail(_ s: String, _ width: Int) -> String {
+        let escaped = JSONWriter.escapedForMessage(s, limit: 4096)
+        return escaped.count <= width ? escaped : "…" + escaped.suffix(width - 1)
+    }
 
     static func row(_ record: JSONValue) -> String {
         let seq = record["seq"]?.intValue.map(String.init) ?? "?"
@@ -173,8 +182,8 @@ enum AuditTable {
         if let reason = record["decision"]?["reason"]?.stringValue { target.append("(\(reason))") }
         if target.isEmpty, let details = record["details"] { target.append(JSONWriter.escapedForMessage(JSONWriter.string(details), limit: 80)) }
         return "\(Readable.pad(seq, 7)) \(Readable.pad(record["time"]?.stringValue ?? "", 27)) "
-            + "\(Readable.pad(record["kind"]?.stringValue ?? "", 10)) \(Readable.pad(record["decision"]?["effect"]?.stringValue ?? "", 6)) "
-            + "\(Readable.pad(record["method"]?.stringValue ?? "", 17)) \(Readable.pad(JSONWriter.escapedForMessage(exe, limit: 24), 24)) "
+            + "\(Readable.pad(record["kind"]?.stringValue ?? "", 17)) \(Readable.pad(record["decision"]?["effect"]?.stringValue ?? "", 6)) "
+            + "\(Readable.pad(record["method"]?.stringValue ?? "", 17)) \(Readable.pad(tail(exe, 24), 24)) "
             + target.joined(separator: " ")
     }
 

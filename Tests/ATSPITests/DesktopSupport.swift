@@ -39,8 +39,11 @@ enum Desktop {
     /// IsEnabled is left alone here; one test checks setting and restoring it.
     static let shared = SharedService()
 
+    /// Generous timeouts: the suites start many apps at once on small CI machines, where a
+    /// loaded app can take seconds to answer; the frozen-app tests use their own short ones.
     static func testConfig() -> AccessibilityConfig {
-        AccessibilityConfig(enableAccessibility: false)
+        AccessibilityConfig(smallCallTimeout: .seconds(10), bulkCallTimeout: .seconds(30), actionTimeout: .seconds(10),
+                            requestDeadline: .seconds(60), enableAccessibility: false)
     }
 }
 

@@ -275,6 +275,13 @@ struct GTK3Tests {
         let app = try await FixtureApp.launch("gtk3", rows: 5, service: service)
         let buttons = try await service.find(app: app.name, role: "push button")
         #expect(buttons.nodes.count == 3 + 5)
+        // Collection.GetMatches gives the same nodes, parents and depths as the snapshot.
+        #expect(buttons["method"] == "collection")
+        let snapshot = try await service.snapshot(app: app.name)
+        let expected = snapshot.nodes.filter { $0["role"] == "push button" }
+        #expect(buttons.nodes == expected)
+        let byName = try await service.find(app: app.name, nameContains: "Button")
+        #expect(byName["method"] == "cache")
         let submit = try await service.find(app: app.name, role: "push button", name: "Submit")
         #expect(submit.nodes.count == 1)
         #expect(submit.nodes.first?["parent"]?.stringValue != nil)

@@ -69,9 +69,15 @@ struct SecretTests {
 struct FrozenAppTests {
     @Test("SIGSTOP: -32004 within the deadline while another app is served; served again after SIGCONT")
     func stopped() async throws {
-        let service = try await Desktop.shared.get()
-        let frozen = try await FixtureApp.launch("gtk3", service: service)
-        let other = try await FixtureApp.launch("gtk3", service: service)
+        let shared = try await Desktop.shared.get()
+        let frozen = try await FixtureApp.launch("gtk3", service: shared)
+        let other = try await FixtureApp.launch("gtk3", service: shared)
+        // The production timeouts (500 ms per small read), on a service of its own.
+        let service = try await AccessibilityService.start(
+            config: AccessibilityConfig(smallCallTimeout: .seconds(2), requestDeadline: .seconds(5),
+                                        enableAccessibility: false),
+            logger: Logger(label: "frozen-test"))
+        defer { Task { await service.shutdown() } }
         _ = try await service.snapshot(app: frozen.name)
         frozen.signal(SIGSTOP)
         defer { frozen.signal(SIGCONT) }

@@ -31,6 +31,7 @@ struct ServiceBenchmark {
         let service = try await Desktop.shared.get()
         var nodes = 0
         var method = ""
+        var fetch: [Double] = []
         var times: [Double] = []
         let runs = app.contains("10k") ? 10 : 20
         for _ in 0..<runs {
@@ -38,6 +39,7 @@ struct ServiceBenchmark {
                 let result = try await service.snapshot(app: app, maxNodes: 100_000)
                 nodes = result.nodes.count
                 method = result["stats"]?["method"]?.stringValue ?? ""
+                fetch.append(result["stats"]?["fetch_ms"]?.doubleValue ?? -1)
             })
         }
         #expect(nodes > 1000)
@@ -59,7 +61,7 @@ struct ServiceBenchmark {
         print("""
             BENCH \(app): nodes=\(nodes) method=\(method) snapshot p50=\(String(format: "%.1f", p50)) ms \
             min=\(String(format: "%.1f", times.min()!)) ms p90=\(String(format: "%.1f", Self.percentile(times, 0.9))) ms \
-            (\(String(format: "%.0f", p50 * 1000 / Double(nodes))) µs/node); outline p50=\(String(format: "%.1f", Self.percentile(outlineTimes, 0.5))) ms; \
+            (\(String(format: "%.0f", p50 * 1000 / Double(nodes))) µs/node, fetch p50=\(String(format: "%.1f", Self.percentile(fetch, 0.5))) ms); outline p50=\(String(format: "%.1f", Self.percentile(outlineTimes, 0.5))) ms; \
             showing: \(showingNodes) nodes p50=\(String(format: "%.1f", Self.percentile(showingTimes, 0.5))) ms; \
             activate p50=\(String(format: "%.2f", Self.percentile(actionTimes, 0.5))) ms
             """)

@@ -322,3 +322,53 @@ struct ChainTests {
         #expect(AuditTime.parse("2026-11-18T18:13:20") == nil)
     }
 }
+
+@Suite("Audit retention by age")
+struct RetentionTests {
+    /// Writes a valid chain (independently of the Audit module) whose records are `daysAgo` old.
+    static func writeOldSegment(_ dir: String, count: Int, daysAgo: Int) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        var prev = String(repeating: "0", count: 64)
+        var text = ""
+        let base = Date().addingTimeInterval(-Double(daysAgo) * 86400)
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        for seq in 1...count {
+            let time = formatter.string(from: base.addingTimeInterval(Double(seq))).replacingOccurrences(of: "Z", with: "000Z")
+            var record: JSONObject = ["kind": "grant_revoked", "seq": .int(Int64(seq)), "time": .string(time), "prev": .string(prev)]
+            let hash = SHA256.hash(data: JSONWriter.bytes(.object(record), sortedKeys: true)).map { String(format: "%02x", $0) }.joined()
+            record["hash"] = .string(hash)
+            text += JSONWriter.string(.object(record), sortedKeys: true) + "\n"
+            prev = hash
+        }
+        let path = dir + "/audit-00000000000000000001.jsonl"
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+    }
+
+    @Test("a quiet log's old segment is closed at the next append and pruned past retention")
+    func ageRotationAndPruning() async throws {
+        let tmp = TempDir()
+        defer { tmp.remove() }
+        try Self.writeOldSegment(tmp.auditDir, count: 5, daysAgo: 40)
+        #expect(try AuditVerifier.verify(directory: tmp.auditDir, journal: false).ok)
+
+        let log = try openLog(tmp.auditDir, retentionDays: 30)
+        #expect(log.health.lastSeq == 5)
+        let receipt = try await log.append(decision(1))
+        #expect(receipt.seq == 6)
+        let verification = await log.verify()
+        #expect(verification.ok)
+        await log.close()
+
+        let files = segmentFiles(tmp.auditDir)
+        #expect(files.count == 1)
+        #expect(files.first?.hasSuffix("audit-00000000000000000006.jsonl") == true)
+        let all = records(tmp.auditDir)
+        #expect(all.map { $0["seq"]?.intValue ?? 0 } == [6, 7])
+        let pruned = try #require(all.last)
+        #expect(pruned["kind"]?.stringValue == "pruned")
+        #expect(pruned["details"]?["through_seq"]?.intValue == 5)
+        #expect(pruned["details"]?["segments"] == ["audit-00000000000000000001.jsonl"])
+        #expect(try AuditVerifier.verify(directory: tmp.auditDir, journal: false).ok)
+    }
+}

@@ -32,6 +32,33 @@ struct GrantStoreTests {
         #expect(json["grants"]?.arrayValue?.allSatisfy { $0["lifetime"]?.stringValue == "always" } == true)
     }
 
+    @Test("concurrent grants and revocations leave the file equal to memory")
+    func storeRaces() async throws {
+        let sandbox = Sandbox()
+        let broker = makeBroker(sandbox)
+        try broker.registerHelper(FakeHelper(behavior: .answer("allow_always")))
+        // 40 clients (separate processes, so separate prompt queues) get grants while earlier ones are revoked.
+        let ids = await withTaskGroup(of: String?.self) { group in
+            for i in 0..<40 {
+                group.addTask {
+                    let decision = await broker.decide(request("text.set", client: client(pid: Int32(10_000 + i), connection: UInt64(100 + i)), name: "f\(i)"))
+                    if i % 2 == 0, let id = decision.grantID { _ = broker.revoke(id: id) }
+                    return decision.grantID
+                }
+            }
+            return await group.reduce(into: [String]()) { if let id = $1 { $0.append(id) } }
+        }
+        #expect(ids.count == 40)
+        await broker.flush()
+        let memory = Set(broker.listGrants()["grants"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? [])
+        #expect(memory.count == 20)
+        let file = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: sandbox.grantsFile))))
+        let onDisk = Set(file["grants"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? [])
+        #expect(onDisk == memory)
+        let restarted = Set(makeBroker(sandbox).listGrants()["grants"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? [])
+        #expect(restarted == memory)
+    }
+
     @Test("a loose existing state directory is tightened to 0700")
     func tightensDirectory() async throws {
         let sandbox = Sandbox()
@@ -232,30 +259,31 @@ struct PromptTextTests {
 struct ProcfsInspectorTests {
     @Test("a child and grandchild descend from this process; not the other way round")
     func realProcesses() throws {
-        // sh (child) starts sleep (grandchild) and prints its pid.
+        // sh (child) runs sleep (grandchild); the trailing `true` keeps sh from exec'ing sleep.
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", "sleep 30 & echo $!; wait"]
-        let output = Pipe()
-        process.standardOutput = output
+        process.arguments = ["-c", "sleep 30; true"]
+        // Not the test runner's stdout: a leftover child must not hold its pipe open.
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
         try process.run()
-        defer { process.terminate() }
-        var line = ""
-        while !line.hasSuffix("\n") {
-            let data = output.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            line += String(decoding: data, as: UTF8.self)
+        // SIGKILL: a harness may start tests with SIGTERM blocked.
+        defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        var grandchild: Int32?
+        for _ in 0..<200 where grandchild == nil {
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+            grandchild = entries.compactMap(Int32.init).first { ProcfsInspector.parent(of: $0) == process.processIdentifier }
+            if grandchild == nil { usleep(10_000) }
         }
-        let grandchild = try #require(Int32(line.trimmingCharacters(in: .whitespacesAndNewlines)))
-        defer { kill(grandchild, SIGTERM) }
+        let sleeper = try #require(grandchild)
+        defer { kill(sleeper, SIGKILL) }
         let me = getpid()
         let inspector = ProcfsInspector()
         #expect(inspector.isDescendant(process.processIdentifier, of: me))
-        #expect(inspector.isDescendant(grandchild, of: me))
-        #expect(inspector.isDescendant(grandchild, of: process.processIdentifier))
-        #expect(!inspector.isDescendant(me, of: grandchild))
+        #expect(inspector.isDescendant(sleeper, of: me))
+        #expect(inspector.isDescendant(sleeper, of: process.processIdentifier))
+        #expect(!inspector.isDescendant(me, of: sleeper))
         #expect(!inspector.isDescendant(me, of: me))
-        #expect(!inspector.isDescendant(grandchild, of: 999_999))
-        #expect(ProcfsInspector.parent(of: grandchild) == process.processIdentifier)
+        #expect(!inspector.isDescendant(sleeper, of: 999_999))
     }
 }

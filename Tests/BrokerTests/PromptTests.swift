@@ -2,6 +2,7 @@ import Broker
 import DeskgateAPI
 import Foundation
 import JSONRPC
+import Logging
 import Synchronization
 import Testing
 
@@ -316,6 +317,31 @@ struct PromptTests {
         #expect(await broker.decide(request("element.activate", appPid: 3000)).effect == .allow)
     }
 
+    @Test("broker.check reports ask without prompting or consuming anything")
+    func checkNeverPrompts() async throws {
+        let broker = makeBroker(Sandbox())
+        let helper = FakeHelper(behavior: .answer("allow_always"))
+        try broker.registerHelper(helper)
+        for _ in 0..<3 {
+            let decision = broker.check(request("text.set"))
+            #expect(decision.effect == .ask)
+            #expect(decision.rpcError == nil)
+            #expect(decision.message.hasPrefix("A person will be asked"))
+        }
+        #expect(helper.callCount == 0)
+        #expect(broker.listGrants()["grants"]?.arrayValue?.isEmpty == true)
+    }
+
+    @Test("before the first reload everything is denied")
+    func denyBeforeLoad() async {
+        let sandbox = Sandbox()
+        sandbox.writeUser("[[rule]]\neffect = \"allow\"\nactions = [\"*\"]\n")
+        let broker = Broker(config: sandbox.config(), inspector: FakeProcesses(), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        #expect(await broker.decide(request("tree.snapshot")).reason == .policyError)
+        broker.reload()
+        #expect(await broker.decide(request("tree.snapshot")).effect == .allow)
+    }
+
     @Test("no helper registered: no_agent; interactive=false: would_prompt")
     func noAgent() async {
         let broker = makeBroker(Sandbox())
@@ -432,9 +458,19 @@ struct PromptTests {
         let broker = makeBroker(Sandbox())
         let helper = FakeHelper(behavior: .gated)
         try broker.registerHelper(helper)
-        let tasks = (0..<12).map { i in Task { await broker.decide(request("text.set", name: "f\(i)")) } }
-        await helper.waitForPrompts(1)
-        try await Task.sleep(for: .milliseconds(100))
+        let finished = Collector<Decision>()
+        let tasks = (0..<12).map { i in
+            Task {
+                let decision = await broker.decide(request("text.set", name: "f\(i)"))
+                finished.append(decision)
+                return decision
+            }
+        }
+        // The three that do not fit are turned away at once; the other nine are in the queue.
+        while finished.items.count < 3 { try await Task.sleep(for: .milliseconds(5)) }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(finished.items.count == 3)
+        #expect(finished.items.allSatisfy { $0.reason == .rateLimited })
         #expect(helper.callCount == 1)
         // Another client gets its own prompt while the first client's queue is full.
         let other = Task { await broker.decide(request("text.set", client: client(pid: 5000, connection: 2))) }

@@ -162,7 +162,7 @@ func makeBroker(_ sandbox: Sandbox, clock: TestClock = TestClock(), processes: F
                 timeout: Duration = .seconds(5), agents: [String] = [TestIDs.helperExe],
                 events: @escaping @Sendable (BrokerEvent) -> Void = { _ in }) -> Broker {
     let broker = Broker(config: sandbox.config(timeout: timeout, agents: agents), inspector: processes,
-                        now: { clock.now }, events: events, logger: Logger(label: "test"))
+                        now: { clock.now }, events: events, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     broker.reload()
     return broker
 }
@@ -183,4 +183,11 @@ func request(_ method: String, client: ClientIdentity = client(), app: String? =
 
 extension Decision {
     var reasonText: String? { reason?.rawValue }
+}
+
+/// Values gathered from concurrent tasks.
+final class Collector<T: Sendable>: Sendable {
+    private let storage = Mutex<[T]>([])
+    func append(_ value: T) { storage.withLock { $0.append(value) } }
+    var items: [T] { storage.withLock { $0 } }
 }

@@ -176,7 +176,7 @@ struct GatedFlowTests {
     @Test("prompt through a registered helper: allow_once passes once, deny and timeout deny; all audited")
     func promptFlows() async throws {
         let testExe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        let daemon = try DaemonProcess(arguments: ["--prompt-timeout", "2"], userPolicy: """
+        let daemon = try DaemonProcess(arguments: ["--prompt-timeout", "6"], userPolicy: """
             default = "deny"
             [[rule]]
             id = "observe"

@@ -33,6 +33,6 @@ if exec_socat:
     os.write(w, line.encode())
     os.close(w)
     os.dup2(r, 0)
-    os.execv("/usr/bin/socat", ["socat", "-t3", "-", "FD:3"])
+    os.execv("/usr/bin/socat", ["socat", "-t20", "-", "FD:3"])
 s.sendall(line.encode())
 print(s.makefile().readline(), end="", flush=True)

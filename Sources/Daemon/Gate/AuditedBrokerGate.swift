@@ -60,11 +60,18 @@ struct AuditedBrokerGate: RequestGate {
                 // connected: the identity the broker decided on is no longer true.
                 decision.effect = .deny
                 decision.reason = .policy
-                decision.message = "Denied: the client executable changed since it connected (was \(session.identity.exe)); reconnect to be identified again."
                 dropConnection = true
             }
             decisionJSON = decision.json
             denial = decision.rpcError
+            if dropConnection {
+                if case .object(var object) = decisionJSON {
+                    object["detail"] = "exec_after_connect"
+                    decisionJSON = .object(object)
+                }
+                denial = RPCError(.denied, "Denied: the client executable changed since it connected (was \(session.identity.exe)); reconnect to be identified again.",
+                                  data: ["reason": "policy", "class": .string(call.riskClass.rawValue), "detail": "exec_after_connect"])
+            }
         }
         do {
             _ = try await audit.append(AuditEntry(kind: "decision", requestID: requestID, client: session.identityJSON,
