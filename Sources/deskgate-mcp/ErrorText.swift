@@ -42,7 +42,9 @@ enum ErrorText {
         case .invalidParams:
             let param = error.data?["field"]?.stringValue
             let argument = param.flatMap { p in tool?.argumentName(forParam: p) ?? p }
-            return "Invalid arguments for \(subject.tool)" + (argument.map { ": '\($0)'" } ?? "") + ": \(message)"
+            let prefix = "invalid params: \(param ?? ""): "
+            let detail = message.hasPrefix(prefix) ? String(message.dropFirst(prefix.count)) : message
+            return "Invalid arguments for \(subject.tool)" + (argument.map { ": '\($0)'" } ?? "") + ": \(detail)."
         case .appNotFound:
             return "App not found: \(message). Call list_apps to see the running apps."
         case .elementNotFound:

@@ -35,7 +35,7 @@ struct ToolBridge: Sendable {
             do {
                 params = try tool.params(from: arguments)
             } catch {
-                return ToolOutcome(text: "Invalid arguments for \(name): '\(error.data?["field"]?.stringValue ?? "?")' \(error.message).", isError: true)
+                return ToolOutcome(text: memory.scrub(Self.argumentError(name, error)), isError: true)
             }
             switch tool.kind {
             case .listApps: outcome = try await listApps(tool, params)
@@ -50,6 +50,14 @@ struct ToolBridge: Sendable {
             outcome = ToolOutcome(text: ErrorText.describe(error, subject: subject, tool: tool), isError: true)
         }
         return ToolOutcome(text: memory.scrub(outcome.text), isError: outcome.isError)
+    }
+
+    /// "Invalid arguments for TOOL: …" from a schema error (which names the argument).
+    static func argumentError(_ tool: String, _ error: RPCError) -> String {
+        guard let field = error.data?["field"]?.stringValue else { return "Invalid arguments for \(tool): \(error.message)." }
+        let prefix = "invalid params: \(field): "
+        let detail = error.message.hasPrefix(prefix) ? String(error.message.dropFirst(prefix.count)) : error.message
+        return "Invalid arguments for \(tool): '\(field)': \(detail)."
     }
 
     // MARK: - Reads
@@ -255,7 +263,7 @@ struct ToolBridge: Sendable {
         do {
             params = try target.params(from: arguments["arguments"]?.objectValue ?? [:])
         } catch {
-            return ToolOutcome(text: "check: invalid arguments for \(toolName): '\(error.data?["field"]?.stringValue ?? "?")' \(error.message).", isError: true)
+            return ToolOutcome(text: "check: " + Self.argumentError(toolName, error), isError: true)
         }
         let result = try await link.call(tool.method.name, ["method": .string(target.method.name), "params": .object(params)],
                                          timeout: Self.callTimeout, retryable: true)
@@ -267,6 +275,8 @@ struct ToolBridge: Sendable {
         switch effect {
         case "allow": text = "\(toolName) would be allowed"
         case "ask": text = "\(toolName) would ask a person first"
+        case "deny" where reason == "no_agent":
+            text = "\(toolName) would be denied: it needs a person's approval and no prompt helper (deskgate-prompt) is running"
         case "deny": text = "\(toolName) would be denied"
         default: text = "\(toolName): the broker answered '\(effect)'"
         }

@@ -299,6 +299,110 @@ async def test_gtk3_password_canary_never_appears_in_tool_results():
         expect(canary not in t, f"canary leaked in: {t[:2000]}")
 
 
+class PromptHelper:
+    """This test process as the registered prompt helper (its python executable is listed in
+    `prompt_agents`), answering each `agent.prompt` with the next of `choices`."""
+
+    def __init__(self, socket_path, choices):
+        import socket as socketlib
+        self.sock = socketlib.socket(socketlib.AF_UNIX)
+        self.sock.connect(socket_path)
+        self.file = self.sock.makefile("rb")
+        self.choices = list(choices)
+        self.prompts = []
+        self.send({"jsonrpc": "2.0", "id": "reg", "method": "agent.register"})
+        reply = json.loads(self.file.readline())
+        expect(reply.get("result", {}).get("registered") is True, f"agent.register: {reply}")
+
+    def send(self, msg):
+        self.sock.sendall((json.dumps(msg) + "\n").encode())
+
+    def answer_prompts(self):
+        while self.choices:
+            msg = json.loads(self.file.readline())
+            if msg.get("method") != "agent.prompt":
+                continue
+            self.prompts.append(msg)
+            self.send({"jsonrpc": "2.0", "id": msg["id"], "result": {"choice": self.choices.pop(0)}})
+
+    def close(self):
+        self.sock.close()
+
+
+def ask_policy():
+    """Observe allowed; every write to the fixture asks; this python may answer prompts."""
+    return f"""
+default = "deny"
+prompt_agents = [{json.dumps(os.path.realpath(sys.executable))}]
+
+[[rule]]
+id = "mcp-observe"
+effect = "allow"
+actions = ["observe", "read", "act"]
+client_exe = "*deskgate-mcp"
+app = "{GTK3_APP}"
+
+[[rule]]
+id = "mcp-ask-writes"
+effect = "ask"
+actions = ["write"]
+client_exe = "*deskgate-mcp"
+app = "{GTK3_APP}"
+"""
+
+
+@test
+async def test_gtk3_write_that_asks_waits_for_a_person():
+    secret = "approved-value-4711"
+    with Daemon(policy=ask_policy()) as d:
+        async with mcp_client(d.socket) as c:
+            # No helper registered yet: the tool says a person's approval is needed and how.
+            r = await c.call_tool("fill_field", {"app": GTK3_APP, "field": "Email", "value": secret})
+            expect(r.is_error and "no prompt helper" in text_of(r) and "deskgate-prompt" in text_of(r), text_of(r))
+            helper = PromptHelper(d.socket, ["allow_once", "deny"])
+            try:
+                answering = asyncio.create_task(asyncio.to_thread(helper.answer_prompts))
+                approved = await c.call_tool("fill_field", {"app": GTK3_APP, "field": "Email", "value": secret})
+                declined = await c.call_tool("fill_field", {"app": GTK3_APP, "field": "Email", "value": "other-value"})
+                await asyncio.wait_for(answering, 30)
+            finally:
+                helper.close()
+    expect(not approved.is_error and "now holds the value" in text_of(approved), text_of(approved))
+    expect(declined.is_error and "a person declined" in text_of(declined), text_of(declined))
+    expect(len(helper.prompts) == 2, f"prompts: {helper.prompts}")
+    prompt = helper.prompts[0]["params"]
+    expect(prompt["client"].get("label") == f"deskgate-mcp (client: {CLIENT_NAME})", f"prompt client: {prompt['client']}")
+    expect(prompt["client"].get("exe", "").endswith("deskgate-mcp"), f"prompt client: {prompt['client']}")
+    expect(secret not in json.dumps(helper.prompts), "the value being typed reached the prompt")
+    expect(f"text-changed email {len(secret)}" in fixture_log().splitlines(), "the approved write did not reach the app")
+    expect("text-changed email 11" not in fixture_log().splitlines(), "the declined write reached the app")
+
+
+@test
+async def test_gtk3_documented_example_policy_reads_freely_and_asks_before_writes():
+    """The worked example in docs/mcp.md, pointed at this build and the fixture's executable."""
+    from harness import ROOT
+    with open(os.path.join(ROOT, "docs", "mcp.md")) as f:
+        policy = re.search(r"```toml\n(# Anything no rule covers.*?)```", f.read(), re.S).group(1)
+    app_pid = int(open(os.path.join(os.environ["DESKGATE_DESKTOP_LOGS"], GTK3_APP + ".pid")).read().split()[0])
+    policy = (policy.replace("/usr/local/bin/deskgate-mcp", os.path.realpath(MCP_BIN))
+                    .replace("/usr/bin/thunderbird", os.path.realpath(f"/proc/{app_pid}/exe")))
+    with Daemon(policy=policy) as d:
+        async with mcp_client(d.socket) as c:
+            snap = await c.call_tool("snapshot", {"app": GTK3_APP, "filter": "all"})
+            expect(not snap.is_error, text_of(snap))
+            status_ref = ref_of(text_of(snap), r'label "Status:')
+            r = await c.call_tool("read_text", {"ref": status_ref})
+            expect(not r.is_error, f"read denied: {text_of(r)}")
+            for tool, args in [("fill_field", {"app": GTK3_APP, "field": "Name", "value": "x"}),
+                               ("activate", {"ref": ref_of(text_of(snap), r'push button "Submit"')})]:
+                r = await c.call_tool(tool, args)
+                expect(r.is_error and "approval" in text_of(r) and "deskgate-prompt" in text_of(r),
+                       f"{tool} did not ask: {text_of(r)}")
+            r = await c.call_tool("check", {"tool": "set_text", "arguments": {"ref": status_ref, "value": "x"}})
+            expect("needs a person's approval" in text_of(r) and "mcp-mail-ask-writes" in text_of(r), text_of(r))
+
+
 @test
 async def test_gtk3_client_name_reaches_the_audit_log_as_label():
     with Daemon() as d:
