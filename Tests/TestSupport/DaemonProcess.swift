@@ -142,13 +142,18 @@ public final class DaemonProcess: @unchecked Sendable {
         if let params { arguments.append(JSONWriter.string(params)) }
         process.arguments = arguments
         let pipe = Pipe()
+        let errors = Pipe()
         process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
+        process.standardError = errors
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        if text.isEmpty { return .null }
+        if text.isEmpty {
+            // No reply: say why, so a failing expectation shows the client's own error.
+            return ["no_reply": .string(String(decoding: errorData, as: UTF8.self)), "status": JSONValue(Int(process.terminationStatus))]
+        }
         return try JSONParser.parse(text)
     }
 
