@@ -218,11 +218,11 @@ public final class Broker: Sendable {
             if !admin.failures.isEmpty {
                 state.promptAgents = []  // fail closed: nobody may answer prompts for a broken admin layer
             } else if !adminAgents.isEmpty {
-                state.promptAgents = adminAgents.flatMap { $0 }
+                state.promptAgents = canonicalAgents(adminAgents.flatMap { $0 })
             } else if !userAgents.isEmpty {
-                state.promptAgents = userAgents.flatMap { $0 }
+                state.promptAgents = canonicalAgents(userAgents.flatMap { $0 })
             } else {
-                state.promptAgents = config.defaultPromptAgents
+                state.promptAgents = canonicalAgents(config.defaultPromptAgents)
             }
             let adminDeny = admin.files.contains { $0.defaultEffect == .deny }
             let userDeny = user.files.contains { $0.defaultEffect == .deny }
@@ -240,6 +240,17 @@ public final class Broker: Sendable {
         }
         for line in status.errors { logger.error("policy file rejected; its layer denies everything", metadata: ["error": "\(line)"]) }
         return status
+    }
+
+    /// Each listed path and, when it resolves, its real path: the verified exe of a helper is
+    /// always the real path (`/proc/PID/exe`), while a policy may name it through a symlink.
+    private func canonicalAgents(_ paths: [String]) -> [String] {
+        var result: [String] = []
+        for path in paths {
+            result.append(path)
+            if let real = FileIO.realPath(path), real != path { result.append(real) }
+        }
+        return result
     }
 
     // MARK: - Evaluation

@@ -110,6 +110,13 @@ enum FileIO {
         }
     }
 
+    /// The canonical path (symlinks resolved), or nil when it does not resolve.
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     /// Moves a file aside (keeping it for inspection) rather than deleting it.
     static func moveAside(_ path: String, suffix: String) -> String? {
         let target = "\(path).\(suffix)"

@@ -136,7 +136,7 @@ public struct AuditSettings: Sendable, Hashable {
 }
 
 /// What the last reload found, per file.
-public struct PolicyStatus: Sendable {
+public struct PolicyStatus: Sendable, CustomStringConvertible {
     public struct FileStatus: Sendable {
         public var path: String
         public var layer: PolicyLayer
@@ -160,6 +160,21 @@ public struct PolicyStatus: Sendable {
     public var errors: [String] { files.compactMap(\.error) }
 
     public var json: JSONValue { ["ok": .bool(ok), "files": .array(files.map(\.json))] }
+
+    /// One line per file for logs: `admin /etc/deskgate/policy.d/10.toml: 3 rules, sha256 ab12…`.
+    public var description: String {
+        files.map { file in
+            let state: String
+            if let error = file.error {
+                state = "REJECTED (\(error)); this layer denies everything"
+            } else if file.loaded {
+                state = file.layer == .grants ? "\(file.rules) grants" : "\(file.rules) rules, sha256 \(file.sha256 ?? "-")"
+            } else {
+                state = "absent"
+            }
+            return "\(file.layer.rawValue) \(file.path): \(state)"
+        }.joined(separator: "; ")
+    }
 }
 
 /// Random identifiers from the system CSPRNG.

@@ -47,6 +47,9 @@ struct DeskgatePrompt: AsyncParsableCommand {
         }
         let presenter: any Presenter = gui && Zenity.path != nil
             ? ZenityPresenter(delay: delay) : TerminalPresenter(delay: delay)
+        if presenter is TerminalPresenter {
+            _ = StdinLines.shared  // read (and time-stamp) input from now on, so type-ahead is recognised
+        }
         Output.line("deskgate-prompt: registered; waiting for requests (Ctrl-C to stop).")
 
         let cancelled = CancelledPrompts()

@@ -275,6 +275,19 @@ struct PromptTests {
         try broker.registerHelper(FakeHelper(exe: "/usr/libexec/site-prompt", connectionID: 9003, behavior: .answer("deny")))
     }
 
+    @Test("prompt_agents may name the helper through a symlink; the verified real path is accepted")
+    func helperThroughSymlink() throws {
+        let sandbox = Sandbox()
+        let real = sandbox.root + "/bin/real-prompt"
+        try FileManager.default.createDirectory(atPath: sandbox.root + "/bin", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: real, contents: Data())
+        try FileManager.default.createSymbolicLink(atPath: sandbox.root + "/link", withDestinationPath: sandbox.root + "/bin")
+        sandbox.writeUser("prompt_agents = [\"\(sandbox.root)/link/real-prompt\"]\n")
+        let broker = makeBroker(sandbox)
+        try broker.registerHelper(FakeHelper(exe: real, behavior: .answer("deny")))
+        #expect(broker.helperRegistered)
+    }
+
     @Test("a helper spawned by the requesting client gets no prompt")
     func helperDescendingFromClientGetsNoPrompt() async throws {
         let processes = FakeProcesses([900: 800, 800: 4242])  // helper 900 → 800 → client 4242
