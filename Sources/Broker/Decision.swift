@@ -64,9 +64,17 @@ public struct Decision: Sendable {
         self.detail = detail
     }
 
+    /// A message set by the daemon (e.g. an exe re-check denial), replacing the built one.
+    var messageOverride: String?
+
     /// What a person or language model can do about it (built on first use: most decisions are
-    /// never explained to anyone).
+    /// never explained to anyone). Settable, for denials the daemon adds after the broker's.
     public var message: String {
+        get { messageOverride ?? builtMessage }
+        set { messageOverride = newValue }
+    }
+
+    private var builtMessage: String {
         switch effect {
         case .deny:
             return DenialText.message(reason ?? .policy, request, rule: ruleID, ruleReason: ruleReason, detail: detail)

@@ -57,6 +57,9 @@ struct Deskgated: AsyncParsableCommand {
     @Flag(help: "Enable memory-deny-write-execute for the daemon process (PR_SET_MDWE).")
     var mdwe = false
 
+    @Flag(help: "Do not set org.a11y.Status.IsEnabled at start (apps that need it will not expose their trees).")
+    var noEnableAccessibility = false
+
     @Flag(help: .hidden)
     var forcePidfdOpen = false
 
@@ -87,6 +90,7 @@ struct Deskgated: AsyncParsableCommand {
         options.accessibility.actionTimeout = .milliseconds(actionTimeoutMs)
         options.accessibility.bulkCallTimeout = .milliseconds(bulkTimeoutMs)
         options.accessibility.requestDeadline = .milliseconds(requestDeadlineMs)
+        options.accessibility.enableAccessibility = !noEnableAccessibility
         let service = DaemonService(options: options, logger: logger)
         do {
             try await service.run()

@@ -270,7 +270,7 @@ struct GatedFlowTests {
         defer { daemon.stop() }
         let app = try await launch(daemon)
         let reply = try daemon.callFromPython("field.fill", ["app": .string(app.name), "field": "Name", "value": "exec"], execSocat: true)
-        #expect(reply["error"]?["code"] == -32001, "\(reply)")
+        #expect(reply["error"]?["code"] == -32001, "\(reply) daemon log: \(daemon.log.suffix(3000))")
         #expect(reply["error"]?["message"]?.stringValue?.contains("executable changed") == true)
         #expect(!app.output.contains { $0.hasPrefix("text-changed name") })
     }

@@ -26,7 +26,16 @@ line = json.dumps(request) + "\n"
 s = socket.socket(socket.AF_UNIX)
 s.connect(path)
 if exec_socat:
-    # The connection was made (and identified) as python3; now another program uses it.
+    # Make sure the daemon has identified this connection as python3 (one round trip), then
+    # hand the connection to another program.
+    s.sendall(b'{"jsonrpc":"2.0","id":0,"method":"session.whoami"}\n')
+    reader = s.makefile("rb", buffering=0)
+    whoami = b""
+    while not whoami.endswith(b"\n"):
+        byte = reader.read(1)
+        if not byte:
+            break
+        whoami += byte
     os.dup2(s.fileno(), 3)
     os.set_inheritable(3, True)
     r, w = os.pipe()

@@ -67,8 +67,10 @@ public final class DaemonProcess: @unchecked Sendable {
         FileManager.default.createFile(atPath: logPath, contents: nil)
         if let userPolicy { try userPolicy.write(toFile: configDirectory + "/policy.toml", atomically: true, encoding: .utf8) }
         if let adminPolicy { try adminPolicy.write(toFile: systemPolicyDirectory + "/00-admin.toml", atomically: true, encoding: .utf8) }
+        // Tests share one accessibility bus and run in parallel: only the AT-SPI tests that check
+        // IsEnabled handling touch it (the harness's apps expose their trees regardless).
         let daemonArgs = ["--socket", self.socketPath, "--state-dir", stateDirectory, "--config-dir", configDirectory,
-                          "--system-policy-dir", systemPolicyDirectory, "--log-level", "debug"] + extra
+                          "--system-policy-dir", systemPolicyDirectory, "--log-level", "debug", "--no-enable-accessibility"] + extra
         process = Process()
         if wrapper.isEmpty {
             process.executableURL = URL(fileURLWithPath: BuiltProducts.path("deskgated"))
@@ -140,13 +142,18 @@ public final class DaemonProcess: @unchecked Sendable {
         if let params { arguments.append(JSONWriter.string(params)) }
         process.arguments = arguments
         let pipe = Pipe()
+        let errors = Pipe()
         process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
+        process.standardError = errors
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        if text.isEmpty { return .null }
+        if text.isEmpty {
+            // No reply: say why, so a failing expectation shows the client's own error.
+            return ["no_reply": .string(String(decoding: errorData, as: UTF8.self)), "status": JSONValue(Int(process.terminationStatus))]
+        }
         return try JSONParser.parse(text)
     }
 

@@ -10,7 +10,9 @@ struct SessionPromptChannel: PromptHelperChannel {
     let identity: ClientIdentity
 
     func prompt(_ params: JSONValue, timeout: Duration) async throws -> JSONValue {
-        try await session.request(ServerMessages.agentPrompt, params, timeout: timeout)
+        // The broker runs the prompt's own timer; the transport waits longer so that an
+        // unanswered prompt ends as a timeout, not as a helper failure.
+        try await session.request(ServerMessages.agentPrompt, params, timeout: timeout + .seconds(30))
     }
 
     func cancel(promptID: String) async {
