@@ -302,6 +302,7 @@ async def test_gtk3_denied_write_explains_what_a_person_can_do():
 @test
 async def test_gtk3_password_canary_never_appears_in_tool_results():
     canary = f"CANARY-pw-{os.getpid()}-7f3a9c2e51"
+    typed = f"typedcanary{os.getpid()}x"
     texts = []
     with Daemon() as d:
         async with mcp_client(d.socket) as c:
@@ -324,8 +325,29 @@ async def test_gtk3_password_canary_never_appears_in_tool_results():
             await call("set_text", {"ref": m.group(1), "value": canary + "-2"})
             await call("check", {"tool": "set_text", "arguments": {"ref": m.group(1), "value": canary}})
             await call("list_apps", {})
+
+            # A canary a person types (the bridge never sees it, so only the daemon's rules
+            # protect it): focus the field, type with xdotool, then read everything again.
+            r = await call("focus", {"ref": m.group(1)})
+            expect("focused" in text_of(r), f"password field not focused: {text_of(r)}")
+            mark = log_mark()
+            subprocess.run(["xdotool", "type", "--delay", "20", typed], check=True)
+            deadline = time.monotonic() + 10
+            lengths = []
+            while time.monotonic() < deadline and not any(n >= len(typed) for n in lengths):
+                lengths = [int(l.split()[-1]) for l in fixture_log(mark).splitlines() if l.startswith("text-changed password ")]
+                time.sleep(0.05)
+            expect(any(n >= len(typed) for n in lengths), f"the typed canary did not reach the field: {lengths}")
+            for f in ("interactive", "showing", "all"):
+                await call("snapshot", {"app": GTK3_APP, "filter": f})
+            await call("find", {"app": GTK3_APP, "role": "password text"})
+            await call("read_text", {"ref": m.group(1)})
+            snap = text_of(await call("snapshot", {"app": GTK3_APP}))
+            await call("activate", {"ref": ref_of(snap, r'push button "Submit"')})
+            await call("focus", {"ref": m.group(1)})
     for t in texts:
         expect(canary not in t, f"canary leaked in: {t[:2000]}")
+        expect(typed not in t, f"typed canary leaked in: {t[:2000]}")
 
 
 class PromptHelper:
