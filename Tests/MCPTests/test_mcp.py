@@ -174,16 +174,27 @@ async def test_check_tool_is_a_dry_run_through_broker_check():
 
 # --- the GTK3 fixture on the headless desktop ---------------------------------------------------
 
-def fixture_log():
+# The fixture may already have been used by other suites in the same desktop (make test runs
+# the Swift AT-SPI tests first), so tests choose values that differ from its current state and
+# look only at log lines written after a mark.
+
+def fixture_log(since=0):
     path = os.path.join(os.environ.get("DESKGATE_DESKTOP_LOGS", "/nonexistent"), GTK3_APP + ".log")
-    with open(path, errors="replace") as f:
-        return f.read()
+    with open(path, "rb") as f:
+        f.seek(since)
+        return f.read().decode(errors="replace")
 
 
-def wait_for_fixture_line(line, timeout=5):
+def log_mark():
+    """The fixture log's current length; pass it as `since`."""
+    path = os.path.join(os.environ.get("DESKGATE_DESKTOP_LOGS", "/nonexistent"), GTK3_APP + ".log")
+    return os.path.getsize(path)
+
+
+def wait_for_fixture_line(line, since, timeout=5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if line in fixture_log().splitlines():
+        if line in fixture_log(since).splitlines():
             return True
         time.sleep(0.05)
     return False
@@ -220,19 +231,21 @@ async def test_gtk3_snapshot_list_and_find():
 
 @test
 async def test_gtk3_fill_field_and_read_back():
+    value = f"Ada Lovelace {os.getpid()}"
     with Daemon() as d:
         async with mcp_client(d.socket) as c:
-            r = await c.call_tool("fill_field", {"app": GTK3_APP, "field": "Name", "value": "Ada Lovelace"})
+            mark = log_mark()
+            r = await c.call_tool("fill_field", {"app": GTK3_APP, "field": "Name", "value": value})
             t = text_of(r)
             expect(not r.is_error, t)
             expect("now holds the value" in t, t)
-            expect("Ada Lovelace" in t, f"diff does not show the field's new text:\n{t}")
-            expect("name has 12 characters" in t, f"diff does not show the status label:\n{t}")
-            expect(wait_for_fixture_line("text-changed name 12"), "the app did not see the text")
+            expect(re.search(r"\n\+ text [^\n]*: " + re.escape(value), t), f"diff does not show the field's new text:\n{t}")
+            expect(f"name has {len(value)} characters" in t, f"diff does not show the status label:\n{t}")
+            expect(wait_for_fixture_line(f"text-changed name {len(value)}", mark), "the app did not see the text")
             snap = text_of(await c.call_tool("snapshot", {"app": GTK3_APP}))
-            ref = ref_of(snap, r'text "[^"]*"[^\n]*: Ada Lovelace')
+            ref = ref_of(snap, r'text "[^"]*"[^\n]*: ' + re.escape(value))
             r = await c.call_tool("read_text", {"ref": ref})
-            expect(text_of(r) == "Ada Lovelace", f"read_text gave {text_of(r)!r}")
+            expect(text_of(r) == value, f"read_text gave {text_of(r)!r}")
 
 
 @test
@@ -241,39 +254,55 @@ async def test_gtk3_activate_reports_state_and_diff():
         async with mcp_client(d.socket) as c:
             snap = text_of(await c.call_tool("snapshot", {"app": GTK3_APP}))
             submit = ref_of(snap, r'push button "Submit"')
+            mark = log_mark()
             r = await c.call_tool("activate", {"ref": submit})
             t = text_of(r)
             expect(not r.is_error, t)
             expect("Did 'click'" in t and 'push button "Submit"' in t, t)
             expect(re.search(r'\+ label "Status: submitted \d+"', t), f"no diff line for the status label:\n{t}")
-            expect(wait_for_fixture_line("clicked Submit"), "the app did not see the click")
-            snap = text_of(await c.call_tool("snapshot", {"app": GTK3_APP}))
+            expect(wait_for_fixture_line("clicked Submit", mark), "the app did not see the click")
+
+            box_line = next(l for l in snap.splitlines() if 'check box "Subscribe"' in l)
+            was_checked = "checked" in box_line
             box = ref_of(snap, r'check box "Subscribe"')
             r = await c.call_tool("activate", {"ref": box})
-            expect("checked" in text_of(r), f"check box state not reported:\n{text_of(r)}")
+            now = next((l for l in text_of(r).splitlines() if l.startswith("Element now:")), "")
+            expect('check box "Subscribe"' in now and ("checked" in now) != was_checked,
+                   f"check box state not reported (was checked: {was_checked}):\n{text_of(r)}")
+            expect(re.search(r'\n\+ check box "Subscribe"', text_of(r)), f"no diff line for the check box:\n{text_of(r)}")
+
             r = await c.call_tool("focus", {"ref": box})
-            expect(not r.is_error and "focused" in text_of(r), text_of(r))
+            now = next((l for l in text_of(r).splitlines() if l.startswith("Element now:")), "")
+            expect(not r.is_error and "focused" in now, text_of(r))
+
+            spin_line = next(l for l in snap.splitlines() if "spin button" in l)
+            current = int(float(spin_line.rsplit(": ", 1)[1])) if ": " in spin_line else 0
+            target = (current + 7) % 100
             spin = ref_of(snap, r'spin button')
-            r = await c.call_tool("set_value", {"ref": spin, "value": 7})
-            expect(not r.is_error and "it is now 7" in text_of(r), text_of(r))
-            expect(wait_for_fixture_line("value-changed quantity 7"), "the app did not see the value")
+            mark = log_mark()
+            r = await c.call_tool("set_value", {"ref": spin, "value": target})
+            expect(not r.is_error and f"it is now {target}" in text_of(r), text_of(r))
+            expect(wait_for_fixture_line(f"value-changed quantity {target}", mark), "the app did not see the value")
 
 
 @test
 async def test_gtk3_denied_write_explains_what_a_person_can_do():
     with Daemon() as d:
         async with mcp_client(d.socket) as c:
+            mark = log_mark()
             r = await c.call_tool("fill_field", {"app": GTK3_APP, "field": "Email", "value": "eve@example.com"})
             t = text_of(r)
             expect(r.is_error, f"not denied: {t}")
             expect(t.startswith("Denied: no rule allows deskgate-mcp to write to field 'Email'"), t)
             expect("docs/policy.md" in t and "eve@example.com" not in t, t)
-            expect("text-changed email" not in fixture_log(), "the denied write reached the app")
+            time.sleep(0.3)
+            expect("text-changed email" not in fixture_log(mark), "the denied write reached the app")
 
 
 @test
 async def test_gtk3_password_canary_never_appears_in_tool_results():
-    canary = "CANARY-pw-7f3a9c2e51"
+    canary = f"CANARY-pw-{os.getpid()}-7f3a9c2e51"
+    typed = f"typedcanary{os.getpid()}x"
     texts = []
     with Daemon() as d:
         async with mcp_client(d.socket) as c:
@@ -281,9 +310,10 @@ async def test_gtk3_password_canary_never_appears_in_tool_results():
                 r = await c.call_tool(name, args)
                 texts.append(json.dumps(r.model_dump(mode="json")))
                 return r
+            mark = log_mark()
             r = await call("fill_field", {"app": GTK3_APP, "field": "Password", "value": canary})
             expect(not r.is_error and "now holds the value" in text_of(r), text_of(r))
-            expect(wait_for_fixture_line(f"text-changed password {len(canary)}"), "the canary did not reach the field")
+            expect(wait_for_fixture_line(f"text-changed password {len(canary)}", mark), "the canary did not reach the field")
             for f in ("interactive", "showing", "all"):
                 await call("snapshot", {"app": GTK3_APP, "filter": f})
             found = await call("find", {"app": GTK3_APP, "role": "password text"})
@@ -295,8 +325,29 @@ async def test_gtk3_password_canary_never_appears_in_tool_results():
             await call("set_text", {"ref": m.group(1), "value": canary + "-2"})
             await call("check", {"tool": "set_text", "arguments": {"ref": m.group(1), "value": canary}})
             await call("list_apps", {})
+
+            # A canary a person types (the bridge never sees it, so only the daemon's rules
+            # protect it): focus the field, type with xdotool, then read everything again.
+            r = await call("focus", {"ref": m.group(1)})
+            expect("focused" in text_of(r), f"password field not focused: {text_of(r)}")
+            mark = log_mark()
+            subprocess.run(["xdotool", "type", "--delay", "20", typed], check=True)
+            deadline = time.monotonic() + 10
+            lengths = []
+            while time.monotonic() < deadline and not any(n >= len(typed) for n in lengths):
+                lengths = [int(l.split()[-1]) for l in fixture_log(mark).splitlines() if l.startswith("text-changed password ")]
+                time.sleep(0.05)
+            expect(any(n >= len(typed) for n in lengths), f"the typed canary did not reach the field: {lengths}")
+            for f in ("interactive", "showing", "all"):
+                await call("snapshot", {"app": GTK3_APP, "filter": f})
+            await call("find", {"app": GTK3_APP, "role": "password text"})
+            await call("read_text", {"ref": m.group(1)})
+            snap = text_of(await call("snapshot", {"app": GTK3_APP}))
+            await call("activate", {"ref": ref_of(snap, r'push button "Submit"')})
+            await call("focus", {"ref": m.group(1)})
     for t in texts:
         expect(canary not in t, f"canary leaked in: {t[:2000]}")
+        expect(typed not in t, f"typed canary leaked in: {t[:2000]}")
 
 
 class PromptHelper:
@@ -353,7 +404,8 @@ app = "{GTK3_APP}"
 
 @test
 async def test_gtk3_write_that_asks_waits_for_a_person():
-    secret = "approved-value-4711"
+    secret = f"approved-value-{os.getpid()}"
+    mark = log_mark()
     with Daemon(policy=ask_policy()) as d:
         async with mcp_client(d.socket) as c:
             # No helper registered yet: the tool says a person's approval is needed and how.
@@ -374,8 +426,8 @@ async def test_gtk3_write_that_asks_waits_for_a_person():
     expect(prompt["client"].get("label") == f"deskgate-mcp (client: {CLIENT_NAME})", f"prompt client: {prompt['client']}")
     expect(prompt["client"].get("exe", "").endswith("deskgate-mcp"), f"prompt client: {prompt['client']}")
     expect(secret not in json.dumps(helper.prompts), "the value being typed reached the prompt")
-    expect(f"text-changed email {len(secret)}" in fixture_log().splitlines(), "the approved write did not reach the app")
-    expect("text-changed email 11" not in fixture_log().splitlines(), "the declined write reached the app")
+    expect(f"text-changed email {len(secret)}" in fixture_log(mark).splitlines(), "the approved write did not reach the app")
+    expect("text-changed email 11" not in fixture_log(mark).splitlines(), "the declined write reached the app")
 
 
 @test
