@@ -167,16 +167,17 @@ public final class AccessibilityService: Sendable {
         if let child = children.first(where: { $0.name == idOrName }) {
             return try await handle(busName: child.name, rootPath: child.path)
         }
-        var matches: [AppHandle] = []
-        var unresponsive = false
-        for child in children {
-            do {
-                let handle = try await handle(busName: child.name, rootPath: child.path)
-                if handle.name == idOrName { matches.append(handle) }
-            } catch {
-                unresponsive = true
+        // New apps are probed in parallel, so one frozen app costs one timeout, not one each.
+        let handles = await withTaskGroup(of: AppHandle?.self) { group in
+            for child in children {
+                group.addTask { try? await self.handle(busName: child.name, rootPath: child.path) }
             }
+            var handles: [AppHandle?] = []
+            for await handle in group { handles.append(handle) }
+            return handles
         }
+        let unresponsive = handles.contains { $0 == nil }
+        let matches = handles.compactMap { $0 }.filter { $0.name == idOrName }.sorted { $0.busName < $1.busName }
         if matches.count == 1 { return matches[0] }
         if matches.count > 1 {
             let candidates: [JSONValue] = matches.map {
@@ -318,7 +319,7 @@ public final class AccessibilityService: Sendable {
 
     /// Like ``call(_:_:_:_:_:timeout:)``, decoding the reply on the connection's thread.
     func callDecoding<T: Sendable>(_ app: AppHandle, _ path: String, _ interface: String, _ member: String,
-                                   _ args: [DBusValue] = [], timeout: Duration,
+                                   _ args: [DBusValue] = [], timeout: Duration, deadline: Deadline? = nil,
                                    decode: @escaping @Sendable (inout DBusReader) -> T) async throws(RPCError) -> T
     {
         try failFastIfHung(app)
@@ -330,7 +331,7 @@ public final class AccessibilityService: Sendable {
             return try await bus.call(destination: app.busName, path: path, interface: interface, member: member,
                                       args: args, timeout: timeout, decode: decode)
         } catch {
-            throw await mapError(error, app: app, interface: interface)
+            throw await mapError(error, app: app, interface: interface, deadline: deadline)
         }
     }
 
@@ -347,7 +348,7 @@ public final class AccessibilityService: Sendable {
     /// Sends calls to one app at once. A timeout marks the app hung and fails the whole batch
     /// (-32004); an app that has gone fails it with -32002; other per-call errors are returned.
     func batch(_ app: AppHandle, _ calls: [(path: String, interface: String, member: String, args: [DBusValue])],
-               timeout: Duration) async throws(RPCError) -> [Result<[DBusValue], DBusError>]
+               timeout: Duration, deadline: Deadline? = nil) async throws(RPCError) -> [Result<[DBusValue], DBusError>]
     {
         // In chunks: an app answers one call after another, so a per-call timeout only means
         // something if the calls ahead of it in the queue can be answered within it.
@@ -370,7 +371,7 @@ public final class AccessibilityService: Sendable {
             }
             for result in chunkResults {
                 if case .failure(let error) = result, error.isTimeout || error.isPeerGone {
-                    throw await mapError(error, app: app, interface: "")
+                    throw await mapError(error, app: app, interface: "", deadline: deadline)
                 }
             }
             results += chunkResults
@@ -380,7 +381,7 @@ public final class AccessibilityService: Sendable {
     }
 
     /// Calls in flight per app at once.
-    static let batchChunk = 256
+    static let batchChunk = 512
 
     private func failFastIfHung(_ app: AppHandle) throws(RPCError) {
         if app.isHung {
@@ -389,7 +390,11 @@ public final class AccessibilityService: Sendable {
         }
     }
 
-    func mapError(_ error: DBusError, app: AppHandle, interface: String) async -> RPCError {
+    func mapError(_ error: DBusError, app: AppHandle, interface: String, deadline: Deadline? = nil) async -> RPCError {
+        // A call cut short by the request's own deadline says nothing about the app.
+        if error.isTimeout, let deadline, deadline.hasPassed {
+            return RPCError(.appNotResponding, "the request deadline was reached", data: ["deadline_reached": true])
+        }
         if error.isTimeout {
             markHung(app)
             return RPCError(.appNotResponding, "app \(app.busName) (\(JSONWriter.escapedForMessage(app.name))) did not answer in time",

@@ -155,6 +155,19 @@ final class EventRouter: Sendable {
 
     private func deliver(_ signal: DBusSignal) async {
         guard let service = owner, let sender = signal.sender else { return }
+        // Which types this signal can become, and whether anyone wants one of them (before any
+        // call to the app).
+        let candidateTypes: Set<String>
+        switch (signal.interface, signal.member) {
+        case ("org.a11y.atspi.Event.Object", "StateChanged"): candidateTypes = ["focus", "state"]
+        case ("org.a11y.atspi.Event.Object", "ChildrenChanged"): candidateTypes = ["children"]
+        case ("org.a11y.atspi.Event.Object", "PropertyChange"): candidateTypes = ["name"]
+        case ("org.a11y.atspi.Event.Object", "TextChanged"): candidateTypes = ["text"]
+        case ("org.a11y.atspi.Event.Window", _): candidateTypes = ["window"]
+        default: return
+        }
+        let anyone = state.withLock { s in s.subscriptions.values.contains { !$0.types.isDisjoint(with: candidateTypes) } }
+        guard anyone else { return }
         let args = signal.args
         let detail = args.first?.stringValue ?? ""
         let detail1 = args.count > 1 ? args[1].integerValue ?? 0 : 0

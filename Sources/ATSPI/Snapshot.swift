@@ -199,7 +199,8 @@ extension AccessibilityService {
             }
         }
         guard !calls.isEmpty else { return extras }
-        let results = try await batch(app, calls, timeout: deadline.remaining(cap: config.smallCallTimeout))
+        let results = try await batch(app, calls, timeout: deadline.remaining(cap: config.smallCallTimeout),
+                                      deadline: deadline)
         var position = 0
         var textCalls: [(path: String, interface: String, member: String, args: [DBusValue])] = []
         var textTargets: [Int] = []
@@ -234,7 +235,8 @@ extension AccessibilityService {
             }
         }
         if !textCalls.isEmpty {
-            let texts = try await batch(app, textCalls, timeout: deadline.remaining(cap: config.smallCallTimeout))
+            let texts = try await batch(app, textCalls, timeout: deadline.remaining(cap: config.smallCallTimeout),
+                                        deadline: deadline)
             for (offset, index) in textTargets.enumerated() {
                 extras[index].text = (try? texts[offset].get())?.first?.stringValue ?? ""
             }

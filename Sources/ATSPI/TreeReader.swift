@@ -71,7 +71,7 @@ extension AccessibilityService {
     /// Reads role, states, name, description, interfaces (and children) of many objects at
     /// once. Objects that vanished in the meantime are left out.
     func readNodes(_ app: AppHandle, paths: [String], withChildren: Bool,
-                   timeout: Duration? = nil) async throws(RPCError) -> [AccessibleNode]
+                   timeout: Duration? = nil, deadline: Deadline? = nil) async throws(RPCError) -> [AccessibleNode]
     {
         let perNode = withChildren ? 6 : 5
         var calls: [(path: String, interface: String, member: String, args: [DBusValue])] = []
@@ -84,7 +84,7 @@ extension AccessibilityService {
             calls.append((path, Atspi.accessible, "GetInterfaces", []))
             if withChildren { calls.append((path, Atspi.accessible, "GetChildren", [])) }
         }
-        let results = try await batch(app, calls, timeout: timeout ?? config.smallCallTimeout)
+        let results = try await batch(app, calls, timeout: timeout ?? config.smallCallTimeout, deadline: deadline)
         var nodes: [AccessibleNode] = []
         nodes.reserveCapacity(paths.count)
         for (index, path) in paths.enumerated() {
@@ -123,7 +123,7 @@ extension AccessibilityService {
         do {
             items = try await callDecoding(app, Atspi.cachePath, Atspi.cache, "GetItems",
                                            timeout: deadline.remaining(cap: config.bulkCallTimeout),
-                                           decode: Self.decodeCacheItems)
+                                           deadline: deadline, decode: Self.decodeCacheItems)
         } catch let error where error.code == .notSupported || error.code == .elementNotFound
             || error.code == .internalError
         {
@@ -221,14 +221,24 @@ extension AccessibilityService {
         let probe = FetchedTree(nodes: [:], root: root, truncated: false, deadlineReached: false, method: "walk",
                                 visibleMeansShowing: app.toolkit == "GTK")
         while !level.isEmpty {
-            if deadline.hasPassed {
+            // The root is always read, so a snapshot cut short still says what it is of.
+            if depth > 0, deadline.hasPassed {
                 deadlineReached = true
                 truncated = true
                 break
             }
             let expand = maxDepth.map { depth < $0 } ?? true
-            let read = try await readNodes(app, paths: level, withChildren: expand,
-                                           timeout: deadline.remaining(cap: config.smallCallTimeout))
+            let read: [AccessibleNode]
+            do {
+                read = try await readNodes(app, paths: level, withChildren: expand,
+                                           timeout: depth == 0 ? config.smallCallTimeout
+                                               : deadline.remaining(cap: config.smallCallTimeout),
+                                           deadline: depth == 0 ? nil : deadline)
+            } catch let error where error.data?["deadline_reached"] == true && depth > 0 {
+                deadlineReached = true
+                truncated = true
+                break
+            }
             if depth == 0, read.isEmpty { throw RPCError(.elementNotFound, "element no longer exists") }
             var next: [String] = []
             for node in read {

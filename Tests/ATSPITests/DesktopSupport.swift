@@ -129,7 +129,7 @@ final class FixtureApp: Sendable {
     var output: [String] { lines.withLock { $0 } }
 
     /// Waits until a line starting with `prefix` has been printed.
-    func waitForLine(_ prefix: String, timeout: Duration = .seconds(5)) async -> Bool {
+    func waitForLine(_ prefix: String, timeout: Duration = .seconds(15)) async -> Bool {
         let clock = ContinuousClock()
         let end = clock.now + timeout
         while clock.now < end {

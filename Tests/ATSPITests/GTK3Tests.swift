@@ -331,7 +331,7 @@ struct GTK3Tests {
         let remove = try #require(snapshot.node(role: "push button", name: "Remove row")?.ref)
         _ = try await service.activate(ref: remove)
         func seen(_ predicate: (JSONValue) -> Bool) async -> Bool {
-            for _ in 0..<100 {
+            for _ in 0..<300 {
                 if received.withLock({ $0.contains(where: predicate) }) { return true }
                 try? await Task.sleep(for: .milliseconds(50))
             }

@@ -11,7 +11,13 @@ import Testing
 struct SecretTests {
     @Test("in every toolkit's password field", arguments: ["gtk3", "gtk4", "qt5"])
     func canary(kind: String) async throws {
-        let service = try await Desktop.shared.get()
+        let shared = try await Desktop.shared.get()
+        // A service of its own whose every log line (trace level, with metadata) is kept.
+        let logs = CapturingLogHandler.Store()
+        let service = try await AccessibilityService.start(
+            config: Desktop.testConfig(),
+            logger: Logger(label: "canary") { _ in CapturingLogHandler(store: logs) })
+        defer { Task { await service.shutdown() } }
         var app: FixtureApp?
         let appName: String
         if kind == "qt5" {
@@ -21,7 +27,7 @@ struct SecretTests {
                 return
             }
         } else {
-            app = try await FixtureApp.launch(kind, service: service)
+            app = try await FixtureApp.launch(kind, service: shared)
             appName = app!.name
         }
         let canary = "Canary\(UInt32.random(in: 100_000...999_999))Pw"
@@ -30,10 +36,18 @@ struct SecretTests {
         let subscription = try await service.subscribe(["text", "name", "state", "children", "focus", "window"]) { event in
             events.withLock { $0.append(event) }
         }
-        try await Task.sleep(for: .milliseconds(300))
-
         let snapshot = try await service.snapshot(app: appName)
         let password = try #require(snapshot.nodes.first { $0["role"] == "password text" }?.ref)
+        // Wait until the app emits text events at all (it learns of new listeners through the
+        // registry, asynchronously), typing into a plain field, so the check below is not vacuous.
+        let plain = try #require(snapshot.nodes.first { $0["role"] == "text" }?.ref)
+        var primed = false
+        for attempt in 0..<50 where !primed {
+            _ = try await service.setText(ref: plain, value: "prime \(attempt)")
+            try await Task.sleep(for: .milliseconds(200))
+            primed = events.withLock { $0.contains { $0["type"] == "text" } }
+        }
+        #expect(primed, "the app sends text events")
         let set = try await service.setText(ref: password, value: canary)
         transcript.append(JSONWriter.string(set))
         #expect(set["matches"] == true)
@@ -56,8 +70,11 @@ struct SecretTests {
         transcript.append(String(describing: try await service.elementTarget(ref: password)))
         await service.unsubscribe(subscription)
         let received = events.withLock { $0 }
-        #expect(received.contains { $0["type"] == "text" }, "text events did arrive (the check below is not vacuous)")
+        #expect(received.contains { $0["type"] == "text" && $0["ref"]?.stringValue == password },
+                "text events of the password field arrived (without text)")
         transcript += received.map { JSONWriter.string($0) }
+        transcript += logs.lines
+        #expect(!logs.lines.isEmpty, "the service did log (the check below is not vacuous)")
         let leaks = transcript.filter { $0.contains(canary) || $0.lowercased().contains(canary.lowercased()) }
         #expect(leaks.isEmpty, "the canary leaked: \(leaks.count) replies")
         _ = app
@@ -111,5 +128,63 @@ struct FrozenAppTests {
         #expect(try await DBusSessionHelper.isEnabled(on: session) == false)
         try await DBusSessionHelper.setIsEnabled(true, on: session)
         session.close()
+    }
+}
+
+/// Keeps every log line with its metadata, at trace level.
+struct CapturingLogHandler: LogHandler {
+    final class Store: Sendable {
+        private let storage = Mutex<[String]>([])
+        var lines: [String] { storage.withLock { $0 } }
+        func append(_ line: String) { storage.withLock { $0.append(line) } }
+    }
+
+    let store: Store
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        store.append("\(event.level) \(event.message) \(merged)")
+    }
+}
+
+@Suite("Service start and deadlines")
+struct ServiceLimitTests {
+    @Test("No accessibility bus: -32008")
+    func noBus() async throws {
+        do {
+            _ = try await AccessibilityService.start(
+                config: AccessibilityConfig(busAddress: "unix:path=/nonexistent/deskgate-a11y-bus", enableAccessibility: false),
+                logger: Logger(label: "t"))
+            Issue.record("started without a bus")
+        } catch let error as RPCError {
+            #expect(error.code == .busUnavailable)
+        }
+    }
+
+    @Test("A walk that reaches the request deadline returns what it has, truncated",
+          .enabled(if: Desktop.enabled, Desktop.reason))
+    func deadline() async throws {
+        let shared = try await Desktop.shared.get()
+        let app = try await FixtureApp.launch("gtk4", rows: 600, service: shared)
+        let service = try await AccessibilityService.start(
+            config: AccessibilityConfig(smallCallTimeout: .seconds(10), requestDeadline: .milliseconds(300),
+                                        enableAccessibility: false),
+            logger: Logger(label: "deadline-test"))
+        defer { Task { await service.shutdown() } }
+        let snapshot = try await service.snapshot(app: app.name)
+        #expect(snapshot["truncated"] == true)
+        #expect(snapshot["stats"]?["deadline_reached"] == true)
+        #expect(!snapshot.nodes.isEmpty)
+        #expect(snapshot.nodes.count < 4000)
+        // Running out of request time is not the app's fault: it is not marked hung.
+        #expect(try await service.resolveApp(app.name).responding)
+        #expect(try await service.find(app: app.name, role: "push button", name: "Submit").nodes.isEmpty == false)
     }
 }
