@@ -6,7 +6,9 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 cd "$ROOT"
 status=0
-swift test --skip-build "$@" || status=1
+# Serial: on a 2-core machine, parallel suites that spawn apps and daemons starve each
+# other into timeouts; serial runs take under three minutes here.
+swift test --skip-build --no-parallel "$@" || status=1
 echo "== audit log against a real systemd-journald (private mount namespace)"
 bash scripts/journald-test.sh || status=1
 if [ -x Tests/MCPTests/run.sh ]; then
