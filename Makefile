@@ -32,7 +32,7 @@ build-release: deps
 # Every test, the AT-SPI ones against real apps on a private headless desktop.
 test: deps
 	$(SWIFT) build --build-tests
-	bash scripts/headless-desktop.sh --app qt5 --app gtk4 --app gtk3 -- $(SWIFT) test --skip-build $(TEST_ARGS)
+	bash scripts/headless-desktop.sh --app qt5 --app gtk4 --app gtk3 -- bash scripts/run-tests.sh $(TEST_ARGS)
 
 # Pure-logic and socket tests only (no desktop needed).
 test-unit: deps

@@ -39,11 +39,27 @@ let package = Package(
         // dispatcher, rpc.discover, the CLI and deskgate-mcp.
         .target(name: "DeskgateAPI", dependencies: ["JSONRPC"], swiftSettings: strictSettings),
         // Permission broker: policy files, grants, decisions, prompts. Pure logic.
-        .target(name: "Broker", dependencies: ["JSONRPC", "DeskgateAPI"], swiftSettings: strictSettings),
+        .target(
+            name: "Broker",
+            dependencies: [
+                "JSONRPC", "DeskgateAPI",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings),
         // Hash-chained audit log.
         .target(
             name: "Audit",
-            dependencies: ["JSONRPC", "CSystemd", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "JSONRPC", "CSystemd", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings),
+        // Test helper: appends audit records until killed (crash-injection tests in AuditTests).
+        .executableTarget(
+            name: "audit-crash-writer",
+            dependencies: ["Audit", "JSONRPC", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/AuditCrashWriter",
             swiftSettings: strictSettings),
         // libdbus wrapper: connections, marshalling, async calls with timeouts.
         .target(name: "DBus", dependencies: ["CDBus"], swiftSettings: strictSettings),
@@ -71,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "deskgated",
             dependencies: [
-                "Daemon",
+                "Daemon", "ATSPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -86,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "deskgate-prompt",
             dependencies: [
-                "DeskgateClient", "JSONRPC",
+                "DeskgateClient", "JSONRPC", "Broker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings),
@@ -96,6 +112,7 @@ let package = Package(
                 "DeskgateClient", "DeskgateAPI", "JSONRPC",
                 .product(name: "MCP", package: "swift-sdk"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings),
 
@@ -114,11 +131,26 @@ let package = Package(
             ],
             swiftSettings: strictSettings),
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC", "DeskgateAPI"], swiftSettings: strictSettings),
-        .testTarget(name: "BrokerTests", dependencies: ["Broker"], swiftSettings: strictSettings),
-        .testTarget(name: "AuditTests", dependencies: ["Audit", "JSONRPC"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "BrokerTests",
+            dependencies: ["Broker", "JSONRPC", "DeskgateAPI", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings),
+        .testTarget(
+            name: "AuditTests",
+            dependencies: [
+                "Audit", "JSONRPC", "CSystemd", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings),
         .testTarget(
             name: "DaemonTests",
             dependencies: ["Daemon", "DeskgateClient", "JSONRPC", "DeskgateAPI", "TestSupport", "CLinux"],
+            swiftSettings: strictSettings),
+        // Pure-logic tests of deskgate-mcp (its end-to-end tests are Python: Tests/MCPTests/run.sh).
+        .testTarget(
+            name: "MCPBridgeTests",
+            dependencies: ["deskgate-mcp", "JSONRPC", "DeskgateAPI", .product(name: "MCP", package: "swift-sdk")],
+            path: "Tests/MCPTests/Swift",
             swiftSettings: strictSettings),
         .testTarget(
             name: "ATSPITests",

@@ -55,19 +55,28 @@ sleep 5
 CS1=$(awk '/voluntary_ctxt_switches/{s+=$2} END{print s}' /proc/$DAEMON_PID/task/*/status)
 echo "idle daemon: RSS $((RSS / 1024)) MB after the load above; $((CS1 - CS0)) context switches in 5 s idle (all threads)" | report
 
-if "$BIN/deskgate-bench" --help 2>&1 | grep -q snapshot-suite; then
-    echo | report
-    "$BIN/deskgate-bench" snapshot-suite --socket "$SOCK" --fixtures "$DESKGATE_FIXTURES_DIR" | report
+echo | report
+echo "## Accessibility (end to end over the socket, release build) vs pyatspi (default settings, no cache mask)" | report
+for app in bench-gtk3-2k bench-gtk3-10k bench-gtk4-2k bench-qt5-2k; do
+    count=20
+    case $app in *10k) count=5 ;; *gtk4*|*qt5*) count=5 ;; esac
+    "$BIN/deskgate-bench" call --socket "$SOCK" --method tree.snapshot --params "{\"app\":\"$app\",\"max_nodes\":20000}" \
+        --count $count --label "tree.snapshot $app" | report || echo "tree.snapshot $app failed" | report
+    /usr/bin/python3 "$DESKGATE_FIXTURES_DIR/pyatspi_dump.py" "$app" --json --no-nodes --passes 2 2>/dev/null \
+        | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print(f'pyatspi walk {d[\"app\"]}: {d[\"count\"]} nodes, first pass {d[\"ms\"]:.0f} ms, passes {[round(x) for x in d.get(\"passes_ms\", [])]} ms')" | report \
+        || echo "pyatspi walk $app failed" | report
+done
+SUBMIT=$("$BIN/deskgate-bench" call --socket "$SOCK" --method elements.find --params '{"app":"bench-gtk3-2k","role":"check box","name":"Subscribe"}' --count 1 --print-result 2>/dev/null \
+    | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["ref"])' || true)
+if [ -n "$SUBMIT" ]; then
+    "$BIN/deskgate-bench" call --socket "$SOCK" --method element.activate --params "{\"ref\":\"$SUBMIT\"}" --count 200 --label "element.activate (check box, audited)" | report
 fi
-if "$BIN/deskgate-bench" --help 2>&1 | grep -q broker; then
-    echo | report
-    echo "## Broker" | report
-    "$BIN/deskgate-bench" broker | report
-fi
-if "$BIN/deskgate-bench" --help 2>&1 | grep -q audit; then
-    echo | report
-    echo "## Audit" | report
-    "$BIN/deskgate-bench" audit --directory "$WORK/audit-bench" | report
-fi
+
+echo | report
+echo "## Broker" | report
+"$BIN/deskgate-bench" broker | report
+echo | report
+echo "## Audit" | report
+"$BIN/deskgate-bench" audit --directory "$WORK/audit-bench" | report
 echo | report
 echo "report saved to $REPORT" >&2

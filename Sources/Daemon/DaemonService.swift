@@ -1,6 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+public import ATSPI
+import Audit
+import Broker
 import CLinux
 import Dispatch
 public import DeskgateAPI
@@ -26,6 +29,13 @@ public struct DaemonOptions: Sendable {
     public var enableTestMethods = false
     /// Turn on memory-deny-write-execute for this process (PR_SET_MDWE) before serving.
     public var memoryDenyWriteExecute = false
+    /// AT-SPI timeouts and bus address.
+    public var accessibility = AccessibilityConfig()
+    /// Executables allowed to register as prompt helpers when no policy sets `prompt_agents`
+    /// (default: the `deskgate-prompt` installed next to `deskgated`).
+    public var defaultPromptAgents: [String] = []
+    /// How long a prompt may stay unanswered.
+    public var promptTimeout: Duration = .seconds(60)
 
     public init(environment: [String: String]) {
         stateDirectory = DeskgatePaths.stateDirectory(environment: environment)
@@ -87,32 +97,65 @@ public final class DaemonService: Sendable {
 
         let startedAt = ContinuousClock.now
         let serverBox = Mutex<SocketServer?>(nil)
+
+        // Audit first: the broker's policy loads are themselves audit records.
+        let audit = openAudit(retention: nil)
+        let broker = makeBroker(audit: audit)
+        let policy = broker.reload()
+        logger.info("policies loaded", metadata: ["status": "\(policy)"])
+        let accessibility = AccessibilityProvider(config: options.accessibility, logger: logger)
+
         let facts = DaemonFacts(
             version: DeskgateAPI.version, pid: getpid(), socket: socketPath, startedAt: startedAt,
             clients: { serverBox.withLock { $0?.clientCount ?? 0 } },
-            extra: { [:] })
+            extra: {
+                var extra: JSONObject = ["broker": broker.status]
+                extra["audit"] = audit?.health.json ?? ["writable": false, "error": "the audit log could not be opened; gated requests are refused"]
+                extra["accessibility"] = await accessibility.status
+                return extra
+            })
 
         var table = MethodTable()
         let tableBox = Mutex<MethodTable?>(nil)
         CoreHandlers.register(into: &table, facts: facts) {
             OpenRPC.document(methods: tableBox.withLock { $0?.descriptors ?? [] }, version: DeskgateAPI.version)
         }
+        AccessibilityHandlers.register(into: &table, provider: accessibility, broker: broker)
+        BrokerHandlers.register(into: &table, broker: broker, audit: audit, resolveTarget: { method, params, context in
+            guard let resolver = tableBox.withLock({ $0?.entry(method)?.resolveTarget }) else { return nil }
+            return try await resolver(params, context)
+        }, logger: logger)
+        if let audit { AuditHandlers.register(into: &table, audit: audit) }
         if options.enableTestMethods { CoreHandlers.registerTestMethods(into: &table) }
         let finalTable = table
         tableBox.withLock { $0 = finalTable }
 
-        let dispatcher = Dispatcher(table: finalTable, gate: DenyAllGate(), logger: logger)
-        let server = SocketServer(group: group, limits: options.limits, dispatcher: dispatcher,
+        let gate: any RequestGate = audit.map { AuditedBrokerGate(broker: broker, audit: $0, logger: logger) } ?? AuditUnavailableGate()
+        let dispatcher = Dispatcher(table: finalTable, gate: gate, logger: logger)
+        var hooks = ServerHooks()
+        hooks.peerRefused = { uid, pid, reason in
+            Task {
+                await BrokerHandlers.recordBestEffort(audit, self.logger, AuditEntry(
+                    kind: "peer_refused", client: ["uid": .int(Int64(uid)), "pid": .int(Int64(pid))], details: ["reason": .string(reason)]))
+            }
+        }
+        hooks.sessionOpened = { session in
+            let id = session.id
+            session.onClose { broker.connectionClosed(id) }
+        }
+        let server = SocketServer(group: group, limits: options.limits, dispatcher: dispatcher, hooks: hooks,
                                   forcePidfdOpen: options.forcePidfdOpen, logger: logger)
         serverBox.withLock { $0 = server }
         try await server.start(listen)
         logger.info("listening", metadata: ["socket": "\(socketPath)", "pid": "\(getpid())"])
+        // Bring the accessibility bus up early so toolkits expose their trees (IsEnabled).
+        Task { _ = try? await accessibility.get() }
 
         transition(to: .running)
         Systemd.notify("READY=1\nSTATUS=serving \(socketPath)")
         let watchdog = startWatchdog()
 
-        let signals = installSignalHandlers()
+        let signals = installSignalHandlers() + [installReloadHandler(broker)]
         for await _ in stopSignal.stream { break }
         signals.forEach { $0.cancel() }
 
@@ -121,6 +164,9 @@ public final class DaemonService: Sendable {
         watchdog?.cancel()
         logger.info("stopping", metadata: ["grace": "\(options.shutdownGrace)"])
         await server.shutdown(grace: options.shutdownGrace)
+        await accessibility.shutdown()
+        await broker.flush()
+        await audit?.close()
         try? await group.shutdownGracefully()
         transition(to: .stopped)
         logger.info("stopped")
@@ -135,6 +181,52 @@ public final class DaemonService: Sendable {
         return group.next().scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
             Systemd.notify("WATCHDOG=1")
         }
+    }
+
+    /// Opens the audit log under the state directory. Returns nil (gated requests then fail with
+    /// -32007) when it cannot be opened, rather than refusing to start: revoking grants and
+    /// reading status must keep working.
+    private func openAudit(retention: AuditSettings?) -> AuditLog? {
+        let settings = retention ?? AuditSettings()
+        let config = AuditConfig(directory: options.stateDirectory + "/audit", retentionDays: settings.retentionDays,
+                                 maxBytes: settings.maxBytes.map { Int($0) })
+        do {
+            let log = try AuditLog.open(config: config, logger: logger)
+            if let bad = log.health.firstBadSeq {
+                logger.critical("audit chain integrity break", metadata: ["first_bad_seq": "\(bad)"])
+            }
+            return log
+        } catch {
+            logger.critical("cannot open the audit log; gated requests will be refused", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    private func makeBroker(audit: AuditLog?) -> Broker {
+        var agents = options.defaultPromptAgents
+        if agents.isEmpty, let exe = ProcessInspection.readLink("/proc/self/exe") {
+            agents = [String(exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)]) + "/deskgate-prompt"]
+        }
+        var config = BrokerConfig(systemPolicyDir: options.systemPolicyDirectory,
+                                  userPolicyFile: options.configDirectory + "/policy.toml",
+                                  grantsFile: options.stateDirectory + "/grants.json", defaultPromptAgents: agents)
+        config.promptTimeout = options.promptTimeout
+        let logger = self.logger
+        return Broker(config: config, inspector: ProcfsInspector(), events: { event in
+            guard let entry = BrokerAuditEvents.entry(for: event) else { return }
+            Task { await BrokerHandlers.recordBestEffort(audit, logger, entry) }
+        }, logger: logger)
+    }
+
+    private func installReloadHandler(_ broker: Broker) -> any DispatchSourceSignal {
+        signal(SIGHUP, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "deskgate.reload"))
+        source.setEventHandler { [logger] in
+            let status = broker.reload()
+            logger.info("policies reloaded (SIGHUP)", metadata: ["status": "\(status)"])
+        }
+        source.resume()
+        return source
     }
 
     private func installSignalHandlers() -> [any DispatchSourceSignal] {

@@ -12,7 +12,7 @@ struct DeskgateBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deskgate-bench",
         abstract: "Benchmarks for deskgate (run by `make bench`; see docs/benchmarks.md).",
-        subcommands: [Ping.self, Throughput.self, Call.self])
+        subcommands: [Ping.self, Throughput.self, Call.self, BrokerDecisions.self, AuditAppends.self])
 }
 
 /// Sequential round trips of one method from one client.
@@ -81,6 +81,7 @@ struct Call: ParsableCommand {
     @Option var params: String = "{}"
     @Option var count: Int = 50
     @Option var label: String = ""
+    @Flag var printResult = false
 
     func run() throws {
         let s = try BenchSocket(path: socket)
@@ -97,8 +98,33 @@ struct Call: ParsableCommand {
             }
             bytes = line.count
             if i >= 3 { samples.append(Double(nowNanoseconds() - t0) / 1e6) }
+            if printResult, let reply = try? JSONParser.parse(line) {
+                print(JSONWriter.string(reply["result"] ?? .null))
+                return
+            }
         }
         samples.sort()
         print("\(label.isEmpty ? method : label): p50 \(format(percentile(samples, 0.5), 2)) ms, p99 \(format(percentile(samples, 0.99), 2)) ms (\(count) calls, reply \(bytes) bytes)")
+    }
+}
+
+/// Broker decision time with 10,000 rules (pure logic, no daemon).
+struct BrokerDecisions: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "broker")
+    @Option var rules: Int = 10_000
+    @Option var decisions: Int = 100_000
+
+    func run() async throws {
+        print(await BrokerBenchmark.run(rules: rules, decisions: decisions).summary)
+    }
+}
+
+/// Audited decisions per second with group commit from 16 appenders, and append latency.
+struct AuditAppends: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "audit")
+    @Option var directory: String
+
+    func run() async throws {
+        print(await AuditBenchmark.run(directory: directory))
     }
 }

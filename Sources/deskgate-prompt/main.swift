@@ -1,1 +1,405 @@
-print("deskgate-prompt: not built yet")
+// deskgate-prompt: the reference prompt helper. Registers with deskgated as the one program
+// allowed to ask the person at the desktop, shows each request, and answers with their choice.
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Broker
+import DeskgateClient
+import Foundation
+import JSONRPC
+import Synchronization
+
+@main
+struct DeskgatePrompt: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deskgate-prompt",
+        abstract: "Asks the person at the desktop to approve deskgate requests.",
+        discussion: """
+            Registers with deskgated as its prompt helper (only executables listed in prompt_agents may) and \
+            shows each request: the verified program, its script and its own claimed label apart, what it \
+            wants to do and where. Allow choices accept input only after --delay seconds.
+            """)
+
+    @Option(help: "Daemon socket path (default: $DESKGATE_SOCKET or the XDG runtime socket).")
+    var socket: String?
+
+    @Flag(help: "Show prompts as zenity dialogs instead of in this terminal.")
+    var gui = false
+
+    @Option(help: "Seconds before allow choices accept input (against click- and type-through).")
+    var delay: Double = 1.5
+
+    func run() async throws {
+        let client: DeskgateClient
+        do {
+            client = try await DeskgateClient.connect(socketPath: socket)
+            _ = try await client.call("agent.register", .object([:]))
+        } catch let error as RPCError {
+            Output.error("deskgate-prompt: cannot register: \(error.message)")
+            throw ExitCode(2)
+        } catch {
+            Output.error("deskgate-prompt: \(error)")
+            throw ExitCode(1)
+        }
+        if gui, Zenity.path == nil {
+            Output.error("deskgate-prompt: --gui needs zenity, which is not installed; using the terminal")
+        }
+        let presenter: any Presenter = gui && Zenity.path != nil
+            ? ZenityPresenter(delay: delay) : TerminalPresenter(delay: delay)
+        if presenter is TerminalPresenter {
+            _ = StdinLines.shared  // read (and time-stamp) input from now on, so type-ahead is recognised
+        }
+        Output.line("deskgate-prompt: registered; waiting for requests (Ctrl-C to stop).")
+
+        let cancelled = CancelledPrompts()
+        let queue = AsyncStream<Request>.makeStream()
+        // Prompts are shown one at a time, in order; cancellations are read meanwhile.
+        let worker = Task {
+            for await request in queue.stream {
+                let promptID = request.params?["prompt_id"]?.stringValue ?? ""
+                if cancelled.contains(promptID) { continue }
+                let choice = await presenter.ask(PromptView(request.params ?? .null), cancelled: cancelled)
+                guard let choice else { continue }  // withdrawn by the daemon: no answer
+                try? await client.respond(to: request.id, result: .success(["choice": .string(choice)]))
+            }
+        }
+        for await message in client.incoming {
+            switch message {
+            case .request(let request) where request.method == "agent.prompt":
+                queue.continuation.yield(request)
+            case .request(let request):
+                try? await client.respond(to: request.id, result: .failure(.methodNotFound(request.method)))
+            case .notification(let notification) where notification.method == "agent.cancel":
+                if let id = notification.params?["prompt_id"]?.stringValue { cancelled.insert(id) }
+            default:
+                break
+            }
+        }
+        queue.continuation.finish()
+        worker.cancel()
+        Output.error("deskgate-prompt: the daemon closed the connection")
+        throw ExitCode(1)
+    }
+}
+
+/// Prompt ids the daemon withdrew (`agent.cancel`).
+final class CancelledPrompts: Sendable {
+    private let ids = Mutex<Set<String>>([])
+    func insert(_ id: String) { ids.withLock { _ = $0.insert(id) } }
+    func contains(_ id: String) -> Bool { ids.withLock { $0.contains(id) } }
+}
+
+/// What a prompt says, sanitised: every string that came from a client or an app goes through
+/// `PromptText.sanitize`, so escapes, newlines and bidi overrides cannot fake the layout.
+struct PromptView: Sendable {
+    var promptID: String
+    var exe: String
+    var pid: String
+    var uid: String
+    var script: String?
+    var unit: String?
+    var label: String?
+    var method: String
+    var riskClass: String
+    var app: String?
+    var appExe: String?
+    var element: String?
+    var preview: String?
+    var rule: String?
+    var reason: String?
+    var choices: [String]
+    var timeout: Int
+
+    init(_ params: JSONValue) {
+        let client = params["client"]
+        let target = params["target"]
+        func text(_ value: JSONValue?, limit: Int = 200) -> String? {
+            value?.stringValue.map { PromptText.sanitize($0, limit: limit) }
+        }
+        promptID = params["prompt_id"]?.stringValue ?? ""
+        exe = text(client?["exe"]).map { $0.isEmpty ? "(unidentified)" : $0 } ?? "(unidentified)"
+        pid = client?["pid"]?.intValue.map { String($0) } ?? "?"
+        uid = client?["uid"]?.intValue.map { String($0) } ?? "?"
+        script = text(client?["script"])
+        unit = text(client?["unit"])
+        label = text(client?["label"], limit: 80)
+        method = text(params["action"]?["method"]) ?? "?"
+        riskClass = text(params["action"]?["class"]) ?? "?"
+        app = text(target?["app"], limit: 80)
+        appExe = text(target?["app_exe"])
+        if let role = text(target?["role"], limit: 40) {
+            element = role + (text(target?["name"], limit: 120).map { " \"\($0)\"" } ?? "")
+        } else {
+            element = text(target?["name"], limit: 120).map { "\"\($0)\"" }
+        }
+        preview = text(params["preview"], limit: 300)
+        rule = text(params["rule"], limit: 80)
+        reason = text(params["reason"], limit: 200)
+        let offered = params["choices"]?.arrayValue?.compactMap(\.stringValue) ?? ["deny"]
+        choices = offered.filter { Choice.known.contains($0) }
+        timeout = Int(params["timeout_s"]?.intValue ?? 60)
+    }
+
+    /// The lines shown in the terminal and in the dialog.
+    var lines: [String] {
+        var lines = ["Verified program : \(exe)  (pid \(pid), uid \(uid))"]
+        if let script { lines.append("Script (advisory): \(script)") }
+        if let unit { lines.append("Unit (advisory)  : \(unit)") }
+        lines.append("Claimed label    : " + (label.map { "\"\($0)\"  (the program's own claim, not verified)" } ?? "(none)"))
+        lines.append("Wants to         : \(Choice.verb(riskClass)) (\(method))")
+        if app != nil || appExe != nil {
+            lines.append("App              : \(app ?? "(unnamed)")" + (appExe.map { "  [\($0)]" } ?? ""))
+        }
+        if let element { lines.append("Element          : \(element)") }
+        if let preview { lines.append("Preview          : \(preview)") }
+        if let rule { lines.append("Rule             : \(rule)" + (reason.map { ": \($0)" } ?? "")) }
+        return lines
+    }
+}
+
+enum Choice {
+    static let known = ["deny", "allow_once", "allow_session", "allow_1h", "allow_always"]
+
+    static func key(_ choice: String) -> String {
+        switch choice {
+        case "deny": "d"
+        case "allow_once": "o"
+        case "allow_session": "s"
+        case "allow_1h": "h"
+        case "allow_always": "a"
+        default: "?"
+        }
+    }
+
+    static func label(_ choice: String) -> String {
+        switch choice {
+        case "deny": "Deny"
+        case "allow_once": "Allow once"
+        case "allow_session": "Allow while this program stays connected"
+        case "allow_1h": "Allow for 1 hour"
+        case "allow_always": "Always allow exactly this"
+        default: choice
+        }
+    }
+
+    static func verb(_ riskClass: String) -> String {
+        switch riskClass {
+        case "observe": "see the app's contents"
+        case "read": "read text"
+        case "act": "click or focus"
+        case "write": "type or change a value"
+        case "admin": "read deskgate's grants or audit log"
+        default: riskClass
+        }
+    }
+}
+
+protocol Presenter: Sendable {
+    /// The person's choice, or nil when the prompt was withdrawn or timed out here.
+    func ask(_ view: PromptView, cancelled: CancelledPrompts) async -> String?
+}
+
+// MARK: - Terminal
+
+/// Reads stdin lines on a thread of its own, stamped with their arrival time. Unlike an
+/// AsyncStream, a waiter that gives up (its prompt was withdrawn) does not end the input.
+final class StdinLines: Sendable {
+    typealias Line = (text: String, time: ContinuousClock.Instant)
+    private struct State {
+        var lines: [Line] = []
+        var waiter: (id: UInt64, continuation: CheckedContinuation<Line?, Never>)?
+        var eof = false
+        var nextID: UInt64 = 0
+    }
+
+    static let shared = StdinLines()
+    private let state = Mutex(State())
+
+    private init() {
+        let thread = Thread { [self] in
+            while let text = readLine(strippingNewline: true) {
+                let line: Line = (text, ContinuousClock.now)
+                let waiter = self.state.withLock { s -> CheckedContinuation<Line?, Never>? in
+                    if let waiter = s.waiter {
+                        s.waiter = nil
+                        return waiter.continuation
+                    }
+                    s.lines.append(line)
+                    return nil
+                }
+                waiter?.resume(returning: line)
+            }
+            let waiter = self.state.withLock { s -> CheckedContinuation<Line?, Never>? in
+                s.eof = true
+                defer { s.waiter = nil }
+                return s.waiter?.continuation
+            }
+            waiter?.resume(returning: nil)
+        }
+        thread.name = "deskgate-prompt-stdin"
+        thread.start()
+    }
+
+    /// Drops lines typed before `instant` (type-ahead must not answer a prompt nobody has read).
+    func discard(before instant: ContinuousClock.Instant) { state.withLock { $0.lines.removeAll { $0.time < instant } } }
+
+    /// The next line; nil at end of input or when the task is cancelled.
+    func next() async -> Line? {
+        let id = state.withLock { s -> UInt64 in
+            s.nextID += 1
+            return s.nextID
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Line?, Never>) in
+                let ready = state.withLock { s -> Line?? in
+                    if !s.lines.isEmpty { return .some(s.lines.removeFirst()) }
+                    if s.eof || Task.isCancelled { return .some(nil) }
+                    s.waiter = (id, continuation)
+                    return .none
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { s -> CheckedContinuation<Line?, Never>? in
+                guard let waiter = s.waiter, waiter.id == id else { return nil }
+                s.waiter = nil
+                return waiter.continuation
+            }
+            waiter?.resume(returning: nil)
+        }
+    }
+}
+
+struct TerminalPresenter: Presenter {
+    let delay: Double
+
+    func ask(_ view: PromptView, cancelled: CancelledPrompts) async -> String? {
+        let shown = ContinuousClock.now
+        Output.line("\n\u{07}──────── deskgate: permission request ────────")
+        for line in view.lines { Output.line(line) }
+        Output.line("Choices:")
+        for choice in view.choices { Output.line("  \(Choice.key(choice))) \(Choice.label(choice))") }
+        Output.line("Answer within \(view.timeout) s. Allow choices accept input after \(delay) s.")
+        Output.prompt("> ")
+        StdinLines.shared.discard(before: shown)
+        let deadline = shown + .seconds(view.timeout)
+        let enabled = shown + .milliseconds(Int(delay * 1000))
+
+        // Wait for a line, a withdrawal or the deadline, whichever comes first.
+        return await withTaskGroup(of: String?.self) { group in
+            group.addTask {
+                while let (line, time) = await StdinLines.shared.next() {
+                    let key = line.trimmingCharacters(in: .whitespaces).lowercased()
+                    guard let choice = view.choices.first(where: { Choice.key($0) == key || $0 == key }) else {
+                        Output.prompt("Type one of \(view.choices.map(Choice.key).joined(separator: ", ")): ")
+                        continue
+                    }
+                    if choice != "deny", time < enabled {
+                        // Typed before the choices were enabled (or before the prompt appeared).
+                        Output.prompt("(ignored: typed too early; read the request, then answer) > ")
+                        continue
+                    }
+                    return choice
+                }
+                return nil
+            }
+            group.addTask {
+                while ContinuousClock.now < deadline, !cancelled.contains(view.promptID), !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+                if Task.isCancelled { return nil }  // answered: nothing to report
+                if cancelled.contains(view.promptID) {
+                    Output.line("\n(withdrawn: the program cancelled the request or went away)")
+                } else {
+                    Output.line("\n(timed out: denied)")
+                }
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            if let first { Output.line("→ \(Choice.label(first))") }
+            return first
+        }
+    }
+}
+
+// MARK: - zenity
+
+enum Zenity {
+    static let path: String? = ["/usr/bin/zenity", "/usr/local/bin/zenity"].first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    }
+}
+
+struct ZenityPresenter: Presenter {
+    let delay: Double
+
+    func ask(_ view: PromptView, cancelled: CancelledPrompts) async -> String? {
+        let deadline = ContinuousClock.now + .seconds(view.timeout)
+        var note = ""
+        while true {
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .seconds(1), !cancelled.contains(view.promptID) else { return nil }
+            let shown = ContinuousClock.now
+            guard let choice = await runDialog(view, note: note, timeout: Int(remaining.components.seconds), cancelled: cancelled) else {
+                return cancelled.contains(view.promptID) ? nil : "deny"
+            }
+            if choice != "deny", ContinuousClock.now - shown < .milliseconds(Int(delay * 1000)) {
+                note = "That answer came too quickly to be read; please confirm.\n\n"
+                continue
+            }
+            return choice
+        }
+    }
+
+    /// Runs one zenity list dialog; nil when it was closed, timed out or withdrawn.
+    private func runDialog(_ view: PromptView, note: String, timeout: Int, cancelled: CancelledPrompts) async -> String? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Zenity.path!)
+        var arguments = ["--list", "--radiolist", "--no-markup", "--title=deskgate: permission request",
+                         "--width=640", "--height=460", "--timeout=\(max(timeout, 1))", "--print-column=2",
+                         "--hide-header", "--text=\(note)\(view.lines.joined(separator: "\n"))",
+                         "--column=", "--column=choice", "--column=meaning", "--hide-column=2"]
+        for (index, choice) in view.choices.enumerated() {
+            arguments += [index == 0 ? "TRUE" : "FALSE", choice, Choice.label(choice)]
+        }
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        let finished = AsyncStream<Void>.makeStream()
+        process.terminationHandler = { _ in finished.continuation.yield(); finished.continuation.finish() }
+        do { try process.run() } catch { return nil }
+        let watcher = Task {
+            while process.isRunning {
+                if cancelled.contains(view.promptID) { process.terminate() }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        for await _ in finished.stream {}
+        watcher.cancel()
+        guard process.terminationStatus == 0 else { return nil }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let choice = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return view.choices.contains(choice) ? choice : nil
+    }
+}
+
+// MARK: - Output
+
+enum Output {
+    static func line(_ text: String) { write(1, text + "\n") }
+    static func prompt(_ text: String) { write(1, text) }
+    static func error(_ text: String) { write(2, text + "\n") }
+
+    private static func write(_ fd: Int32, _ text: String) {
+        var bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+}

@@ -1,6 +1,8 @@
 import ArgumentParser
 
-/// Command groups contributed by other modules (grants, policy, audit); registered here in one place.
+/// Command groups for the broker and the audit log; registered here in one place.
 enum ExtraCommands {
-    static let all: [any ParsableCommand.Type] = []
+    static let all: [any ParsableCommand.Type] = [
+        PolicyCommand.self, GrantsCommand.self, CheckCommand.self, AuditGroup.self,
+    ]
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import ATSPI
 import Daemon
 import DeskgateAPI
 import Logging
@@ -38,8 +39,26 @@ struct Deskgated: AsyncParsableCommand {
     @Option(help: "Unsent reply bytes per connection before it is closed.")
     var maxReplyBuffer: Int = 64 << 20
 
+    @Option(help: "Seconds a permission prompt may stay unanswered before it counts as a denial.")
+    var promptTimeout: Double = 60
+
+    @Option(help: "Per-call timeout of small AT-SPI reads, in milliseconds.")
+    var readTimeoutMs: Int = 500
+
+    @Option(help: "Per-call timeout of AT-SPI actions, in milliseconds.")
+    var actionTimeoutMs: Int = 2000
+
+    @Option(help: "Per-call timeout of bulk AT-SPI reads (GetItems, GetMatches), in milliseconds.")
+    var bulkTimeoutMs: Int = 5000
+
+    @Option(help: "Overall deadline of one AT-SPI request, in milliseconds.")
+    var requestDeadlineMs: Int = 10000
+
     @Flag(help: "Enable memory-deny-write-execute for the daemon process (PR_SET_MDWE).")
     var mdwe = false
+
+    @Flag(help: "Do not set org.a11y.Status.IsEnabled at start (apps that need it will not expose their trees).")
+    var noEnableAccessibility = false
 
     @Flag(help: .hidden)
     var forcePidfdOpen = false
@@ -66,6 +85,12 @@ struct Deskgated: AsyncParsableCommand {
         options.enableTestMethods = enableTestMethods
         options.memoryDenyWriteExecute = mdwe
         options.limits.maxReplyBuffer = maxReplyBuffer
+        options.promptTimeout = .milliseconds(Int64(promptTimeout * 1000))
+        options.accessibility.smallCallTimeout = .milliseconds(readTimeoutMs)
+        options.accessibility.actionTimeout = .milliseconds(actionTimeoutMs)
+        options.accessibility.bulkCallTimeout = .milliseconds(bulkTimeoutMs)
+        options.accessibility.requestDeadline = .milliseconds(requestDeadlineMs)
+        options.accessibility.enableAccessibility = !noEnableAccessibility
         let service = DaemonService(options: options, logger: logger)
         do {
             try await service.run()

@@ -36,7 +36,9 @@ final class PrivateBus: Sendable {
             elif method == 'Sleep':
                 GLib.timeout_add(params.unpack()[0], lambda: (inv.return_value(None), False)[1])
         bus.register_object('/org/deskgate/TestEcho', node.interfaces[0], on_call, None, None)
-        Gio.bus_own_name_on_connection(bus, 'org.deskgate.TestEcho', 0, None, None)
+        # Own the name synchronously, so 'ready' means callers can reach it.
+        bus.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus', 'RequestName',
+                      GLib.Variant('(su)', ('org.deskgate.TestEcho', 4)), GLib.VariantType('(u)'), 0, -1, None)
         print('ready', flush=True)
         GLib.MainLoop().run()
         """

@@ -34,7 +34,7 @@ public struct TempDirectory: Sendable {
         var template = Array("/tmp/\(prefix).XXXXXX".utf8CString)
         let result = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         precondition(result != nil, "mkdtemp failed")
-        path = String(cString: template)
+        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     public func file(_ name: String) -> String { path + "/" + name }
@@ -54,7 +54,7 @@ public final class DaemonProcess: @unchecked Sendable {
 
     /// Starts the daemon and waits until its socket accepts connections.
     public init(arguments extra: [String] = [], environment: [String: String] = [:], socketPath: String? = nil,
-                wrapper: [String] = [], waitForSocket: Bool = true) throws
+                wrapper: [String] = [], waitForSocket: Bool = true, userPolicy: String? = nil, adminPolicy: String? = nil) throws
     {
         directory = TempDirectory("deskgated")
         self.socketPath = socketPath ?? directory.file("run/deskgate.sock")
@@ -65,8 +65,12 @@ public final class DaemonProcess: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: configDirectory, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: systemPolicyDirectory, withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: logPath, contents: nil)
+        if let userPolicy { try userPolicy.write(toFile: configDirectory + "/policy.toml", atomically: true, encoding: .utf8) }
+        if let adminPolicy { try adminPolicy.write(toFile: systemPolicyDirectory + "/00-admin.toml", atomically: true, encoding: .utf8) }
+        // Tests share one accessibility bus and run in parallel: only the AT-SPI tests that check
+        // IsEnabled handling touch it (the harness's apps expose their trees regardless).
         let daemonArgs = ["--socket", self.socketPath, "--state-dir", stateDirectory, "--config-dir", configDirectory,
-                          "--system-policy-dir", systemPolicyDirectory, "--log-level", "debug"] + extra
+                          "--system-policy-dir", systemPolicyDirectory, "--log-level", "debug", "--no-enable-accessibility"] + extra
         process = Process()
         if wrapper.isEmpty {
             process.executableURL = URL(fileURLWithPath: BuiltProducts.path("deskgated"))
@@ -101,6 +105,56 @@ public final class DaemonProcess: @unchecked Sendable {
             usleep(20_000)
         }
         throw TestFailure("deskgated did not listen on \(socketPath) within \(timeout) s: \(log)")
+    }
+
+    /// Every audit record written so far, parsed, in file order.
+    public func auditRecords() -> [JSONValue] {
+        let dir = stateDirectory + "/audit"
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".jsonl") }.sorted()
+        var records: [JSONValue] = []
+        for file in files {
+            let text = (try? String(contentsOfFile: dir + "/" + file, encoding: .utf8)) ?? ""
+            for line in text.split(separator: "\n") {
+                if let value = try? JSONParser.parse(String(line)) { records.append(value) }
+            }
+        }
+        return records
+    }
+
+    /// Every byte under the state directory and the daemon log, for canary searches.
+    public func allWrittenBytes() -> [UInt8] {
+        var bytes = Array(log.utf8)
+        if let enumerator = FileManager.default.enumerator(atPath: stateDirectory) {
+            for case let file as String in enumerator {
+                if let data = FileManager.default.contents(atPath: stateDirectory + "/" + file) { bytes += Array(data) }
+            }
+        }
+        return bytes
+    }
+
+    /// Calls a method from a separate python3 process (its own pid and exe).
+    public func callFromPython(_ method: String, _ params: JSONValue? = nil, execSocat: Bool = false) throws -> JSONValue {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        var arguments = [DesktopEnvironment.fixturesDirectory + "/rpc_call.py"]
+        if execSocat { arguments.append("--exec-socat") }
+        arguments += [socketPath, method]
+        if let params { arguments.append(JSONWriter.string(params)) }
+        process.arguments = arguments
+        let pipe = Pipe()
+        let errors = Pipe()
+        process.standardOutput = pipe
+        process.standardError = errors
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        if text.isEmpty {
+            // No reply: say why, so a failing expectation shows the client's own error.
+            return ["no_reply": .string(String(decoding: errorData, as: UTF8.self)), "status": JSONValue(Int(process.terminationStatus))]
+        }
+        return try JSONParser.parse(text)
     }
 
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }

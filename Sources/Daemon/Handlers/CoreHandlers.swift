@@ -10,7 +10,7 @@ public struct DaemonFacts: Sendable {
     public var startedAt: ContinuousClock.Instant
     public var clients: @Sendable () -> Int
     /// Extra top-level fields from subsystems (broker, audit, accessibility status).
-    public var extra: @Sendable () -> JSONObject
+    public var extra: @Sendable () async -> JSONObject
 }
 
 /// Methods every daemon serves, never gated: ping, info, session, discovery.
@@ -18,7 +18,7 @@ enum CoreHandlers {
     static func register(into table: inout MethodTable, facts: DaemonFacts, discover: @escaping @Sendable () -> JSONValue) {
         table.registerInline(DaemonPing.self) { _, _ in "pong" }
 
-        table.registerInline(DaemonInfo.self) { _, _ in
+        table.register(DaemonInfo.self) { _, _ in
             var object: JSONObject = [
                 "version": .string(facts.version),
                 "pid": .int(Int64(facts.pid)),
@@ -26,7 +26,7 @@ enum CoreHandlers {
                 "socket": .string(facts.socket),
                 "clients": JSONValue(facts.clients()),
             ]
-            for member in facts.extra() { object[member.key] = member.value }
+            for member in await facts.extra() { object[member.key] = member.value }
             return .object(object)
         }
 

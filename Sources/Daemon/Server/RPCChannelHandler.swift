@@ -252,6 +252,11 @@ final class RPCChannelHandler: ChannelDuplexHandler {
         guard let context, context.channel.isActive else { return }
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
+        if session.closeAfterReply {
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
         if inRead {
             context.write(wrapOutboundOut(buffer), promise: nil)
             needsFlush = true

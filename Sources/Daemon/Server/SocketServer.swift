@@ -105,12 +105,14 @@ public final class SocketServer: Sendable {
         switch source {
         case .path(let path):
             try Self.prepareSocketPath(path)
+            // The socket is created 0600 (umask 0177 during bind), never briefly wider.
+            let previousUmask = umask(0o177)
+            defer { umask(previousUmask) }
             do {
                 channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: false).get()
             } catch {
                 throw ListenError.system("cannot listen on \(path): \(error)")
             }
-            _ = chmod(path, 0o600)
             state.withLock { $0.createdSocketPath = path }
         case .inherited(let fd, _):
             do {

@@ -30,6 +30,7 @@ public final class ClientSession: Sendable {
         var nextOutboundID: Int64 = 1
         var pendingOutbound: [RequestID: CheckedContinuation<JSONValue, any Error>] = [:]
         var closeHandlers: [@Sendable () -> Void] = []
+        var closeAfterReply = false
     }
     private let state = Mutex(State())
 
@@ -133,6 +134,11 @@ public final class ClientSession: Sendable {
 
     /// Closes the connection from the daemon's side.
     public func disconnect() { outbound.close() }
+
+    /// Closes the connection once the next reply has been written (the client learns why).
+    public func disconnectAfterReply() { state.withLock { $0.closeAfterReply = true } }
+
+    var closeAfterReply: Bool { state.withLock { $0.closeAfterReply } }
 
     /// Called by the transport when the connection has closed.
     func closed() {

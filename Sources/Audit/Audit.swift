@@ -1,1 +1,0 @@
-// Audit module: see docs/architecture.md.

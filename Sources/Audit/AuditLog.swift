@@ -1,0 +1,348 @@
+import Crypto
+import Dispatch
+import Glibc
+public import JSONRPC
+public import Logging
+import Synchronization
+
+/// The hash-chained, write-ahead audit log.
+///
+/// One JSON object per line in append-only segments under ``directory``. ``append(_:)`` returns
+/// only once the record is on disk; concurrent appends share one `fdatasync` (group commit) on a
+/// dedicated serial queue, so the cooperative pool never waits in a system call. When the disk
+/// cannot be written every append throws ``AuditError/unavailable(_:)`` (-32007) and later appends
+/// retry, so the log recovers when space returns without a gap or a broken chain.
+public final class AuditLog: Sendable {
+    public let directory: String
+    /// Names this log in journal checkpoints (derived from the installation key).
+    public let logID: String
+    let config: AuditConfig
+    let logger: Logger
+    private let key: SymmetricKey
+    private let writerQueue = DispatchQueue(label: "deskgate.audit.writer")
+    private let readerQueue = DispatchQueue(label: "deskgate.audit.reader", attributes: .concurrent)
+    private let pending = Mutex(PendingAppends())
+    private let writer: AuditWriter
+    private let shared: SharedStateBox
+    private let journal: JournalMirror?
+
+    private struct PendingAppends: ~Copyable {
+        var items: [(body: JSONObject, continuation: CheckedContinuation<AuditReceipt, any Error>)] = []
+        var draining = false
+        var closed = false
+    }
+
+    static let keyFileName = "hmac.key"
+    static let quarantineDirectory = "quarantine"
+
+    private init(
+        config: AuditConfig, logger: Logger, key: SymmetricKey, logID: String, writer: AuditWriter,
+        shared: SharedStateBox, journal: JournalMirror?
+    ) {
+        self.directory = config.directory
+        self.config = config
+        self.logger = logger
+        self.key = key
+        self.logID = logID
+        self.writer = writer
+        self.shared = shared
+        self.journal = journal
+    }
+
+    // MARK: Opening and recovery
+
+    /// Opens (creating if needed) the log in `config.directory` and recovers it: verifies the chain,
+    /// quarantines a torn last line and writes `recovered`, writes `integrity_break` for a break
+    /// elsewhere (and keeps reporting it), closes decisions left without an outcome with
+    /// `outcome: "unknown"`, prunes, and writes a journal checkpoint. Blocks (file I/O): call it at
+    /// start-up, not from request handlers.
+    ///
+    /// Throws only if the directory or key cannot be set up; a log that cannot be written right
+    /// now still opens, with ``health`` saying so and appends failing with -32007.
+    public static func open(config: AuditConfig, logger: Logger) throws(AuditError) -> AuditLog {
+        signal(SIGXFSZ, SIG_IGN)
+        let directory = config.directory
+        let key: SymmetricKey
+        let scan: ChainScan
+        do {
+            try POSIXFile.ensurePrivateDirectory(directory)
+            key = try loadOrCreateKey(directory: directory)
+            scan = try ChainScan.run(directory: directory, findTornTail: true)
+        } catch let error as AuditError {
+            throw error
+        } catch {
+            throw .unavailable("\(error)")
+        }
+        let logID = Self.logID(key: key)
+        let journal: JournalMirror? =
+            config.journal == .auto && JournalMirror.present ? JournalMirror(logID: logID) : nil
+        let shared = SharedStateBox(
+            SharedState(
+                health: AuditHealth(
+                    writable: true, lastError: nil, firstBadSeq: scan.firstBadSeq, lastSeq: scan.tail?.seq ?? 0,
+                    lastHash: scan.tail?.hash ?? AuditChain.genesis, journal: journal != nil, directory: directory),
+                segments: scan.segments))
+        let writer = AuditWriter(directory: directory, config: config, logger: logger, journal: journal, shared: shared)
+        writer.segments = scan.segments
+        writer.durableSize = scan.segments.last?.bytes ?? 0
+        if let tail = scan.tail { writer.head = tail }
+        writer.loadTail()
+
+        var maintenance: [JSONObject] = []
+        if let torn = scan.torn {
+            do {
+                maintenance.append(try quarantine(torn, segments: scan.segments, directory: directory, logger: logger))
+            } catch {
+                throw .unavailable("cannot quarantine the torn end of the audit log: \(error)")
+            }
+        }
+        if let bad = scan.firstBadSeq {
+            logger.critical(
+                "audit log integrity break: the chain does not verify; not repaired",
+                metadata: ["first_bad_seq": "\(bad)", "reason": "\(scan.reason ?? "")"])
+            if !scan.recordedBreaks.contains(bad) {
+                var details = JSONObject()
+                details.append("first_bad_seq", .int(bad))
+                details.append("reason", .string(scan.reason ?? ""))
+                maintenance.append(AuditEntry(kind: "integrity_break", details: details).body())
+            }
+        }
+        for open in scan.openDecisions {
+            var entry = AuditEntry(kind: "outcome", requestID: open.requestID, outcome: .unknown)
+            entry.client = open.record["client"]
+            entry.method = open.record["method"]?.stringValue
+            entry.target = open.record["target"]
+            entry.details = ["decision_seq": .int(open.seq), "reason": "the daemon stopped before the outcome was recorded"]
+            maintenance.append(entry.body())
+        }
+        writer.deferred = maintenance
+        do { try writer.ensureOpen() } catch {
+            writer.needsReopen = true
+            writer.publish(error: "\(error)")
+            logger.error("audit log not writable at start-up; refusing gated requests", metadata: ["error": "\(error)"])
+        }
+        if !maintenance.isEmpty { _ = writer.commit([]) }
+        writer.prune()
+        if let journal, writer.head.seq > 0 {
+            journal.checkpoint(seq: writer.head.seq, hash: writer.head.hash, segment: writer.segments.last?.name ?? "", reason: "open")
+        }
+        return AuditLog(
+            config: config, logger: logger, key: key, logID: logID, writer: writer, shared: shared, journal: journal)
+    }
+
+    /// Moves torn bytes to `quarantine/`, cuts the segment back to its last whole line, and returns
+    /// the `recovered` record body.
+    private static func quarantine(
+        _ torn: (segment: Int, offset: Int, bytes: [UInt8]), segments: [SegmentInfo], directory: String, logger: Logger
+    ) throws -> JSONObject {
+        let segment = segments[torn.segment]
+        let quarantineDir = directory + "/" + quarantineDirectory
+        try POSIXFile.ensurePrivateDirectory(quarantineDir)
+        try POSIXFile.syncDirectory(directory)
+        let name = "torn-\(segment.firstSeq)-\(torn.offset)-\(AuditTime.nowMicros()).bin"
+        try POSIXFile.createFile(quarantineDir + "/" + name, torn.bytes)
+        let path = directory + "/" + segment.name
+        let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw POSIXFailure("open", path) }
+        defer { Glibc.close(fd) }
+        guard ftruncate(fd, off_t(torn.offset)) == 0 else { throw POSIXFailure("ftruncate", path) }
+        try POSIXFile.dataSync(fd, path: path)
+        logger.warning(
+            "audit log had a torn last line (crash mid-write); quarantined",
+            metadata: ["segment": "\(segment.name)", "bytes": "\(torn.bytes.count)", "quarantine": "\(name)"])
+        var details = JSONObject()
+        details.append("segment", .string(segment.name))
+        details.append("offset", .int(Int64(torn.offset)))
+        details.append("bytes", .int(Int64(torn.bytes.count)))
+        details.append("sha256", .string(SHA256.hash(data: torn.bytes).hexString))
+        details.append("quarantine", .string(quarantineDirectory + "/" + name))
+        return AuditEntry(kind: "recovered", details: details).body()
+    }
+
+    static func loadOrCreateKey(directory: String) throws -> SymmetricKey {
+        let path = directory + "/" + keyFileName
+        if POSIXFile.exists(path) {
+            let bytes = try POSIXFile.read(path)
+            guard bytes.count == 32 else { throw AuditError.unavailable("\(path) is not a 32-byte key") }
+            _ = chmod(path, 0o600)
+            return SymmetricKey(data: bytes)
+        }
+        let key = SymmetricKey(size: .bits256)
+        try POSIXFile.createFile(path, key.withUnsafeBytes { Array($0) })
+        return key
+    }
+
+    static func logID(key: SymmetricKey) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Array("deskgate audit log id".utf8), using: key)
+        return Array(mac).prefix(16).hexString
+    }
+
+    /// The log id of the log in `directory` (for `verify --journal` without a running daemon).
+    public static func logID(directory: String) throws(AuditError) -> String {
+        do {
+            let bytes = try POSIXFile.read(directory + "/" + keyFileName)
+            guard bytes.count == 32 else { throw AuditError.unavailable("bad key file") }
+            return logID(key: SymmetricKey(data: bytes))
+        } catch {
+            throw .unavailable("cannot read the audit key in \(directory): \(error)")
+        }
+    }
+
+    // MARK: Appending
+
+    /// Appends one record and returns once it is durable (written and fdatasync'ed). Concurrent
+    /// calls are committed together. Throws ``AuditError/unavailable(_:)`` (-32007) when the log
+    /// cannot be written or is closed; nothing was recorded then.
+    public func append(_ entry: AuditEntry) async throws -> AuditReceipt {
+        let body = entry.body()
+        return try await withCheckedThrowingContinuation { continuation in
+            let schedule = pending.withLock { state -> Bool? in
+                if state.closed { return nil }
+                state.items.append((body, continuation))
+                if state.draining { return false }
+                state.draining = true
+                return true
+            }
+            switch schedule {
+            case nil: continuation.resume(throwing: AuditError.unavailable("the audit log is closed"))
+            case true?: writerQueue.async { self.drain() }
+            case false?: break
+            }
+        }
+    }
+
+    /// Writer queue: commits everything pending as one batch, repeatedly, until nothing is left.
+    ///
+    /// Group commit: appenders woken by the previous batch come back one by one, so a batch started
+    /// at the first arrival would carry only a few records. When fewer are waiting than the last
+    /// batch held, wait briefly (at most a quarter of the last sync, capped at 500 µs) for the rest.
+    private func drain() {
+        var expected = 1
+        var lastSync: Duration = .zero
+        let clock = ContinuousClock()
+        while true {
+            var batch = takePending()
+            if batch.isEmpty { return }
+            if batch.count < expected {
+                let deadline = clock.now + min(lastSync / 4, .microseconds(500))
+                while batch.count + pendingCount() < expected, clock.now < deadline { usleep(20) }
+                batch += takePending()
+            }
+            expected = batch.count
+            let started = clock.now
+            switch writer.commit(batch.map(\.body)) {
+            case .success(let receipts):
+                for (item, receipt) in zip(batch, receipts) { item.continuation.resume(returning: receipt) }
+            case .failure(let error):
+                for item in batch { item.continuation.resume(throwing: error) }
+            }
+            lastSync = clock.now - started
+            if writer.rotatedSincePrune { writer.prune() }
+        }
+    }
+
+    private func takePending() -> [(body: JSONObject, continuation: CheckedContinuation<AuditReceipt, any Error>)] {
+        pending.withLock { state in
+            let items = state.items
+            state.items = []
+            if items.isEmpty { state.draining = false }
+            return items
+        }
+    }
+
+    private func pendingCount() -> Int { pending.withLock { $0.items.count } }
+
+    // MARK: Values
+
+    /// How a typed value is recorded: `{len, hmac}`: its length in characters and the HMAC-SHA256
+    /// (hex) under this installation's key, so "was X typed?" can be answered without storing X.
+    public func valueDigest(_ value: String) -> JSONValue {
+        let mac = HMAC<SHA256>.authenticationCode(for: Array(value.utf8), using: key)
+        return ["len": .int(Int64(value.count)), "hmac": .string(Array(mac).hexString)]
+    }
+
+    /// How a password-field value is recorded: its length only.
+    public static func lengthOnly(_ value: String) -> JSONValue { ["len": .int(Int64(value.count))] }
+
+    /// Whether `digest` (from ``valueDigest(_:)``) was made from `candidate`.
+    public func digest(_ digest: JSONValue, matches candidate: String) -> Bool {
+        guard let hmac = digest["hmac"]?.stringValue else { return false }
+        return valueDigest(candidate)["hmac"]?.stringValue == hmac
+    }
+
+    // MARK: Reading
+
+    /// Current state for `daemon.info`.
+    public var health: AuditHealth { shared.withLock { $0.health } }
+
+    /// Re-reads the whole log (up to what is durable) and checks the chain; with `journal`, also
+    /// against this log's journal checkpoints.
+    public func verify(journal: Bool = false) async -> AuditVerification {
+        let directory = self.directory
+        let logID = self.logID
+        let known = health.firstBadSeq
+        var result = await onReader { () -> AuditVerification in
+            var last = AuditVerification(ok: false, records: 0, reason: "segments changed while reading")
+            for attempt in 0..<5 {
+                if attempt > 0 { usleep(useconds_t(2000 * attempt)) }  // a prune was removing files
+                let segments = self.shared.withLock { $0.segments }
+                let limits = Dictionary(segments.map { ($0.name, $0.bytes) }, uniquingKeysWith: { a, _ in a })
+                do {
+                    return try AuditVerifier.verify(
+                        directory: directory, segments: segments, limits: limits, journalLogID: journal ? logID : nil)
+                } catch {
+                    last.reason = "\(error)"
+                }
+            }
+            return last
+        }
+        // A break found at start-up stays reported even if someone "fixes" the files since.
+        if let known, result.firstBadSeq.map({ $0 > known }) ?? true {
+            result.ok = false
+            result.firstBadSeq = known
+            result.reason = result.reason ?? "integrity break found at start-up"
+        }
+        return result
+    }
+
+    /// Records matching `filter`, oldest first, at most `filter.limit`.
+    public func query(_ filter: AuditFilter) async throws -> AuditQueryResult {
+        let directory = self.directory
+        let (segments, lastSeq) = shared.withLock { ($0.segments, $0.health.lastSeq) }
+        return try await onReader {
+            let records = try AuditReader.query(directory: directory, segments: segments, filter: filter)
+            return AuditQueryResult(records: records, lastSeq: lastSeq)
+        }
+    }
+
+    private func onReader<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            readerQueue.async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+
+    private func onReader<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            readerQueue.async { continuation.resume(returning: work()) }
+        }
+    }
+
+    /// Batches committed and records in them so far (group-commit statistics).
+    func batchStatistics() -> (batches: Int, records: Int) {
+        writerQueue.sync { (writer.batches, writer.batchedRecords) }
+    }
+
+    // MARK: Closing
+
+    /// Lets pending appends finish, writes the final journal checkpoint and closes the file.
+    /// Later appends throw ``AuditError/unavailable(_:)``.
+    public func close() async {
+        pending.withLock { $0.closed = true }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            writerQueue.async {
+                self.writer.shutdown()
+                continuation.resume()
+            }
+        }
+    }
+}

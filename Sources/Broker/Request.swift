@@ -1,0 +1,115 @@
+public import DeskgateAPI
+public import JSONRPC
+
+/// Who is asking, as the daemon verified it from the kernel (plus the advisory parts, marked so).
+public struct ClientIdentity: Sendable, Hashable {
+    public var uid: UInt32
+    public var pid: Int32
+    /// Verified executable path (`/proc/PID/exe`). Empty means unidentified: nothing is
+    /// remembered for such a client.
+    public var exe: String
+    /// Script path for interpreters, from the command line. Advisory: the process chose it.
+    public var script: String?
+    /// systemd unit. Advisory for user units.
+    public var unit: String?
+    /// The client's own label from `session.hello`. Advisory, never matched by policy.
+    public var label: String?
+    /// The daemon's id of the connection; session grants and prompt queues hang off it.
+    public var connectionID: UInt64
+
+    public init(uid: UInt32, pid: Int32, exe: String, script: String? = nil, unit: String? = nil,
+                label: String? = nil, connectionID: UInt64) {
+        self.uid = uid
+        self.pid = pid
+        self.exe = exe
+        self.script = script
+        self.unit = unit
+        self.label = label
+        self.connectionID = connectionID
+    }
+
+    /// `{uid, pid, exe, script, unit, label}` as sent to prompt helpers and audit records.
+    public var json: JSONValue {
+        ["uid": .int(Int64(uid)), "pid": .int(Int64(pid)), "exe": .string(exe), "script": JSONValue(script),
+         "unit": JSONValue(unit), "label": JSONValue(label)]
+    }
+}
+
+/// What a request touches. App name comes from the app itself; exe and pid from the
+/// accessibility bus credentials, which the app cannot fake.
+public struct TargetInfo: Sendable, Hashable {
+    public var appName: String?
+    public var appExe: String?
+    public var appPid: Int32?
+    /// AT-SPI role name of the element, e.g. "push button", "password text".
+    public var role: String?
+    /// Element name or field label.
+    public var name: String?
+    /// The daemon's element ref; informational (refs are not stable, never matched).
+    public var ref: String?
+
+    public init(appName: String? = nil, appExe: String? = nil, appPid: Int32? = nil, role: String? = nil,
+                name: String? = nil, ref: String? = nil) {
+        self.appName = appName
+        self.appExe = appExe
+        self.appPid = appPid
+        self.role = role
+        self.name = name
+        self.ref = ref
+    }
+
+    /// Whether the request names an element (rules with `role` or `name` need one).
+    public var hasElement: Bool { role != nil || name != nil }
+
+    public var json: JSONValue {
+        var object = JSONObject()
+        if let appName { object.append("app", .string(appName)) }
+        if let appExe { object.append("app_exe", .string(appExe)) }
+        if let appPid { object.append("app_pid", .int(Int64(appPid))) }
+        if let role { object.append("role", .string(role)) }
+        if let name { object.append("name", .string(name)) }
+        if let ref { object.append("ref", .string(ref)) }
+        return .object(object)
+    }
+}
+
+/// One request for the broker to decide.
+public struct BrokerRequest: Sendable {
+    public var client: ClientIdentity
+    public var method: String
+    public var riskClass: RiskClass
+    public var target: TargetInfo?
+    /// False when the client sent `"interactive": false`: never prompt, deny `would_prompt`.
+    public var interactive: Bool
+    /// What the person is shown, e.g. "set text (12 characters)". Never the value being typed.
+    public var preview: String?
+    /// The JSON-RPC id of the request on its connection, so `rpc.cancel` can find it.
+    public var requestKey: String?
+
+    public init(client: ClientIdentity, method: String, riskClass: RiskClass, target: TargetInfo? = nil,
+                interactive: Bool = true, preview: String? = nil, requestKey: String? = nil) {
+        self.client = client
+        self.method = method
+        self.riskClass = riskClass
+        self.target = target
+        self.interactive = interactive
+        self.preview = preview
+        self.requestKey = requestKey
+    }
+}
+
+extension RiskClass {
+    /// act and write change the desktop: the daemon re-checks the client's exe before acting.
+    public var isMutating: Bool { self == .act || self == .write }
+
+    /// "write to", "read" etc. for messages.
+    var verbPhrase: String {
+        switch self {
+        case .observe: "observe"
+        case .read: "read text in"
+        case .act: "act on"
+        case .write: "write to"
+        case .admin: "use admin methods on"
+        }
+    }
+}

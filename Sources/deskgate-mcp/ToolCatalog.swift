@@ -1,0 +1,172 @@
+import DeskgateAPI
+import JSONRPC
+import MCP
+
+/// What the bridge does around a tool's daemon call.
+enum ToolKind: Sendable, Equatable {
+    case listApps, snapshot, find, readText
+    /// An action on the element named by `ref`, or found by `fill_field`; the result reports
+    /// the element's new state and a diff of its window's outline.
+    case action
+    /// Dry run of another tool through `broker.check`.
+    case check
+}
+
+/// One tool argument: the field the model sees and the daemon param it becomes.
+struct ToolArgument: Sendable {
+    var field: Schema.Field
+    var param: String
+}
+
+/// An MCP tool, defined by narrowing one deskgate method.
+///
+/// The input schema is built from the method's own `Schema.Field`s (the same values the
+/// dispatcher validates and `rpc.discover` publishes); a tool only picks a subset, renames a
+/// field, or restates a default where the tool's differs from the method's.
+struct ToolDefinition: Sendable {
+    var name: String
+    var title: String
+    var description: String
+    var method: MethodDescriptor
+    var kind: ToolKind
+    var arguments: [ToolArgument]
+    /// Params the bridge sets when the model does not (the tool's own defaults).
+    var defaults: JSONObject = [:]
+    /// Params the bridge always sets.
+    var fixed: JSONObject = [:]
+    var annotations: Tool.Annotations
+
+    var fields: [Schema.Field] { arguments.map(\.field) }
+
+    /// JSON Schema of the tool's arguments.
+    var inputSchema: JSONValue { Schema.object(fields).json }
+
+    var mcpTool: Tool {
+        Tool(name: name, title: title, description: description,
+             inputSchema: ValueBridge.value(inputSchema), annotations: annotations)
+    }
+
+    /// Checks the model's arguments and turns them into the method's params.
+    func params(from arguments: JSONObject) throws(RPCError) -> JSONObject {
+        try Schema.validateMembers(arguments, fields: fields, additional: false, prefix: "")
+        var params = JSONObject()
+        for argument in self.arguments {
+            if let value = arguments[argument.field.name] { params[argument.param] = value }
+        }
+        for (key, value) in defaults where params[key] == nil { params[key] = value }
+        for (key, value) in fixed { params[key] = value }
+        return params
+    }
+
+    /// The tool argument that carries daemon param `param` (to name it in error messages).
+    func argumentName(forParam param: String) -> String? {
+        arguments.first { $0.param == param }?.field.name
+    }
+}
+
+/// The tools deskgate-mcp offers.
+struct ToolCatalog: Sendable {
+    let tools: [ToolDefinition]
+
+    func tool(named name: String) -> ToolDefinition? { tools.first { $0.name == name } }
+
+    static let snapshotDefaultMaxNodes: Int64 = 1500
+    static let findDefaultLimit: Int64 = 50
+
+    static let standard: ToolCatalog = {
+        let readOnly = Tool.Annotations(readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false)
+        let changes = Tool.Annotations(readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false)
+        let overwrites = Tool.Annotations(readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false)
+        let gentle = Tool.Annotations(readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false)
+        let actionNote = " The result gives the element's new state and the lines of its window's outline that changed."
+
+        var tools: [ToolDefinition] = [
+            ToolDefinition(
+                name: "list_apps", title: "List apps",
+                description: AppsList.summary + " Use an app's name or id as `app` in the other tools.",
+                method: AppsList.descriptor, kind: .listApps, arguments: [], annotations: readOnly),
+            ToolDefinition(
+                name: "snapshot", title: "Snapshot an app",
+                description: TreeSnapshot.summary
+                    + " Returns the compact outline, one line per element: `- ROLE \"NAME\" [ref=REF] (STATES): TEXT`."
+                    + " Pass a ref to read_text, activate, focus, set_text or set_value. Password fields never show their text.",
+                method: TreeSnapshot.descriptor, kind: .snapshot,
+                arguments: [
+                    pick(TreeSnapshot.self, "app"),
+                    pick(TreeSnapshot.self, "filter", summary: "interactive (default): only elements that can be operated, and their ancestors; showing: everything on screen; all: the whole tree."),
+                    pick(TreeSnapshot.self, "max_nodes", summary: "Default \(snapshotDefaultMaxNodes); a larger tree is cut off and says so."),
+                ],
+                defaults: ["filter": "interactive", "max_nodes": .int(snapshotDefaultMaxNodes)],
+                fixed: ["format": "outline"],
+                annotations: readOnly),
+            ToolDefinition(
+                name: "find", title: "Find elements",
+                description: ElementsFind.summary + " Cheaper than a snapshot when you know what you are looking for.",
+                method: ElementsFind.descriptor, kind: .find,
+                arguments: [
+                    pick(ElementsFind.self, "app"), pick(ElementsFind.self, "role"), pick(ElementsFind.self, "name"),
+                    pick(ElementsFind.self, "name_contains"),
+                ],
+                defaults: ["limit": .int(findDefaultLimit)],
+                annotations: readOnly),
+            ToolDefinition(
+                name: "read_text", title: "Read an element's text",
+                description: TextRead.summary, method: TextRead.descriptor, kind: .readText,
+                arguments: [pick(TextRead.self, "ref")], annotations: readOnly),
+            ToolDefinition(
+                name: "activate", title: "Activate an element",
+                description: ElementActivate.summary + " For a button this is a click." + actionNote,
+                method: ElementActivate.descriptor, kind: .action,
+                arguments: [pick(ElementActivate.self, "ref"), pick(ElementActivate.self, "action")],
+                annotations: changes),
+            ToolDefinition(
+                name: "focus", title: "Focus an element",
+                description: ElementFocus.summary + actionNote, method: ElementFocus.descriptor, kind: .action,
+                arguments: [pick(ElementFocus.self, "ref")], annotations: gentle),
+            ToolDefinition(
+                name: "fill_field", title: "Fill a form field",
+                description: FieldFill.summary + " The value is not echoed back (a password field's content is never shown)." + actionNote,
+                method: FieldFill.descriptor, kind: .action,
+                arguments: [pick(FieldFill.self, "app"), pick(FieldFill.self, "field"),
+                            pick(FieldFill.self, "value", summary: "The text the field should hold (replaces what is there).")],
+                annotations: overwrites),
+            ToolDefinition(
+                name: "set_text", title: "Set an element's text",
+                description: TextSet.summary + " The value is not echoed back (a password field's content is never shown)." + actionNote,
+                method: TextSet.descriptor, kind: .action,
+                arguments: [pick(TextSet.self, "ref"), pick(TextSet.self, "value", summary: "The text the element should hold (replaces what is there).")],
+                annotations: overwrites),
+            ToolDefinition(
+                name: "set_value", title: "Set a slider or spin button",
+                description: ValueSet.summary + actionNote, method: ValueSet.descriptor, kind: .action,
+                arguments: [pick(ValueSet.self, "ref"), pick(ValueSet.self, "value", summary: "The new value, within the element's minimum and maximum.")],
+                annotations: overwrites),
+        ]
+        let checkable = tools.map(\.name)
+        tools.append(ToolDefinition(
+            name: "check", title: "Check whether a tool call would be allowed",
+            description: "Dry run: asks deskgate's permission broker whether calling `tool` with `arguments` would be allowed, would ask a person, or would be denied, and by which rule. Nothing is done and nobody is prompted.",
+            method: BrokerCheck.descriptor, kind: .check,
+            arguments: [
+                pick(BrokerCheck.self, "method", as: "tool", schema: .stringEnum(checkable), summary: "Name of the tool to check.", required: true),
+                pick(BrokerCheck.self, "params", as: "arguments", summary: "The arguments the call would carry."),
+            ],
+            annotations: readOnly))
+        return ToolCatalog(tools: tools)
+    }()
+
+    /// The field `param` of method `M`, optionally renamed or restated for the tool.
+    private static func pick(
+        _ method: any APIMethod.Type, _ param: String, as name: String? = nil, schema: Schema? = nil,
+        summary: String? = nil, required: Bool? = nil
+    ) -> ToolArgument {
+        guard var field = method.params.first(where: { $0.name == param }) else {
+            preconditionFailure("\(method.name) has no param \(param); DeskgateAPI changed")
+        }
+        if let name { field.name = name }
+        if let schema { field.schema = schema }
+        if let summary { field.summary = summary }
+        if let required { field.required = required }
+        return ToolArgument(field: field, param: param)
+    }
+}

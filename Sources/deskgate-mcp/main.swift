@@ -1,1 +1,0 @@
-print("deskgate-mcp: not built yet")

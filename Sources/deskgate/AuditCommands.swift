@@ -1,0 +1,209 @@
+import ArgumentParser
+import Audit
+import DeskgateAPI
+import JSONRPC
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `deskgate audit …`: read and check the audit log.
+struct AuditGroup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Read and verify the audit log.",
+        subcommands: [AuditTail.self, AuditQueryCommand.self, AuditVerifyCommand.self])
+}
+
+/// Filters shared by `tail` and `query`, in `audit.query` form.
+struct AuditFilterOptions: ParsableArguments {
+    @Option(name: .customLong("client-exe"), help: "Only records whose client executable is this path.")
+    var clientExe: String?
+    @Option(help: "Only records for this method, e.g. text.set.")
+    var method: String?
+    @Option(help: "Only decisions with this effect: allow, ask or deny.")
+    var decision: String?
+
+    func params(into object: inout JSONObject) {
+        if let clientExe { object["client_exe"] = .string(clientExe) }
+        if let method { object["method"] = .string(method) }
+        if let decision { object["decision"] = .string(decision) }
+    }
+}
+
+struct AuditTail: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tail", abstract: "Show the newest audit records; -f keeps following.")
+    @OptionGroup var client: ClientOptions
+    @OptionGroup var filter: AuditFilterOptions
+    @Option(name: [.customShort("n"), .long], help: "Show the matching records among the newest N first.") var lines = 20
+    @Flag(name: .shortAndLong, help: "Keep printing new records as they are written.") var follow = false
+
+    func run() async throws {
+        try await runReporting {
+            guard lines >= 0 else { throw CLIFailure(ValidationError("--lines must be ≥ 0")) }
+            // Where the log ends: from last_seq, or by paging to the end.
+            let probe = try await query(sinceSeq: 0, limit: 1)
+            var last = probe["last_seq"]?.intValue ?? 0
+            if probe["last_seq"] == nil {
+                var next: Int64 = 0
+                while true {
+                    let page = (try await query(sinceSeq: next, limit: AuditFilter.maxLimit))["records"]?.arrayValue ?? []
+                    guard let seq = page.last?["seq"]?.intValue else { break }
+                    last = seq
+                    next = seq + 1
+                    if page.count < AuditFilter.maxLimit { break }
+                }
+            }
+            var next = last + 1
+            if lines > 0 { next = try await printFrom(max(0, last - Int64(lines) + 1), until: last) }
+            guard follow else { return }
+            while true {
+                try await Task.sleep(for: .seconds(1))
+                next = try await printFrom(next, until: nil)
+            }
+        }
+    }
+
+    private func query(sinceSeq: Int64, limit: Int, filtered: Bool = false) async throws -> JSONValue {
+        var params = JSONObject()
+        params["since_seq"] = .int(sinceSeq)
+        params["limit"] = .int(Int64(limit))
+        if filtered { filter.params(into: &params) }
+        return try await client.call("audit.query", .object(params))
+    }
+
+    /// Prints matching records from `seq` on (up to `last` if given); returns the next seq to ask for.
+    private func printFrom(_ seq: Int64, until last: Int64?) async throws -> Int64 {
+        var next = seq
+        while true {
+            let result = try await query(sinceSeq: next, limit: AuditFilter.maxLimit, filtered: true)
+            let records = result["records"]?.arrayValue ?? []
+            for record in records {
+                guard let s = record["seq"]?.intValue else { continue }
+                if let last, s > last { return last + 1 }
+                next = s + 1
+                // Our own polling is audited too; showing it would feed on itself.
+                if record["method"] == "audit.query", record["client"]?["pid"]?.intValue == Int64(getpid()) { continue }
+                print(client.json ? JSONWriter.string(record, sortedKeys: true) : AuditTable.row(record))
+            }
+            fflush(nil)
+            if records.count < AuditFilter.maxLimit {
+                // Nothing more matches up to the log's end (last_seq is read with the records).
+                if let last { return last + 1 }
+                if let end = result["last_seq"]?.intValue { next = max(next, end + 1) }
+                return next
+            }
+        }
+    }
+}
+
+struct AuditQueryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "query", abstract: "Search the audit log (oldest first).")
+    @OptionGroup var client: ClientOptions
+    @OptionGroup var filter: AuditFilterOptions
+    @Option(name: .customLong("since-seq"), help: "Records from this seq on.") var sinceSeq: Int64?
+    @Option(help: "Records at or after this RFC 3339 time, e.g. 2026-11-24T08:00:00Z.") var since: String?
+    @Option(help: "At most this many records (1…1000).") var limit = 100
+
+    func run() async throws {
+        try await runReporting {
+            var params = JSONObject()
+            if let sinceSeq { params["since_seq"] = .int(sinceSeq) }
+            if let since { params["since"] = .string(since) }
+            params["limit"] = .int(Int64(limit))
+            filter.params(into: &params)
+            let result = try await client.call("audit.query", .object(params))
+            let records = result["records"]?.arrayValue ?? []
+            if client.json {
+                print(JSONWriter.string(result))
+            } else {
+                print(AuditTable.header)
+                for record in records { print(AuditTable.row(record)) }
+            }
+        }
+    }
+}
+
+struct AuditVerifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check the audit hash chain (through the daemon, or the files with --state-dir/--journal).",
+        discussion: """
+            Without options the daemon checks its log (audit.verify). With --state-dir, or with --journal, \
+            the files are read directly (default state dir: $XDG_STATE_HOME/deskgate); --journal also \
+            compares the checkpoints the daemon wrote to the systemd journal, which catches a truncated \
+            or rewritten log. Exit status 0 when everything verifies, 1 otherwise.
+            """)
+    @OptionGroup var client: ClientOptions
+    @Flag(help: "Also check the local chain against the journal checkpoints.") var journal = false
+    @Option(name: .customLong("state-dir"), help: "Read the log under DIR/audit directly.") var stateDir: String?
+
+    func run() async throws {
+        try await runReporting {
+            let result: JSONValue
+            if journal || stateDir != nil {
+                let base = stateDir ?? DeskgatePaths.stateDirectory(environment: currentEnvironment())
+                do {
+                    result = try AuditVerifier.verify(directory: base + "/audit", journal: journal).json
+                } catch {
+                    throw CLIFailure(error)
+                }
+            } else {
+                result = try await client.call("audit.verify")
+            }
+            client.emit(result, readable: AuditTable.verification)
+            if result["ok"]?.boolValue != true { throw ExitCode(1) }
+        }
+    }
+}
+
+/// Readable renderings of audit records and verification results.
+enum AuditTable {
+    static let header =
+        "\(Readable.pad("SEQ", 7)) \(Readable.pad("TIME", 27)) \(Readable.pad("KIND", 17)) \(Readable.pad("EFFECT", 6)) "
+        + "\(Readable.pad("METHOD", 17)) \(Readable.pad("CLIENT", 24)) TARGET / OUTCOME"
+
+    /// The end of a long path, which is the part that tells executables apart.
+    static func tail(_ s: String, _ width: Int) -> String {
+        let escaped = JSONWriter.escapedForMessage(s, limit: 4096)
+        return escaped.count <= width ? escaped : "…" + escaped.suffix(width - 1)
+    }
+
+    static func row(_ record: JSONValue) -> String {
+        let seq = record["seq"]?.intValue.map(String.init) ?? "?"
+        let exe = record["client"]?["exe"]?.stringValue ?? record["client"]?["label"]?.stringValue ?? "-"
+        var target: [String] = []
+        if let app = record["target"]?["app"]?.stringValue { target.append(app) }
+        if let name = record["target"]?["name"]?.stringValue ?? record["target"]?["field"]?.stringValue {
+            target.append("\"\(JSONWriter.escapedForMessage(name, limit: 40))\"")
+        }
+        if let outcome = record["outcome"] { target.append("→ \(outcome.stringValue ?? JSONWriter.string(outcome))") }
+        if let reason = record["decision"]?["reason"]?.stringValue { target.append("(\(reason))") }
+        if target.isEmpty, let details = record["details"] { target.append(JSONWriter.escapedForMessage(JSONWriter.string(details), limit: 80)) }
+        return "\(Readable.pad(seq, 7)) \(Readable.pad(record["time"]?.stringValue ?? "", 27)) "
+            + "\(Readable.pad(record["kind"]?.stringValue ?? "", 17)) \(Readable.pad(record["decision"]?["effect"]?.stringValue ?? "", 6)) "
+            + "\(Readable.pad(record["method"]?.stringValue ?? "", 17)) \(Readable.pad(tail(exe, 24), 24)) "
+            + target.joined(separator: " ")
+    }
+
+    static func verification(_ result: JSONValue) -> String {
+        var lines: [String] = []
+        let records = result["records"]?.intValue ?? 0
+        if result["ok"]?.boolValue == true {
+            lines.append("ok: \(records) records verify" + (result["last_seq"]?.intValue.map { " (last seq \($0))" } ?? ""))
+        } else {
+            lines.append("FAILED: \(records) records read")
+            if let bad = result["first_bad_seq"]?.intValue { lines.append("first bad seq: \(bad)") }
+        }
+        if let reason = result["reason"]?.stringValue { lines.append("note: \(reason)") }
+        if let journal = result["journal"] {
+            lines.append(
+                "journal: \(journal["ok"]?.boolValue == true ? "ok" : "FAILED"), \(journal["checkpoints"]?.intValue ?? 0) checkpoints for log \(journal["log_id"]?.stringValue ?? "?")")
+            for problem in journal["problems"]?.arrayValue ?? [] { lines.append("  - \(problem.stringValue ?? "")") }
+            let writers = (journal["writers"]?.arrayValue ?? []).compactMap(\.stringValue)
+            if !writers.isEmpty { lines.append("checkpoints written by: \(writers.joined(separator: ", "))") }
+        }
+        return lines.joined(separator: "\n")
+    }
+}

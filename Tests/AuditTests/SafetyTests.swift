@@ -1,0 +1,152 @@
+import Audit
+import Crypto
+import Foundation
+import Glibc
+import JSONRPC
+import Testing
+
+@Suite("Audit safety")
+struct SafetyTests {
+    @Test("hostile names (newlines, ANSI escapes, bidi overrides, 1 MB) stay one escaped, bounded line")
+    func hostileStrings() async throws {
+        let tmp = TempDir()
+        defer { tmp.remove() }
+        let log = try openLog(tmp.auditDir)
+        let huge = String(repeating: "A", count: 1 << 20) + "\u{202E}tail"
+        let hostile = [
+            "Save\n{\"seq\":1,\"kind\":\"decision\"}\r\n", "\u{1B}[31mred\u{1B}[0m\u{07}", "invoice\u{202E}fdp.exe",
+            "a\u{2066}b\u{2069}c\u{200F}\u{2028}d", "\u{85}\u{9B}31m", huge,
+        ]
+        for (i, name) in hostile.enumerated() {
+            var entry = decision(i)
+            entry.target = ["app": .string(name), "role": "push button", "name": .string(name)]
+            entry.client = ["exe": "/usr/bin/agent", "label": .string(name)]
+            entry.details = [name: .string(name)]
+            _ = try await log.append(entry)
+        }
+        #expect(await log.verify().ok)
+        await log.close()
+
+        let path = try #require(segmentFiles(tmp.auditDir).first)
+        let bytes = [UInt8](try #require(FileManager.default.contents(atPath: path)))
+        #expect(bytes.filter { $0 == 0x0A }.count == hostile.count)
+        for raw in ["\u{1B}", "\u{07}", "\u{202E}", "\u{2066}", "\u{2069}", "\u{200F}", "\u{2028}", "\u{85}", "\u{9B}", "\r"] {
+            #expect(!contains(bytes, Array(raw.utf8)), "raw \(raw.unicodeScalars.first!.value) in the file")
+        }
+        let lines = allLines(tmp.auditDir)
+        #expect(lines.allSatisfy { $0.utf8.count < 16 * 1024 })
+        let all = records(tmp.auditDir)
+        #expect(all[1]["target"]?["name"]?.stringValue == "\\u{1b}[31mred\\u{1b}[0m\\u{7}")
+        #expect(all[2]["target"]?["name"]?.stringValue == "invoice\\u{202e}fdp.exe")
+        // The 1 MB name is cut, with the length and SHA-256 of the whole.
+        let cut = try #require(all[5]["target"]?["name"]?.stringValue)
+        let digest = SHA256.hash(data: Array(huge.utf8)).map { String(format: "%02x", $0) }.joined()
+        #expect(cut.hasPrefix(String(repeating: "A", count: 1000)))
+        #expect(cut.hasSuffix("[truncated: \(huge.utf8.count) bytes, sha256 \(digest)]"))
+    }
+
+    @Test("a canary typed into a normal and a password field appears in no file; its digest is checkable")
+    func canary() async throws {
+        let tmp = TempDir()
+        defer { tmp.remove() }
+        let canary = "canary-7f3a9-SECRET-\(UInt64.random(in: 0...UInt64.max))"
+        let log = try openLog(tmp.auditDir)
+        var normal = decision(1)
+        normal.method = "text.set"
+        normal.target = ["app": "gedit", "role": "text", "field": "Subject", "value": log.valueDigest(canary)]
+        _ = try await log.append(normal)
+        var password = decision(2)
+        password.method = "field.fill"
+        password.target = ["app": "login", "role": "password text", "field": "Password", "value": AuditLog.lengthOnly(canary)]
+        _ = try await log.append(password)
+        _ = try await log.append(outcome(1, method: "text.set"))
+        await log.close()
+
+        for (path, bytes) in allFileBytes(under: tmp.path) {
+            #expect(!contains(bytes, Array(canary.utf8)), "canary in \(path)")
+            #expect(!contains(bytes, Array(canary.utf8.reversed())), "reversed canary in \(path)")
+            #expect(!contains(bytes, Array(canary.data(using: .utf16LittleEndian)!)), "UTF-16 canary in \(path)")
+        }
+        let all = records(tmp.auditDir)
+        let digest = try #require(all[0]["target"]?["value"])
+        #expect(digest["len"]?.intValue == Int64(canary.count))
+        #expect(log.digest(digest, matches: canary))
+        #expect(!log.digest(digest, matches: canary + "x"))
+        #expect(all[1]["target"]?["value"] == ["len": .int(Int64(canary.count))])
+        // The key lives with the log (0600) and survives restarts: digests stay comparable.
+        let reopened = try openLog(tmp.auditDir)
+        #expect(reopened.valueDigest(canary) == digest)
+        await reopened.close()
+        let other = TempDir()
+        defer { other.remove() }
+        let otherLog = try openLog(other.auditDir)
+        #expect(otherLog.valueDigest(canary) != digest)
+        await otherLog.close()
+    }
+
+    @Test("a full disk fails appends with -32007, health says so, and writing resumes without a gap")
+    func fullDisk() async throws {
+        let tmp = TempDir("fulldisk")
+        defer { tmp.remove() }
+        let mountPoint = tmp.path + "/fs"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: false)
+        let mounted = mount("tmpfs", mountPoint, "tmpfs", 0, "size=256k,mode=0700")
+        try #require(mounted == 0, "mounting a tmpfs needs root: \(String(cString: strerror(errno)))")
+        defer { umount2(mountPoint, Int32(MNT_DETACH)) }
+        // Leave room to free later.
+        let filler = mountPoint + "/filler"
+        try #require(FileManager.default.createFile(atPath: filler, contents: Data(count: 64 * 1024)))
+
+        let log = try openLog(mountPoint + "/audit", segmentMaxBytes: 32 * 1024)
+        var lastGood: Int64 = 0
+        var failure: (any Error)?
+        for n in 1...2000 {
+            var entry = decision(n)
+            entry.details = ["pad": .string(String(repeating: "p", count: 900))]
+            do { lastGood = try await log.append(entry).seq } catch {
+                failure = error
+                break
+            }
+        }
+        let error = try #require(failure as? AuditError)
+        #expect(error.rpcError.code == .auditUnavailable)
+        #expect(lastGood > 10)
+        #expect(!log.health.writable)
+        #expect(log.health.lastError?.contains("No space left") == true)
+        #expect(log.health.json["writable"] == false)
+        // Still failing while full.
+        var big = decision(0)
+        big.details = ["pad": .string(String(repeating: "p", count: 4000))]
+        await #expect(throws: AuditError.self) { try await log.append(big) }
+
+        try FileManager.default.removeItem(atPath: filler)
+        let resumed = try await log.append(decision(9999))
+        #expect(resumed.seq == lastGood + 1)
+        #expect(log.health.writable)
+        #expect(log.health.lastError == nil)
+        let verification = await log.verify()
+        #expect(verification.ok)
+        #expect(verification.records == Int(lastGood + 1))
+        await log.close()
+        #expect(try AuditVerifier.verify(directory: mountPoint + "/audit", journal: false).ok)
+    }
+
+    @Test("RLIMIT_FSIZE: the write fails with -32007 instead of SIGXFSZ killing the process")
+    func fileSizeLimit() async throws {
+        let tmp = TempDir("fsize")
+        defer { tmp.remove() }
+        let result = try await blocking {
+            try ChildProcess.run(
+                "/bin/sh", ["-c", "ulimit -f 64; exec \"$0\" \"$1\" 2", CrashWriter.path, tmp.auditDir], readFor: 30)
+        }
+        #expect(result.signal == nil, "the writer was killed by signal \(result.signal ?? 0)")
+        #expect(result.output.contains("ERR audit log unavailable"))
+        #expect(result.output.contains("File too large"))
+        let acked = result.output.split(separator: "\n").filter { $0.hasPrefix("ACK ") }.count
+        #expect(acked > 10)
+        // Everything acknowledged is there and verifies.
+        let verification = try AuditVerifier.verify(directory: tmp.auditDir, journal: false)
+        #expect(verification.ok)
+        #expect(verification.records >= acked)
+    }
+}

@@ -1,0 +1,318 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DeskgateClient
+import Foundation
+import JSONRPC
+import TestSupport
+import Synchronization
+import Testing
+
+/// The broker and audit log in front of real requests to a real daemon, against real apps.
+@Suite("Gated and audited requests end to end", .serialized, .enabled(if: DesktopEnvironment.enabled, "needs the headless desktop (scripts/headless-desktop.sh)"))
+struct GatedFlowTests {
+    static let allowFixtures = """
+        default = "deny"
+        [[rule]]
+        id = "fixtures"
+        effect = "allow"
+        actions = ["observe", "read", "act", "write"]
+        app = "deskgate-e2e-*"
+        reason = "test fixtures"
+        """
+
+    /// Starts a fixture and waits until the daemon lists it.
+    func launch(_ daemon: DaemonProcess, kind: String = "gtk3", name: String? = nil, detached: Bool = false) async throws -> FixtureProcess {
+        let app = try FixtureProcess(kind, name: name, detached: detached)
+        #expect(app.waitForLine("ready", timeout: 30), "fixture did not start")
+        let client = try await daemon.client()
+        defer { client.closeNow() }
+        for _ in 0..<200 {
+            if let apps = try? await client.call("apps.list"), let entry = apps.arrayValue?.first(where: { $0["name"]?.stringValue == app.name }) {
+                if detached, let pid = entry["pid"]?.intValue { app.adopt(pid: Int32(pid)) }
+                return app
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestFailure("\(app.name) never appeared in apps.list")
+    }
+
+    func ref(_ client: DeskgateClient, app: String, role: String, name: String? = nil) async throws -> String {
+        var params: JSONObject = ["app": .string(app), "role": .string(role)]
+        if let name { params["name"] = .string(name) }
+        let found = try await client.call("elements.find", .object(params))
+        guard let ref = found["nodes"]?.arrayValue?.first?["ref"]?.stringValue else { throw TestFailure("no \(role) \(name ?? "") in \(app)") }
+        return ref
+    }
+
+    /// Decision and outcome records of one method, grouped by request id.
+    func records(_ daemon: DaemonProcess, method: String) -> [(decision: JSONValue?, outcome: JSONValue?)] {
+        var byID: [String: (decision: JSONValue?, outcome: JSONValue?)] = [:]
+        var order: [String] = []
+        for record in daemon.auditRecords() where record["method"]?.stringValue == method {
+            guard let id = record["request_id"]?.stringValue else { continue }
+            if byID[id] == nil { order.append(id); byID[id] = (nil, nil) }
+            switch record["kind"]?.stringValue {
+            case "decision":
+                #expect(byID[id]?.decision == nil, "two decision records for \(id)")
+                byID[id]?.decision = record
+            case "outcome":
+                #expect(byID[id]?.outcome == nil, "two outcome records for \(id)")
+                byID[id]?.outcome = record
+            default: break
+            }
+        }
+        return order.compactMap { byID[$0] }
+    }
+
+    @Test("allowed write: the field is filled, one decision and one outcome are recorded, the value only as {len, hmac}")
+    func allowedWrite() async throws {
+        let daemon = try DaemonProcess(userPolicy: Self.allowFixtures)
+        defer { daemon.stop() }
+        let app = try await launch(daemon)
+        let client = try await daemon.client()
+        defer { client.closeNow() }
+        let result = try await client.call("field.fill", ["app": .string(app.name), "field": "Name", "value": "Alice Canary"])
+        #expect(result["matches"] == true)
+        #expect(app.waitForLine("text-changed name"))
+        let flows = records(daemon, method: "field.fill")
+        #expect(flows.count == 1)
+        #expect(flows.first?.decision?["decision"]?["effect"] == "allow")
+        #expect(flows.first?.decision?["decision"]?["rule"] == "fixtures")
+        #expect(flows.first?.outcome?["outcome"] == "ok")
+        let value = flows.first?.decision?["target"]?["value"]
+        #expect(value?["len"] == 12)
+        #expect(value?["hmac"]?.stringValue?.count == 64)
+        #expect(!String(decoding: daemon.allWrittenBytes(), as: UTF8.self).contains("Alice Canary"))
+    }
+
+    @Test("default deny: -32001 reason policy, recorded as a deny with its outcome, nothing touched")
+    func policyDeny() async throws {
+        let daemon = try DaemonProcess(userPolicy: """
+            default = "deny"
+            [[rule]]
+            id = "look-only"
+            effect = "allow"
+            actions = ["observe"]
+            app = "deskgate-e2e-*"
+            """)
+        defer { daemon.stop() }
+        let app = try await launch(daemon)
+        let client = try await daemon.client()
+        defer { client.closeNow() }
+        let submit = try await ref(client, app: app.name, role: "push button", name: "Submit")
+        await #expect(throws: RPCError.self) { _ = try await client.call("element.activate", ["ref": .string(submit)]) }
+        do {
+            _ = try await client.call("element.activate", ["ref": .string(submit)])
+        } catch let error as RPCError {
+            #expect(error.code == .denied)
+            #expect(error.data?["reason"] == "policy")
+            #expect(error.data?["class"] == "act")
+            #expect(error.message.contains("act on"))
+        }
+        #expect(!app.output.contains { $0.hasPrefix("clicked") })
+        let flows = records(daemon, method: "element.activate")
+        #expect(flows.count == 2)
+        #expect(flows.allSatisfy { $0.decision?["decision"]?["effect"] == "deny" && $0.outcome?["outcome"] == -32001 })
+    }
+
+    @Test("password text: hard deny under an allow-all rule; a canary set into it appears in no reply, file or log")
+    func passwordCanary() async throws {
+        let daemon = try DaemonProcess(userPolicy: Self.allowFixtures)
+        defer { daemon.stop() }
+        let app = try await launch(daemon)
+        let client = try await daemon.client()
+        defer { client.closeNow() }
+        let canary = "CANARY-\(UInt32.random(in: 0...UInt32.max))-pw"
+        let field = try await ref(client, app: app.name, role: "password text")
+        let set = try await client.call("text.set", ["ref": .string(field), "value": .string(canary)])
+        #expect(set["matches"] == true)
+        #expect(app.waitForLine("text-changed password"))
+        var replies = [set]
+        do {
+            replies.append(try await client.call("text.read", ["ref": .string(field)]))
+            Issue.record("password text was readable")
+        } catch let error as RPCError {
+            #expect(error.data?["reason"] == "hard_deny")
+            replies.append(error.json)
+        }
+        replies.append(try await client.call("tree.snapshot", ["app": .string(app.name), "include": ["text", "value"]]))
+        replies.append(try await client.call("tree.snapshot", ["app": .string(app.name), "format": "outline"]))
+        replies.append(try await client.call("element.get", ["ref": .string(field)]))
+        for reply in replies { #expect(!JSONWriter.string(reply).contains(canary)) }
+        let written = String(decoding: daemon.allWrittenBytes(), as: UTF8.self)
+        #expect(!written.contains(canary))
+        let flows = records(daemon, method: "text.set")
+        #expect(flows.first?.decision?["target"]?["value"]?["len"] == .int(Int64(canary.count)))
+        #expect(flows.first?.decision?["target"]?["value"]?["hmac"] == nil, "password fields: length only")
+    }
+
+    @Test("a sensitive app is invisible and denied even under an allow-all rule")
+    func sensitiveApp() async throws {
+        let daemon = try DaemonProcess(userPolicy: """
+            default = "deny"
+            [[rule]]
+            effect = "allow"
+            actions = ["observe", "read", "act", "write"]
+            """)
+        defer { daemon.stop() }
+        let normal = try await launch(daemon)
+        let vault = try FixtureProcess("gtk3", name: "KeePassXC")
+        #expect(vault.waitForLine("ready", timeout: 30))
+        try await Task.sleep(for: .seconds(2))
+        let client = try await daemon.client()
+        defer { client.closeNow() }
+        let names = try await client.call("apps.list").arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+        #expect(names.contains(normal.name))
+        #expect(!names.contains("KeePassXC"))
+        do {
+            _ = try await client.call("tree.snapshot", ["app": "KeePassXC"])
+            Issue.record("sensitive app snapshot allowed")
+        } catch let error as RPCError {
+            #expect(error.code == .denied || error.code == .appNotFound)
+        }
+    }
+
+    @Test("prompt through a registered helper: allow_once passes once, deny and timeout deny; all audited")
+    func promptFlows() async throws {
+        let testExe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        let daemon = try DaemonProcess(arguments: ["--prompt-timeout", "6"], userPolicy: """
+            default = "deny"
+            [[rule]]
+            id = "observe"
+            effect = "allow"
+            actions = ["observe"]
+            app = "deskgate-e2e-*"
+            [[rule]]
+            id = "ask-writes"
+            effect = "ask"
+            actions = ["write"]
+            app = "deskgate-e2e-*"
+            """, adminPolicy: "prompt_agents = [\"\(testExe)\"]\n")
+        defer { daemon.stop() }
+        // Outside the test's process tree: the test itself is the prompt helper, and apps that
+        // descend from the helper are off limits (hard deny).
+        let app = try await launch(daemon, detached: true)
+        defer { app.terminate() }
+        let helper = try await daemon.client()
+        defer { helper.closeNow() }
+        #expect(try await helper.call("agent.register")["registered"] == true)
+        // A second helper is refused.
+        let second = try await daemon.client()
+        await #expect(throws: RPCError.self) { _ = try await second.call("agent.register") }
+        second.closeNow()
+
+        // The helper answers each prompt from a queue of choices; nil means "never answer".
+        let answers = AnswerQueue(["allow_once", "deny", nil])
+        let seen = PromptLog()
+        let answering = Task {
+            for await message in helper.incoming {
+                guard case .request(let request) = message, request.method == "agent.prompt" else { continue }
+                seen.add(request.params ?? .null)
+                if let choice = answers.next() {
+                    try? await helper.respond(to: request.id, result: .success(["choice": .string(choice)]))
+                }
+            }
+        }
+        defer { answering.cancel() }
+        let fill: JSONValue = ["app": .string(app.name), "field": "Email", "value": "a@example.org"]
+        let allowed = try daemon.callFromPython("field.fill", fill)
+        #expect(allowed["result"]?["matches"] == true, "\(allowed)")
+        let denied = try daemon.callFromPython("field.fill", fill)
+        #expect(denied["error"]?["data"]?["reason"] == "user_denied", "\(denied)")
+        let timedOut = try daemon.callFromPython("field.fill", fill)
+        #expect(timedOut["error"]?["data"]?["reason"] == "timeout", "\(timedOut)")
+
+        // The prompt shows the verified identity and never the value being typed.
+        let prompts = seen.all
+        #expect(prompts.count == 3)
+        #expect(prompts.first?["client"]?["exe"]?.stringValue?.contains("python3") == true)
+        #expect(prompts.allSatisfy { !JSONWriter.string($0).contains("a@example.org") })
+        // An explicit ask rule offers no remembering.
+        let choices = prompts.first?["choices"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(Set(choices) == ["deny", "allow_once"])
+
+        let flows = records(daemon, method: "field.fill")
+        #expect(flows.count == 3)
+        #expect(flows.map { $0.decision?["decision"]?["effect"]?.stringValue } == ["allow", "deny", "deny"])
+        #expect(flows.map { $0.outcome?["outcome"] } == ["ok", -32001, -32001])
+    }
+
+    @Test("interactive: false never prompts: would_prompt")
+    func nonInteractive() async throws {
+        let daemon = try DaemonProcess(userPolicy: """
+            [[rule]]
+            effect = "allow"
+            actions = ["observe"]
+            app = "deskgate-e2e-*"
+            """)
+        defer { daemon.stop() }
+        let app = try await launch(daemon)
+        let client = try await daemon.client()
+        defer { client.closeNow() }
+        do {
+            _ = try await client.call("field.fill", ["app": .string(app.name), "field": "Name", "value": "x", "interactive": false])
+            Issue.record("write allowed without a rule")
+        } catch let error as RPCError {
+            #expect(error.data?["reason"] == "would_prompt")
+        }
+        do {
+            _ = try await client.call("field.fill", ["app": .string(app.name), "field": "Name", "value": "x"])
+            Issue.record("write allowed without a rule")
+        } catch let error as RPCError {
+            #expect(error.data?["reason"] == "no_agent")
+        }
+    }
+
+    @Test("a client that exec'd another program after connecting is refused and dropped")
+    func execAfterConnect() async throws {
+        let daemon = try DaemonProcess(userPolicy: Self.allowFixtures)
+        defer { daemon.stop() }
+        let app = try await launch(daemon)
+        let reply = try daemon.callFromPython("field.fill", ["app": .string(app.name), "field": "Name", "value": "exec"], execSocat: true)
+        #expect(reply["error"]?["code"] == -32001, "\(reply) daemon log: \(daemon.log.suffix(3000))")
+        #expect(reply["error"]?["message"]?.stringValue?.contains("executable changed") == true)
+        #expect(!app.output.contains { $0.hasPrefix("text-changed name") })
+    }
+
+    @Test("handler errors and frozen apps are recorded as outcomes with their codes")
+    func errorOutcomes() async throws {
+        let daemon = try DaemonProcess(arguments: ["--read-timeout-ms", "300", "--action-timeout-ms", "500", "--request-deadline-ms", "2000"],
+                                       userPolicy: Self.allowFixtures)
+        defer { daemon.stop() }
+        let app = try await launch(daemon)
+        let client = try await daemon.client()
+        defer { client.closeNow() }
+        let submit = try await ref(client, app: app.name, role: "push button", name: "Submit")
+        kill(app.pid, SIGSTOP)
+        defer { kill(app.pid, SIGCONT) }
+        do {
+            _ = try await client.call("element.activate", ["ref": .string(submit)])
+            Issue.record("frozen app answered")
+        } catch let error as RPCError {
+            #expect(error.code == .appNotResponding || error.code == .appNotFound)
+        }
+        // Other work goes on while the app is frozen.
+        #expect(try await client.call("daemon.ping") == "pong")
+        kill(app.pid, SIGCONT)
+        let flows = records(daemon, method: "element.activate")
+        #expect(flows.count == 1)
+        #expect(flows.first?.decision?["decision"]?["effect"] == "allow")
+        #expect([-32004, -32002].contains(flows.first?.outcome?["outcome"]?.intValue ?? 0))
+    }
+}
+
+/// Choices a test helper gives, in order.
+final class AnswerQueue: Sendable {
+    private let state: Mutex<[String?]>
+    init(_ answers: [String?]) { state = Mutex(answers) }
+    func next() -> String? {
+        state.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+    }
+}
+
+final class PromptLog: Sendable {
+    private let state = Mutex<[JSONValue]>([])
+    func add(_ value: JSONValue) { state.withLock { $0.append(value) } }
+    var all: [JSONValue] { state.withLock { $0 } }
+}

@@ -1,0 +1,69 @@
+import DeskgateAPI
+import JSONRPC
+import Testing
+@testable import deskgate_mcp
+
+@Suite("Tool catalog derived from DeskgateAPI")
+struct CatalogTests {
+    let catalog = ToolCatalog.standard
+
+    @Test("the tools the issue asks for, each backed by its method")
+    func names() {
+        let expected: [String: String] = [
+            "list_apps": "apps.list", "snapshot": "tree.snapshot", "find": "elements.find", "read_text": "text.read",
+            "activate": "element.activate", "focus": "element.focus", "fill_field": "field.fill", "set_text": "text.set",
+            "set_value": "value.set", "check": "broker.check",
+        ]
+        #expect(Dictionary(uniqueKeysWithValues: catalog.tools.map { ($0.name, $0.method.name) }) == expected)
+    }
+
+    @Test("every argument's schema is its method param's schema, except check's renamed tool")
+    func schemasAreDerived() throws {
+        for tool in catalog.tools {
+            let method = try #require(DeskgateAPI.descriptor(named: tool.method.name))
+            for argument in tool.arguments {
+                let param = try #require(method.fields.first { $0.name == argument.param }, "\(tool.name).\(argument.field.name)")
+                if tool.name == "check" && argument.field.name == "tool" {
+                    #expect(argument.field.schema == .stringEnum(catalog.tools.map(\.name).filter { $0 != "check" }))
+                } else {
+                    #expect(argument.field.schema == param.schema, "\(tool.name).\(argument.field.name)")
+                    #expect(argument.field.required == param.required, "\(tool.name).\(argument.field.name)")
+                }
+            }
+            #expect(!tool.fields.contains { $0.name == "interactive" }, "\(tool.name) exposes interactive")
+            guard case .object(let schema) = tool.inputSchema else { Issue.record("not an object"); continue }
+            #expect(schema["additionalProperties"] == .bool(false))
+        }
+    }
+
+    @Test("snapshot defaults to an interactive outline; the model's values win")
+    func snapshotParams() throws {
+        let snapshot = try #require(catalog.tool(named: "snapshot"))
+        let defaults = try snapshot.params(from: ["app": "gedit"])
+        #expect(defaults["filter"] == "interactive")
+        #expect(defaults["format"] == "outline")
+        #expect(defaults["max_nodes"] == .int(ToolCatalog.snapshotDefaultMaxNodes))
+        let chosen = try snapshot.params(from: ["app": "gedit", "filter": "all", "max_nodes": 10])
+        #expect(chosen["filter"] == "all")
+        #expect(chosen["max_nodes"] == 10)
+    }
+
+    @Test("unknown, missing and mistyped arguments name the argument")
+    func argumentErrors() throws {
+        let fill = try #require(catalog.tool(named: "fill_field"))
+        #expect(throws: RPCError.self) { try fill.params(from: ["app": "a", "field": "f"]) }
+        do {
+            _ = try fill.params(from: ["app": "a", "field": "f", "value": "v", "format": "json"])
+            Issue.record("accepted an unknown argument")
+        } catch {
+            #expect(error.data?["field"] == "format")
+        }
+        let snapshot = try #require(catalog.tool(named: "snapshot"))
+        do {
+            _ = try snapshot.params(from: ["app": "a", "format": "json"])
+            Issue.record("the model could override a fixed param")
+        } catch {
+            #expect(error.data?["field"] == "format")
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import JSONRPC
+import MCP
+import Testing
+@testable import deskgate_mcp
+
+@Suite("Denial texts, labels, secrets, frames")
+struct TextTests {
+    @Test("a policy denial says what was refused and that a rule is the way forward")
+    func policyDenial() {
+        let error = RPCError(.denied, "no rule allows this", data: ["reason": "policy", "class": "write"])
+        let text = ErrorText.describe(error, subject: .init(tool: "fill_field", app: "ledger", field: "Email", ref: nil), tool: nil)
+        #expect(text.hasPrefix("Denied: no rule allows deskgate-mcp to write to field 'Email' in 'ledger', and the policy's default is deny. A person can add a rule"))
+        #expect(text.contains("docs/policy.md"))
+        #expect(text.hasSuffix("deskgate said: no rule allows this"))
+        let ruled = RPCError(.denied, "m", data: ["reason": "policy", "class": "act", "rule": "no-clicks"])
+        #expect(ErrorText.describe(ruled, subject: .init(tool: "activate", app: "ledger", field: nil, ref: "r1"), tool: nil)
+            .hasPrefix("Denied: rule 'no-clicks' forbids deskgate-mcp to operate element r1 in 'ledger'."))
+    }
+
+    @Test("every denial reason says what a person can do", arguments: [
+        ("locked_down", "administrator"), ("hard_deny", "never allows"), ("user_denied", "declined"),
+        ("timeout", "nobody answered"), ("no_agent", "deskgate-prompt"), ("would_prompt", "non-interactive"),
+        ("rate_limited", "Wait"), ("policy_error", "deskgate policy check"),
+    ])
+    func reasons(reason: String, phrase: String) {
+        let error = RPCError(.denied, "m", data: ["reason": .string(reason), "class": "write", "rule": "r1"])
+        let text = ErrorText.describe(error, subject: .init(tool: "set_text", app: "a", field: nil, ref: "ref9"), tool: nil)
+        #expect(text.hasPrefix("Denied"))
+        #expect(text.contains(phrase), "\(reason): \(text)")
+    }
+
+    @Test("the daemon's invalid-params field is named as the tool's argument")
+    func renamedArgument() throws {
+        let check = try #require(ToolCatalog.standard.tool(named: "check"))
+        let error = RPCError.invalidParams(field: "method", "bad")
+        #expect(ErrorText.describe(error, subject: .init(tool: "check"), tool: check).contains("'tool'"))
+    }
+
+    @Test("the label carries the client's name without control or bidi characters, bounded")
+    func label() {
+        #expect(DaemonLink.label(clientName: nil) == "deskgate-mcp")
+        #expect(DaemonLink.label(clientName: "Claude\u{202E}Desktop\n\u{7}x") == "deskgate-mcp (client: ClaudeDesktopx)")
+        #expect(DaemonLink.label(clientName: String(repeating: "n", count: 1000)).count <= 256)
+        #expect(DaemonLink.label(clientName: "\u{202E}") == "deskgate-mcp (client: unnamed)")
+    }
+
+    @Test("secrets written to password fields are hidden in later text; short ones are not tracked")
+    func scrub() {
+        let memory = SessionMemory()
+        memory.rememberSecret("hunter2-secret")
+        memory.rememberSecret("abc")
+        #expect(memory.scrub("x hunter2-secret y abc") == "x [hidden] y abc")
+    }
+
+    @Test("requests are pending until their response is sent; cancelled ones are settled")
+    func tracker() {
+        let tracker = RequestTracker()
+        tracker.received(["jsonrpc": "2.0", "id": 1, "method": "tools/call"])
+        tracker.received(["jsonrpc": "2.0", "method": "notifications/initialized"])
+        tracker.received([["jsonrpc": "2.0", "id": "a", "method": "x"], ["jsonrpc": "2.0", "id": 2, "method": "y"]])
+        #expect(tracker.count == 3)
+        tracker.sent(["jsonrpc": "2.0", "id": 1, "result": [:]])
+        tracker.received(["jsonrpc": "2.0", "method": "notifications/cancelled", "params": ["requestId": "a"]])
+        #expect(tracker.count == 1)
+        tracker.sent(["jsonrpc": "2.0", "id": 2, "method": "ping"])  // a request of ours, not a response
+        #expect(tracker.count == 1)
+    }
+
+    @Test("MCP values convert to JSON and back, data URLs stay text")
+    func values() {
+        let value: Value = ["a": [1, 2.5, "s", nil, true], "b": ["c": "d"]]
+        #expect(ValueBridge.value(ValueBridge.json(value)) == value)
+        let url = "data:text/plain;base64,aGk="
+        #expect(ValueBridge.json(.data(mimeType: "text/plain", Data("hi".utf8))) == .string(url))
+    }
+}

@@ -1,0 +1,107 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Synchronization
+
+/// Whether a desktop (display plus session or accessibility bus) is available to the tests.
+public enum DesktopEnvironment {
+    public static let environment = ProcessInfo.processInfo.environment
+    public static var available: Bool {
+        environment["DISPLAY"] != nil && (environment["AT_SPI_BUS_ADDRESS"] != nil || environment["DBUS_SESSION_BUS_ADDRESS"] != nil)
+    }
+    /// Set by scripts/headless-desktop.sh: desktop tests must run there, never skip.
+    public static var required: Bool { environment["DESKGATE_REQUIRE_DESKTOP"] == "1" }
+    public static var enabled: Bool { available || required }
+
+    public static var fixturesDirectory: String {
+        environment["DESKGATE_FIXTURES_DIR"] ?? BuiltProducts.packageRoot + "/Tests/Fixtures"
+    }
+}
+
+/// A fixture app (Tests/Fixtures/KIND_app.py) started by a test, with its stdout lines.
+public final class FixtureProcess: Sendable {
+    public let name: String
+    public let process: Process
+    private let lines = LineBuffer()
+
+    private let detachedPID = Atomic<Int32>(0)
+
+    /// The app's pid (for a detached app: once ``adopt(pid:)`` has been told it).
+    public var pid: Int32 {
+        let adopted = detachedPID.load(ordering: .relaxed)
+        return adopted != 0 ? adopted : process.processIdentifier
+    }
+
+    /// - Parameter detached: start the app outside this process's tree (`setsid -f`), as a
+    ///   user's apps are; tests that register the test process as a prompt helper need it,
+    ///   since apps descending from the helper are off limits.
+    public init(_ kind: String = "gtk3", rows: Int = 0, name: String? = nil, detached: Bool = false) throws {
+        self.name = name ?? "deskgate-e2e-\(kind)-\(UInt32.random(in: 0...UInt32.max))"
+        process = Process()
+        let command = ["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/\(kind)_app.py", "--rows", String(rows), "--name", self.name]
+        if detached {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+            process.arguments = ["-f"] + command
+        } else {
+            process.executableURL = URL(fileURLWithPath: command[0])
+            process.arguments = Array(command.dropFirst())
+        }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let handle = pipe.fileHandleForReading
+        // The reader holds only the buffer, so dropping the FixtureProcess still ends the app.
+        Thread.detachNewThread { [lines] in
+            var buffer = Data()
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { break }
+                buffer.append(data)
+                while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self)
+                    buffer.removeSubrange(buffer.startIndex...newline)
+                    lines.append(line)
+                }
+            }
+        }
+    }
+
+    public var output: [String] { lines.all }
+
+    /// Waits until a line starting with `prefix` has been printed.
+    public func waitForLine(_ prefix: String, timeout: Double = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if lines.all.contains(where: { $0.hasPrefix(prefix) }) { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    /// Records the real pid of a detached app (from `apps.list`, which takes it from the bus).
+    public func adopt(pid: Int32) { detachedPID.store(pid, ordering: .relaxed) }
+
+    public func terminate() {
+        let adopted = detachedPID.load(ordering: .relaxed)
+        if adopted != 0 {
+            kill(adopted, SIGCONT)
+            kill(adopted, SIGKILL)
+            detachedPID.store(0, ordering: .relaxed)
+        }
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGCONT)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit { terminate() }
+}
+
+/// Lines printed by a fixture, shared with its reader thread.
+final class LineBuffer: Sendable {
+    private let state = Mutex<[String]>([])
+    func append(_ line: String) { state.withLock { $0.append(line) } }
+    var all: [String] { state.withLock { $0 } }
+}
