@@ -112,21 +112,32 @@ public final class DeskgateClient: Sendable {
             }
         }
         defer { timeoutTask?.cancel() }
-        return try await withCheckedThrowingContinuation { continuation in
-            let accepted = state.withLock { s -> Bool in
-                if s.closed { return false }
-                s.pending[id] = continuation
-                return true
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let accepted = state.withLock { s -> Bool in
+                    if s.closed { return false }
+                    s.pending[id] = continuation
+                    return true
+                }
+                guard accepted else {
+                    continuation.resume(throwing: DeskgateClientError.connectionClosed)
+                    return
+                }
+                // Cancelled before the continuation was stored: onCancel found nothing to fail.
+                if Task.isCancelled {
+                    fail(id: id, with: CancellationError())
+                    return
+                }
+                do {
+                    try sendLine(line)
+                } catch {
+                    fail(id: id, with: error)
+                }
             }
-            guard accepted else {
-                continuation.resume(throwing: DeskgateClientError.connectionClosed)
-                return
-            }
-            do {
-                try sendLine(line)
-            } catch {
-                fail(id: id, with: error)
-            }
+        } onCancel: {
+            // The daemon stops the work (and withdraws a pending prompt) and answers -32800.
+            fail(id: id, with: CancellationError())
+            try? sendLine(Message.notification(Notification(method: "rpc.cancel", params: ["id": id.json])).line)
         }
     }
 
