@@ -47,8 +47,13 @@ final class BenchSocket: @unchecked Sendable {  // each instance is used by one 
                 return true
             }
             if start > 0 {
-                buffer.replaceSubrange(0..<(end - start), with: buffer[start..<end])
-                end -= start
+                // Move the partial line to the front in place (replaceSubrange with a slice of
+                // the same array would copy the whole buffer on every read).
+                let (from, count) = (start, end - start)
+                buffer.withUnsafeMutableBytes { raw in
+                    if count > 0 { memmove(raw.baseAddress!, raw.baseAddress! + from, count) }
+                }
+                end = count
                 start = 0
             }
             if end == buffer.count { buffer.append(contentsOf: [UInt8](repeating: 0, count: buffer.count)) }
