@@ -38,7 +38,28 @@ if [ "${1:-}" = "__inside" ]; then
     # Runs inside the headless desktop: the daemon in the foreground of this shell.
     shift
     sock=$DESKGATE_DEMO_SOCKET
-    "$DESKGATED" --socket "$sock" "$@" &
+    # The headless demo uses its own policy and state (never the user's): the demo app may be
+    # observed, read, clicked and filled; everything else is denied.
+    demo=$(dirname "$sock")
+    mkdir -p "$demo/config" "$demo/etc"
+    cat > "$demo/config/policy.toml" <<'POLICY'
+default = "deny"
+
+[[rule]]
+id = "demo-app"
+effect = "allow"
+actions = ["observe", "read", "act", "write", "admin"]
+app = "deskgate-fixture-*"
+reason = "make run: the headless demo app"
+
+[[rule]]
+id = "demo-admin"
+effect = "allow"
+actions = ["admin"]
+reason = "make run: let the demo user read the audit log"
+POLICY
+    echo "run-demo: demo policy $demo/config/policy.toml; audit log in $demo/state/audit" >&2
+    "$DESKGATED" --socket "$sock" --config-dir "$demo/config" --state-dir "$demo/state" --system-policy-dir "$demo/etc" "$@" &
     pid=$!
     trap 'kill -TERM $pid 2>/dev/null' TERM INT HUP
     for _ in $(seq 1 100); do [ -S "$sock" ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.1; done
