@@ -1,3 +1,4 @@
+import DeskgateAPI
 import DeskgateClient
 import Foundation
 import JSONRPC
@@ -165,6 +166,9 @@ final class ProtocolConformanceTests {
         let doc = try await client.call("rpc.discover")
         let names = (doc["methods"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
         #expect(names.contains("daemon.ping") && names.contains("debug.sleep"))
+        // Every declared method has a handler (rpc.cancel is a notification handled by the transport).
+        let declared = Set(DeskgateAPI.methods.map { $0.name }).subtracting(["rpc.cancel"])
+        #expect(declared.subtracting(names).isEmpty, "declared but not served: \(declared.subtracting(names).sorted())")
         let hello = try await client.call("session.hello", ["client": "unit-test agent"])
         #expect(hello["label"] == "unit-test agent")
         let who = try await client.call("session.whoami")
