@@ -1,3 +1,4 @@
+public import Broker
 public import DeskgateAPI
 public import JSONRPC
 public import Logging
@@ -11,36 +12,9 @@ public struct RequestContext: Sendable {
 }
 
 /// What a gated request touches, resolved before the broker decides (from the app and element
-/// the params name, using facts from the accessibility bus, never from the client).
-public struct RequestTarget: Sendable, Hashable {
-    public var appName: String?
-    public var appExe: String?
-    public var appPid: Int32?
-    public var role: String?
-    /// Element name, or field label for `field.fill`.
-    public var name: String?
-    public var ref: String?
-
-    public init(appName: String? = nil, appExe: String? = nil, appPid: Int32? = nil, role: String? = nil, name: String? = nil, ref: String? = nil) {
-        self.appName = appName
-        self.appExe = appExe
-        self.appPid = appPid
-        self.role = role
-        self.name = name
-        self.ref = ref
-    }
-
-    public var json: JSONValue {
-        var o = JSONObject()
-        if let appName { o.append("app", .string(appName)) }
-        if let appExe { o.append("app_exe", .string(appExe)) }
-        if let appPid { o.append("app_pid", .int(Int64(appPid))) }
-        if let role { o.append("role", .string(role)) }
-        if let name { o.append("name", .string(name)) }
-        if let ref { o.append("ref", .string(ref)) }
-        return .object(o)
-    }
-}
+/// the params name, using facts from the accessibility bus, never from the client). The broker's
+/// own type, so resolvers hand the broker exactly what it matches on.
+public typealias RequestTarget = TargetInfo
 
 public typealias MethodHandler = @Sendable (ParamsObject, RequestContext) async throws -> JSONValue
 /// A handler that completes without suspending or blocking; served inline on the event loop.

@@ -32,7 +32,7 @@ struct AuditedBrokerGate: RequestGate {
         let session = call.context.session
         let requestID = counter.next(session: session.id)
         let client = Self.clientIdentity(session)
-        let target = call.target.map(Self.targetInfo)
+        let target = call.target
         var targetJSON = target?.json
         if let value = try? call.params.value("value"), case .string(let text) = value {
             // Values being typed are recorded as {len, hmac}; for password fields only the length.
@@ -119,11 +119,6 @@ struct AuditedBrokerGate: RequestGate {
         ClientIdentity(uid: session.identity.uid, pid: session.identity.pid, exe: session.identity.exe,
                        script: session.identity.script, unit: session.identity.unit, label: session.label,
                        connectionID: session.id)
-    }
-
-    static func targetInfo(_ target: RequestTarget) -> TargetInfo {
-        TargetInfo(appName: target.appName, appExe: target.appExe, appPid: target.appPid, role: target.role,
-                   name: target.name, ref: target.ref)
     }
 
     /// What the person is shown in a prompt; never the value being typed.

@@ -65,7 +65,7 @@ enum BrokerHandlers {
             }
             let target = try await resolveTarget(method, inner, context)
             let request = BrokerRequest(client: AuditedBrokerGate.clientIdentity(context.session), method: method,
-                                        riskClass: riskClass, target: target.map(AuditedBrokerGate.targetInfo),
+                                        riskClass: riskClass, target: target,
                                         interactive: (try? inner.bool("interactive", default: true)) ?? true)
             let decision = broker.check(request)
             var result = decision.json.objectValue ?? [:]
