@@ -57,7 +57,7 @@ public final class Broker: Sendable {
         var token: UInt64
         var connectionID: UInt64
         var requestKey: String?
-        var continuation: CheckedContinuation<Bool, Never>
+        var continuation: CheckedContinuation<Admission, Never>
     }
 
     struct ClientQueue: Sendable {
@@ -401,47 +401,38 @@ public final class Broker: Sendable {
 
     // MARK: - Queue
 
-    enum Admission { case go, wait, rateLimited, cancelled }
+    enum Admission: Sendable { case go, rateLimited, cancelled }
 
     private func queuedPrompt(_ request: BrokerRequest, token: UInt64) async -> Decision {
         let pid = request.client.pid
-        let admission = withState { state, _ -> Admission in
-            if state.cancelledTokens.contains(token) { return .cancelled }
-            var queue = state.queues[pid] ?? ClientQueue()
-            defer { state.queues[pid] = queue }
-            if queue.active == nil {
-                queue.active = ActiveSlot(token: token, connectionID: request.client.connectionID, requestKey: request.requestKey)
-                return .go
+        // Admission and joining the queue happen in one critical section: a bound checked in
+        // one step and taken in another lets a burst of concurrent requests all slip past it.
+        let admission = await withCheckedContinuation { (continuation: CheckedContinuation<Admission, Never>) in
+            withState { state, deferred in
+                let verdict: Admission?
+                if state.cancelledTokens.contains(token) {
+                    verdict = .cancelled
+                } else if state.queues[pid]?.active == nil {
+                    state.queues[pid, default: ClientQueue()].active = ActiveSlot(
+                        token: token, connectionID: request.client.connectionID, requestKey: request.requestKey)
+                    verdict = .go
+                } else if state.queues[pid]!.waiters.count >= config.maxQueuedPerClient
+                            || state.waitingTotal >= config.maxQueuedTotal {
+                    verdict = .rateLimited
+                } else {
+                    verdict = nil
+                    state.queues[pid]!.waiters.append(Waiter(
+                        token: token, connectionID: request.client.connectionID, requestKey: request.requestKey,
+                        continuation: continuation))
+                    state.waitingTotal += 1
+                }
+                if let verdict { deferred.actions.append { continuation.resume(returning: verdict) } }
             }
-            if queue.waiters.count >= config.maxQueuedPerClient || state.waitingTotal >= config.maxQueuedTotal {
-                return .rateLimited
-            }
-            return .wait
         }
         switch admission {
         case .rateLimited: return deny(request, .rateLimited)
         case .cancelled: return deny(request, .cancelled)
         case .go: break
-        case .wait:
-            let turn = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-                withState { state, deferred in
-                    if state.cancelledTokens.contains(token) || state.queues[pid]?.active == nil {
-                        // Cancelled meanwhile, or the slot freed up between admission and now.
-                        if state.cancelledTokens.contains(token) {
-                            deferred.actions.append { continuation.resume(returning: false) }
-                        } else {
-                            state.queues[pid, default: ClientQueue()].active = ActiveSlot(
-                                token: token, connectionID: request.client.connectionID, requestKey: request.requestKey)
-                            deferred.actions.append { continuation.resume(returning: true) }
-                        }
-                        return
-                    }
-                    state.queues[pid]!.waiters.append(Waiter(token: token, connectionID: request.client.connectionID,
-                                                             requestKey: request.requestKey, continuation: continuation))
-                    state.waitingTotal += 1
-                }
-            }
-            guard turn else { return deny(request, .cancelled) }
         }
         return await prompt(request, token: token)
     }
@@ -457,7 +448,7 @@ public final class Broker: Sendable {
                     let next = queue.waiters.removeFirst()
                     state.waitingTotal -= 1
                     queue.active = ActiveSlot(token: next.token, connectionID: next.connectionID, requestKey: next.requestKey)
-                    deferred.actions.append { next.continuation.resume(returning: true) }
+                    deferred.actions.append { next.continuation.resume(returning: .go) }
                 }
             }
             state.queues[pid] = queue.active == nil && queue.waiters.isEmpty ? nil : queue
@@ -485,7 +476,7 @@ public final class Broker: Sendable {
                 found = true
                 queue.waiters.removeAll { matches($0.token) }
                 state.waitingTotal -= doomed.count
-                for waiter in doomed { deferred.actions.append { waiter.continuation.resume(returning: false) } }
+                for waiter in doomed { deferred.actions.append { waiter.continuation.resume(returning: .cancelled) } }
             }
             state.queues[pid] = queue
         }

@@ -480,7 +480,8 @@ struct PromptTests {
             }
         }
         // The three that do not fit are turned away at once; the other nine are in the queue.
-        while finished.items.count < 3 { try await Task.sleep(for: .milliseconds(5)) }
+        let deadline = ContinuousClock.now + .seconds(3)
+        while finished.items.count < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         try await Task.sleep(for: .milliseconds(50))
         #expect(finished.items.count == 3)
         #expect(finished.items.allSatisfy { $0.reason == .rateLimited })
@@ -493,6 +494,34 @@ struct PromptTests {
         for task in tasks where await task.value.reason == .rateLimited { limited += 1 }
         #expect(limited == 3)
         #expect(await other.value.reason == .userDenied)
+    }
+
+    @Test("a burst of concurrent requests never queues more than the bound (admission is atomic)")
+    func admissionBoundUnderBurst() async throws {
+        for _ in 0..<20 {
+            let broker = makeBroker(Sandbox())
+            let helper = FakeHelper(behavior: .gated)
+            try broker.registerHelper(helper)
+            let finished = Collector<Decision>()
+            let burst = 64
+            let tasks = (0..<burst).map { i in
+                Task.detached {
+                    let decision = await broker.decide(request("text.set", name: "f\(i)"))
+                    finished.append(decision)
+                    return decision
+                }
+            }
+            // 1 prompting + 8 waiting; everyone else is turned away without waiting for the helper.
+            let deadline = ContinuousClock.now + .seconds(3)
+            while finished.items.count < burst - 9, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            #expect(finished.items.count == burst - 9)
+            #expect(finished.items.allSatisfy { $0.reason == .rateLimited })
+            for _ in 0..<9 { helper.release("deny") }
+            for task in tasks { _ = await task.value }
+            #expect(helper.callCount == 9)
+        }
     }
 
     @Test("allow_session answer lets queued identical requests through without more prompts")
