@@ -81,7 +81,7 @@ let package = Package(
         // Client library used by the CLI, the prompt helper, deskgate-mcp, tests and benchmarks.
         .target(
             name: "DeskgateClient",
-            dependencies: ["JSONRPC", "DeskgateAPI"],
+            dependencies: ["JSONRPC", "DeskgateAPI", "CLinux"],
             swiftSettings: strictSettings),
 
         .executableTarget(
@@ -126,14 +126,14 @@ let package = Package(
         .executableTarget(
             name: "deskgate-bench",
             dependencies: [
-                "JSONRPC", "DeskgateAPI", "Broker", "Audit",
+                "JSONRPC", "DeskgateAPI", "Broker", "Audit", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings),
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC", "DeskgateAPI"], swiftSettings: strictSettings),
         .testTarget(
             name: "BrokerTests",
-            dependencies: ["Broker", "JSONRPC", "DeskgateAPI", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Broker", "JSONRPC", "DeskgateAPI", "CLinux", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings),
         .testTarget(
             name: "AuditTests",

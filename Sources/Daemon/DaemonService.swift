@@ -6,7 +6,7 @@ import Audit
 import Broker
 import CLinux
 import Dispatch
-public import DeskgateAPI
+import DeskgateAPI
 import JSONRPC
 public import Logging
 import NIOCore

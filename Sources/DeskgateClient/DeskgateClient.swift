@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 public import JSONRPC
+import CLinux
 import DeskgateAPI
 import Synchronization
 
@@ -58,26 +59,11 @@ public final class DeskgateClient: Sendable {
         let path = socketPath ?? defaultSocketPath()
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw DeskgateClientError.io(String(cString: strerror(errno))) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard path.utf8.count < capacity else {
+        guard deskgate_unix_connect(fd, path) == 0 else {
+            let error = errno
             Glibc.close(fd)
-            throw DeskgateClientError.io("socket path too long: \(path)")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: path.utf8)
-            raw[path.utf8.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard result == 0 else {
-            let detail = String(cString: strerror(errno))
-            Glibc.close(fd)
-            throw DeskgateClientError.daemonNotRunning(socket: path, detail: detail)
+            if error == ENAMETOOLONG { throw DeskgateClientError.io("socket path too long: \(path)") }
+            throw DeskgateClientError.daemonNotRunning(socket: path, detail: String(cString: strerror(error)))
         }
         return DeskgateClient(fd: fd, socketPath: path)
     }

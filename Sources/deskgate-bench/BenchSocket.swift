@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 import JSONRPC
 
 /// A minimal blocking socket client for benchmarks: no tasks, no continuations, just syscalls,
@@ -13,17 +14,7 @@ final class BenchSocket: @unchecked Sendable {  // each instance is used by one 
 
     init(path: String) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(path.utf8)
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard result == 0 else { throw BenchError("cannot connect to \(path): \(String(cString: strerror(errno)))") }
+        guard deskgate_unix_connect(fd, path) == 0 else { throw BenchError("cannot connect to \(path): \(String(cString: strerror(errno)))") }
     }
 
     deinit { close(fd) }

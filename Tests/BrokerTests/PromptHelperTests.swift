@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import JSONRPC
 import Synchronization
@@ -16,16 +17,7 @@ final class FakeDaemonSocket: @unchecked Sendable {
     init(path: String) throws {
         self.path = path
         listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: path.utf8)
-            raw[path.utf8.count] = 0
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0, listen(listener, 1) == 0 else { throw POSIXError(.EADDRINUSE) }
+        guard deskgate_unix_bind(listener, path) == 0, listen(listener, 1) == 0 else { throw POSIXError(.EADDRINUSE) }
     }
 
     deinit {

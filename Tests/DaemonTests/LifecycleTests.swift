@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 import Foundation
 import JSONRPC
 import TestSupport
@@ -14,17 +15,7 @@ final class NotifyListener {
     init(path: String) throws {
         self.path = path
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(path.utf8)
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard result == 0 else { throw TestFailure("bind notify socket: \(errno)") }
+        guard deskgate_unix_bind(fd, path) == 0 else { throw TestFailure("bind notify socket: \(errno)") }
         var tv = timeval(tv_sec: 1, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
@@ -65,10 +56,7 @@ struct LifecycleTests {
         let path = dir.file("deskgate.sock")
         // A socket file nobody listens on, as a crashed daemon leaves behind.
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in raw.copyBytes(from: Array(path.utf8)); raw[path.utf8.count] = 0 }
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        #expect(deskgate_unix_bind(fd, path) == 0)
         close(fd)
         #expect(FileManager.default.fileExists(atPath: path))
         let first = try DaemonProcess(socketPath: path)
@@ -142,7 +130,7 @@ struct LifecycleTests {
         env["XDG_RUNTIME_DIR"] = dir.path
         process.environment = env
         let log = dir.file("log")
-        FileManager.default.createFile(atPath: log, contents: nil)
+        #expect(FileManager.default.createFile(atPath: log, contents: nil))
         process.standardError = FileHandle(forWritingAtPath: log)
         try process.run()
         defer { process.terminate(); process.waitUntilExit() }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 public import JSONRPC
 
 /// A blocking Unix-socket client that speaks raw bytes, for protocol conformance and abuse tests.
@@ -12,17 +13,7 @@ public final class RawConnection: @unchecked Sendable {
     public init(path: String, receiveTimeout: Double = 10) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(path.utf8)
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard result == 0 else {
+        guard deskgate_unix_connect(fd, path) == 0 else {
             let e = errno
             Glibc.close(fd)
             throw TestFailure("connect \(path): \(String(cString: strerror(e)))")

@@ -7,6 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <signal.h>
+#include <string.h>
+#include <errno.h>
+#include <sys/un.h>
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -43,5 +46,28 @@ static inline int deskgate_prctl_get_mdwe(void) {
 
 static inline int deskgate_set_no_new_privs(void) {
     return prctl(PR_SET_NO_NEW_PRIVS, 1L, 0L, 0L, 0L);
+}
+/// Fills a sockaddr_un for `path`; -1 with ENAMETOOLONG when it does not fit (NUL included).
+static inline int deskgate_unix_address(const char *path, struct sockaddr_un *address) {
+    size_t length = strlen(path);
+    if (length >= sizeof(address->sun_path)) { errno = ENAMETOOLONG; return -1; }
+    memset(address, 0, sizeof(*address));
+    address->sun_family = AF_UNIX;
+    memcpy(address->sun_path, path, length + 1);
+    return 0;
+}
+
+/// connect(2) to a Unix socket path: 0, or -1 with errno.
+static inline int deskgate_unix_connect(int fd, const char *path) {
+    struct sockaddr_un address;
+    if (deskgate_unix_address(path, &address) != 0) return -1;
+    return connect(fd, (const struct sockaddr *)&address, sizeof(address));
+}
+
+/// bind(2) to a Unix socket path: 0, or -1 with errno.
+static inline int deskgate_unix_bind(int fd, const char *path) {
+    struct sockaddr_un address;
+    if (deskgate_unix_address(path, &address) != 0) return -1;
+    return bind(fd, (const struct sockaddr *)&address, sizeof(address));
 }
 #endif
