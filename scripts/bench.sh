@@ -46,6 +46,7 @@ report() { tee -a "$REPORT"; }
 
 echo "## Spine (daemon.ping over the socket)" | report
 "$BIN/deskgate-bench" ping --socket "$SOCK" --count 20000 | report
+"$BIN/deskgate-bench" echo-floor --count 20000 | report
 "$BIN/deskgate-bench" throughput --socket "$SOCK" --clients 1 --requests 200000 --window 64 | report
 "$BIN/deskgate-bench" throughput --socket "$SOCK" --clients 16 --requests 320000 --window 32 | report
 sleep 1

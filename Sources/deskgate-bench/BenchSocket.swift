@@ -17,6 +17,9 @@ final class BenchSocket: @unchecked Sendable {  // each instance is used by one 
         guard deskgate_unix_connect(fd, path) == 0 else { throw BenchError("cannot connect to \(path): \(String(cString: strerror(errno)))") }
     }
 
+    /// Wraps a connected socket (for example one end of a socketpair).
+    init(connected fd: Int32) { self.fd = fd }
+
     deinit { close(fd) }
 
     func send(_ bytes: [UInt8]) {

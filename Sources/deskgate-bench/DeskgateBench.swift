@@ -12,7 +12,7 @@ struct DeskgateBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deskgate-bench",
         abstract: "Benchmarks for deskgate (run by `make bench`; see docs/benchmarks.md).",
-        subcommands: [Ping.self, Throughput.self, Call.self, BrokerDecisions.self, AuditAppends.self])
+        subcommands: [Ping.self, EchoFloor.self, Throughput.self, Call.self, BrokerDecisions.self, AuditAppends.self])
 }
 
 /// Sequential round trips of one method from one client.
@@ -35,6 +35,44 @@ struct Ping: ParsableCommand {
         }
         samples.sort()
         print("ping round trip (\(method), 1 client, \(count) calls): p50 \(format(percentile(samples, 0.5))) µs, p99 \(format(percentile(samples, 0.99))) µs")
+    }
+}
+
+/// The floor under `ping`: the same client loop against a trivial echo server on another thread
+/// (a socketpair, one read and one canned reply per line), so the daemon's own share of the
+/// round trip is `ping` minus this, measured on the same machine in the same run.
+struct EchoFloor: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "echo-floor")
+    @Option var count: Int = 20_000
+
+    func run() throws {
+        var fds: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw BenchError("socketpair failed")
+        }
+        let server = BenchSocket(connected: fds[1])
+        let reply = Array(#"{"id":1,"jsonrpc":"2.0","result":"pong"}"#.utf8) + [0x0A]
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            var line: [UInt8] = []
+            while server.readLine(into: &line) { server.send(reply) }
+            done.signal()
+        }
+        let client = BenchSocket(connected: fds[0])
+        var line: [UInt8] = []
+        var samples: [Double] = []
+        samples.reserveCapacity(count)
+        let request = Array(#"{"jsonrpc":"2.0","id":1,"method":"daemon.ping"}"#.utf8) + [0x0A]
+        for i in 0..<(count + 1000) {
+            let t0 = nowNanoseconds()
+            client.send(request)
+            guard client.readLine(into: &line) else { throw BenchError("echo server closed") }
+            if i >= 1000 { samples.append(Double(nowNanoseconds() - t0) / 1000) }
+        }
+        shutdown(fds[0], Int32(SHUT_RDWR))
+        done.wait()
+        samples.sort()
+        print("echo floor (same client loop, trivial echo thread, \(count) calls): p50 \(format(percentile(samples, 0.5))) µs, p99 \(format(percentile(samples, 0.99))) µs")
     }
 }
 
