@@ -22,8 +22,8 @@ PACKAGES=(
     libatk-adaptor libgtk-3-0 libgtk-4-1
     # tools used by scripts and tests
     socat zenity python3-venv procps psmisc util-linux coreutils grep sed
-    # systemd-analyze, systemd-socket-activate, journald
-    systemd
+    # systemd-analyze, systemd-socket-activate, journald; the unit's seccomp filter in tests
+    systemd python3-seccomp
 )
 NO_VENV=0; CHECK=0
 for a in "$@"; do

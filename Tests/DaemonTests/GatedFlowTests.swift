@@ -275,6 +275,46 @@ struct GatedFlowTests {
         #expect(!app.output.contains { $0.hasPrefix("text-changed name") })
     }
 
+    @Test("the whole request path runs under the unit's SystemCallFilter; any call outside it would kill the daemon")
+    func underTheUnitsSystemCallFilter() async throws {
+        // seccomp_exec.py expands the unit's own SystemCallFilter= with systemd-analyze and loads
+        // it with KILL_PROCESS as the default action (the unit says EPERM; killing makes every
+        // refused call visible, not only the ones that would break something).
+        let launcher = ["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/seccomp_exec.py",
+                        "--unit", BuiltProducts.packageRoot + "/systemd/deskgate.service", "--kill", "--"]
+        let policy = Self.allowFixtures + "\n[[rule]]\nid = \"audit\"\neffect = \"allow\"\nactions = [\"admin\"]\n"
+        let daemon = try DaemonProcess(arguments: ["--mdwe", "--read-timeout-ms", "300", "--request-deadline-ms", "2000"],
+                                       wrapper: launcher, userPolicy: policy)
+        defer { daemon.stop() }
+        #expect(daemon.log.contains("seccomp_exec: "), "\(daemon.log)")
+        let app = try await launch(daemon)
+        let client = try await daemon.client()
+        defer { client.closeNow() }
+        #expect(try await client.call("session.whoami")["pid"]?.intValue == Int64(getpid()))
+        let snapshot = try await client.call("tree.snapshot", ["app": .string(app.name), "include": ["bounds", "actions", "text", "value"]])
+        #expect((snapshot["nodes"]?.arrayValue?.count ?? 0) > 10)
+        #expect(try await client.call("field.fill", ["app": .string(app.name), "field": "Name", "value": "Bob"])["matches"] == true)
+        let submit = try await ref(client, app: app.name, role: "push button", name: "Submit")
+        _ = try await client.call("element.activate", ["ref": .string(submit)])
+        #expect(app.waitForLine("clicked Submit"))
+        // A frozen app: timers, the hung-app path and the -32004 reply.
+        kill(app.pid, SIGSTOP)
+        do {
+            _ = try await client.call("element.activate", ["ref": .string(submit)])
+            Issue.record("frozen app answered")
+        } catch let error as RPCError {
+            #expect(error.code == .appNotResponding || error.code == .appNotFound)
+        }
+        kill(app.pid, SIGCONT)
+        kill(daemon.pid, SIGHUP)
+        #expect(try await client.call("audit.verify")["ok"] == true)
+        _ = try await client.call("audit.query", ["limit": 5])
+        client.closeNow()
+        #expect(daemon.process.isRunning, "the filter killed the daemon: \(daemon.log)")
+        let status = daemon.stop()
+        #expect(daemon.process.terminationReason == .exit && status == 0, "status \(status): \(daemon.log)")
+    }
+
     @Test("handler errors and frozen apps are recorded as outcomes with their codes")
     func errorOutcomes() async throws {
         let daemon = try DaemonProcess(arguments: ["--read-timeout-ms", "300", "--action-timeout-ms", "500", "--request-deadline-ms", "2000"],
