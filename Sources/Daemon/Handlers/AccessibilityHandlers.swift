@@ -60,7 +60,9 @@ actor AccessibilityProvider {
 enum AccessibilityHandlers {
     static func register(into table: inout MethodTable, provider: AccessibilityProvider, broker: Broker?) {
         let appTarget: TargetResolver = { params, _ in
-            let app = try await provider.get().resolveApp(try params.string("app"))
+            // Identity only: reading the app's windows (resolveApp) would cost round trips to
+            // the app before the broker has even decided.
+            let app = try await provider.get().appIdentity(try params.string("app"))
             return RequestTarget(appName: app.name, appExe: app.exe, appPid: app.pid)
         }
         let refTarget: TargetResolver = { params, _ in
