@@ -63,7 +63,7 @@ for app in ${BENCH_APPS:-bench-gtk3-2k bench-gtk3-10k bench-gtk4-2k bench-qt5-2k
     count=20
     case $app in *10k) count=5 ;; *gtk4*|*qt5*) count=5 ;; esac
     "$BIN/deskgate-bench" call --socket "$SOCK" --method tree.snapshot --params "{\"app\":\"$app\",\"max_nodes\":20000}" \
-        --count $count --label "tree.snapshot $app" | report || echo "tree.snapshot $app failed" | report
+        --count $count --stats --label "tree.snapshot $app" | report || echo "tree.snapshot $app failed" | report
     /usr/bin/python3 "$DESKGATE_FIXTURES_DIR/pyatspi_dump.py" "$app" --json --no-nodes --passes 2 2>/dev/null \
         | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print(f'pyatspi walk {d[\"app\"]}: {d[\"count\"]} nodes, first pass {d[\"ms\"]:.0f} ms, passes {[round(x) for x in d.get(\"passes_ms\", [])]} ms')" | report \
         || echo "pyatspi walk $app failed" | report
