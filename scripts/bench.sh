@@ -16,12 +16,14 @@ if [ "${1:-}" != "__inside" ]; then
         echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
         echo
     } | tee "$REPORT"
-    exec bash "$ROOT/scripts/headless-desktop.sh" -q \
-        --app "qt5:--rows 500 --name bench-qt5-2k" \
-        --app "gtk3:--rows 500 --name bench-gtk3-2k" \
-        --app "gtk3:--rows 2500 --name bench-gtk3-10k" \
-        --app "gtk4:--rows 280 --name bench-gtk4-2k" \
-        -- bash "$0" __inside "$REPORT"
+    # BENCH_APPS limits the fixture apps (and their snapshot benchmarks), e.g.
+    # BENCH_APPS="bench-gtk3-2k bench-gtk3-10k" for the GTK3 snapshots only.
+    APP_ARGS=()
+    for spec in "qt5:--rows 500 --name bench-qt5-2k" "gtk3:--rows 500 --name bench-gtk3-2k" \
+                "gtk3:--rows 2500 --name bench-gtk3-10k" "gtk4:--rows 280 --name bench-gtk4-2k"; do
+        case " ${BENCH_APPS:-${spec##* }} " in *" ${spec##* } "*) APP_ARGS+=(--app "$spec") ;; esac
+    done
+    exec bash "$ROOT/scripts/headless-desktop.sh" -q "${APP_ARGS[@]}" -- bash "$0" __inside "$REPORT"
 fi
 
 REPORT=$2
@@ -58,11 +60,11 @@ echo "idle daemon: RSS $((RSS / 1024)) MB after the load above; $((CS1 - CS0)) c
 
 echo | report
 echo "## Accessibility (end to end over the socket, release build) vs pyatspi (default settings, no cache mask)" | report
-for app in bench-gtk3-2k bench-gtk3-10k bench-gtk4-2k bench-qt5-2k; do
+for app in ${BENCH_APPS:-bench-gtk3-2k bench-gtk3-10k bench-gtk4-2k bench-qt5-2k}; do
     count=20
     case $app in *10k) count=5 ;; *gtk4*|*qt5*) count=5 ;; esac
     "$BIN/deskgate-bench" call --socket "$SOCK" --method tree.snapshot --params "{\"app\":\"$app\",\"max_nodes\":20000}" \
-        --count $count --label "tree.snapshot $app" | report || echo "tree.snapshot $app failed" | report
+        --count $count --stats --label "tree.snapshot $app" | report || echo "tree.snapshot $app failed" | report
     /usr/bin/python3 "$DESKGATE_FIXTURES_DIR/pyatspi_dump.py" "$app" --json --no-nodes --passes 2 2>/dev/null \
         | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print(f'pyatspi walk {d[\"app\"]}: {d[\"count\"]} nodes, first pass {d[\"ms\"]:.0f} ms, passes {[round(x) for x in d.get(\"passes_ms\", [])]} ms')" | report \
         || echo "pyatspi walk $app failed" | report

@@ -135,6 +135,14 @@ public final class AccessibilityService: Sendable {
         return await appInfo(busName: handle.busName, rootPath: handle.rootPath)
     }
 
+    /// Who an app is (id, name, pid, exe), from its handle: what the broker decides on. Unlike
+    /// ``resolveApp(_:)`` it reads nothing more from the app once the app has been seen.
+    /// - Throws: like ``resolveApp(_:)``.
+    public func appIdentity(_ idOrName: String) async throws -> AppIdentity {
+        let handle = try await resolveHandle(idOrName)
+        return AppIdentity(id: handle.busName, name: handle.name, pid: handle.pid, exe: handle.exe)
+    }
+
     func registryChildren() async throws(RPCError) -> [(name: String, path: String)] {
         let reply: [DBusValue]
         do {

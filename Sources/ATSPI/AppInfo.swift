@@ -37,6 +37,17 @@ public struct AppInfo: Sendable, Hashable {
     }
 }
 
+/// Who an app is, as the broker needs it before deciding: from the bus and /proc, not the app.
+public struct AppIdentity: Sendable, Hashable {
+    /// The app's unique name on the accessibility bus.
+    public var id: String
+    /// The app's accessible name (what the app says; advisory).
+    public var name: String
+    public var pid: Int32
+    /// `/proc/PID/exe`, or nil when it cannot be read.
+    public var exe: String?
+}
+
 /// What the broker needs to know about an element before deciding: cheap, from the ref table.
 public struct ElementTarget: Sendable, Hashable {
     public var appID: String

@@ -59,6 +59,16 @@ extension AccessibilityService {
                          filter: SnapshotFilter = .all, format: SnapshotFormat = .json,
                          include: SnapshotIncludes = []) async throws -> JSONValue
     {
+        try await snapshotResult(app: app, root: root, maxDepth: maxDepth, maxNodes: maxNodes, filter: filter,
+                                 format: format, include: include).json
+    }
+
+    /// ``snapshot(app:root:maxDepth:maxNodes:filter:format:include:)`` before it is written: the
+    /// daemon writes it straight into its reply (``SnapshotResult/write(into:)``).
+    public func snapshotResult(app: String, root: String? = nil, maxDepth: Int? = nil, maxNodes: Int = 5000,
+                               filter: SnapshotFilter = .all, format: SnapshotFormat = .json,
+                               include: SnapshotIncludes = []) async throws -> SnapshotResult
+    {
         let started = Deadline.now()
         let deadline = Deadline(after: config.requestDeadline)
         let handle = try await resolveHandle(app)
@@ -108,22 +118,9 @@ extension AccessibilityService {
                                  "method": .string(tree.method),
                                  "fetch_ms": .double((Double(fetchedAt - started) / 10_000).rounded() / 100)]
         if tree.deadlineReached { stats.append("deadline_reached", true) }
-        var result: JSONObject = ["app": .string(handle.busName)]
-        if format == .outline {
-            result.append("outline", .string(Self.outline(emitted, extras, refList)))
-        } else {
-            var nodes: [JSONValue] = []
-            nodes.reserveCapacity(emitted.count)
-            for (index, item) in emitted.enumerated() {
-                nodes.append(Self.nodeJSON(item.node, ref: refList[index],
-                                           parent: item.parentIndex.map { refList[$0] }, depth: item.depth,
-                                           extras: extras[index], actions: wantActions))
-            }
-            result.append("nodes", .array(nodes))
-        }
-        result.append("truncated", .bool(truncated))
-        result.append("stats", .object(stats))
-        return .object(result)
+        return SnapshotResult(app: handle.busName, nodes: emitted, extras: extras, refs: refList, actions: wantActions,
+                              outline: format == .outline ? Self.outline(emitted, extras, refList) : nil,
+                              truncated: truncated, stats: stats)
     }
 
     /// Nodes in depth-first order from the root, honouring max depth and the showing filter.

@@ -485,7 +485,7 @@ struct RawMessage: @unchecked Sendable {
     func reader() -> DBusReader {
         var iter = DBusMessageIter()
         dbus_message_iter_init(pointer, &iter)
-        return DBusReader(iter: iter)
+        return DBusReader(iter: iter, message: pointer)
     }
 }
 

@@ -6,8 +6,13 @@ import CDBus
 /// Only valid inside the decode closure of ``DBusConnection/call(destination:path:interface:member:args:timeout:decode:)``.
 public struct DBusReader {
     var iter: DBusMessageIter
+    /// The whole message, for a reader at its start (``withWireBody(_:)``); nil inside containers.
+    let message: OpaquePointer?
 
-    init(iter: DBusMessageIter) { self.iter = iter }
+    init(iter: DBusMessageIter, message: OpaquePointer? = nil) {
+        self.iter = iter
+        self.message = message
+    }
 
     /// The type character of the current argument, or nil at the end.
     public var type: Character? {

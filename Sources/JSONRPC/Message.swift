@@ -93,6 +93,29 @@ public enum Message: Sendable, Hashable {
         writer.bytes.append(0x0A)
         return writer.bytes
     }
+
+    /// A successful response whose result is already JSON text, as one JSON object (no newline):
+    /// the same bytes as writing `.response(Response(id: id, result: .success(value))).json` when
+    /// `result` is `value` as ``JSONWriter`` writes it. The result is copied once.
+    public static func responseObject(id: RequestID, result: EncodedJSON) -> [UInt8] {
+        var writer = JSONWriter(capacity: result.bytes.count + 64)
+        writer.raw(#"{"jsonrpc":"2.0","id":"#)
+        writer.write(id.json)
+        writer.raw(#","result":"#)
+        writer.raw(result.bytes)
+        writer.raw("}")
+        return writer.bytes
+    }
+}
+
+/// JSON text written ahead of the reply that carries it: a large method result written straight
+/// from the handler's own types, without a ``JSONValue`` tree. Only a ``JSONWriter`` makes one,
+/// so it holds one complete JSON value.
+public struct EncodedJSON: Sendable {
+    public let bytes: [UInt8]
+
+    /// The text `writer` has written (one complete value).
+    public init(_ writer: consuming JSONWriter) { bytes = writer.bytes }
 }
 
 /// What one received line decodes to.

@@ -120,6 +120,8 @@ struct Call: ParsableCommand {
     @Option var count: Int = 50
     @Option var label: String = ""
     @Flag var printResult = false
+    @Flag(help: "Also print the median of each numeric field of the result's `stats` (snapshots).")
+    var stats = false
 
     func run() throws {
         let s = try BenchSocket(path: socket)
@@ -127,6 +129,8 @@ struct Call: ParsableCommand {
         var samples: [Double] = []
         let request = Array(#"{"jsonrpc":"2.0","id":1,"method":"\#(method)","params":\#(params)}"#.utf8) + [0x0A]
         var bytes = 0
+        var statSamples: [String: [Double]] = [:]
+        var statOrder: [String] = []
         for i in 0..<(count + 3) {
             let t0 = nowNanoseconds()
             s.send(request)
@@ -136,13 +140,27 @@ struct Call: ParsableCommand {
             }
             bytes = line.count
             if i >= 3 { samples.append(Double(nowNanoseconds() - t0) / 1e6) }
+            // Parsed after the clock stopped: the client's own parsing is not measured.
+            if stats, i >= 3, let members = (try? JSONParser.parse(line))?["result"]?["stats"]?.objectValue {
+                for (key, value) in members {
+                    guard let number = value.doubleValue else { continue }
+                    if statSamples[key] == nil { statOrder.append(key) }
+                    statSamples[key, default: []].append(number)
+                }
+            }
             if printResult, let reply = try? JSONParser.parse(line) {
                 print(JSONWriter.string(reply["result"] ?? .null))
                 return
             }
         }
         samples.sort()
-        print("\(label.isEmpty ? method : label): p50 \(format(percentile(samples, 0.5), 2)) ms, p99 \(format(percentile(samples, 0.99), 2)) ms (\(count) calls, reply \(bytes) bytes)")
+        var summary = "\(label.isEmpty ? method : label): p50 \(format(percentile(samples, 0.5), 2)) ms, p99 \(format(percentile(samples, 0.99), 2)) ms (\(count) calls, reply \(bytes) bytes)"
+        if stats, !statOrder.isEmpty {
+            summary += "; stats p50: " + statOrder.map { key in
+                "\(key) \(format(percentile(statSamples[key]!.sorted(), 0.5), 2))"
+            }.joined(separator: ", ")
+        }
+        print(summary)
     }
 }
 

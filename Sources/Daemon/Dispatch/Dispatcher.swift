@@ -19,7 +19,7 @@ public struct GatedCall: Sendable {
 /// audit failure); `complete` records the outcome, durably, before the reply is sent.
 public protocol RequestGate: Sendable {
     func authorize(_ call: GatedCall) async throws -> GateTicket
-    func complete(_ ticket: GateTicket, outcome: Result<JSONValue, RPCError>) async throws
+    func complete(_ ticket: GateTicket, outcome: Result<MethodResult, RPCError>) async throws
 }
 
 /// What a gate hands from `authorize` to `complete` for one request (its own state, opaque here).
@@ -35,7 +35,7 @@ public struct DenyAllGate: RequestGate {
     public func authorize(_ call: GatedCall) async throws -> GateTicket {
         throw RPCError(.denied, "Denied: no permission broker is configured", data: ["reason": "policy_error", "class": .string(call.riskClass.rawValue)])
     }
-    public func complete(_ ticket: GateTicket, outcome: Result<JSONValue, RPCError>) async throws {}
+    public func complete(_ ticket: GateTicket, outcome: Result<MethodResult, RPCError>) async throws {}
 }
 
 /// Reads one request top to bottom: method lookup → params validation → target → gate → handler
@@ -64,7 +64,7 @@ public struct Dispatcher: Sendable {
     }
 
     /// Serves one request and returns its result or error.
-    public func dispatch(_ request: Request, session: ClientSession) async -> Result<JSONValue, RPCError> {
+    public func dispatch(_ request: Request, session: ClientSession) async -> Result<MethodResult, RPCError> {
         guard let entry = table.entry(request.method) else { return .failure(.methodNotFound(request.method)) }
         var requestLogger = logger
         requestLogger[metadataKey: "client"] = "\(session.id)"
@@ -105,7 +105,7 @@ public struct Dispatcher: Sendable {
         return outcome
     }
 
-    private func run(_ body: () async throws -> JSONValue) async -> Result<JSONValue, RPCError> {
+    private func run(_ body: () async throws -> MethodResult) async -> Result<MethodResult, RPCError> {
         do {
             return .success(try await body())
         } catch {

@@ -17,15 +17,24 @@ public struct RequestContext: Sendable {
 public typealias RequestTarget = TargetInfo
 
 public typealias MethodHandler = @Sendable (ParamsObject, RequestContext) async throws -> JSONValue
+/// A handler that writes its result as JSON text itself (large results such as snapshots).
+public typealias EncodedMethodHandler = @Sendable (ParamsObject, RequestContext) async throws -> EncodedJSON
 /// A handler that completes without suspending or blocking; served inline on the event loop.
 public typealias InlineMethodHandler = @Sendable (ParamsObject, RequestContext) throws -> JSONValue
 public typealias TargetResolver = @Sendable (ParamsObject, RequestContext) async throws -> RequestTarget?
+
+/// A method's successful result as the transport writes it.
+public enum MethodResult: Sendable {
+    case value(JSONValue)
+    /// The result's JSON text, written by the handler without a ``JSONValue`` tree.
+    case encoded(EncodedJSON)
+}
 
 /// One registered method: its declaration and its code.
 public struct MethodEntry: Sendable {
     public let descriptor: MethodDescriptor
     public let resolveTarget: TargetResolver?
-    public let handler: MethodHandler
+    public let handler: @Sendable (ParamsObject, RequestContext) async throws -> MethodResult
     /// Set for ungated methods that never suspend: they skip the task hop (latency matters for pings).
     public let inlineHandler: InlineMethodHandler?
 }
@@ -42,7 +51,19 @@ public struct MethodTable: Sendable {
     /// sees the app and element before the handler runs.
     public mutating func register<M: APIMethod>(_ method: M.Type, target: TargetResolver? = nil, handler: @escaping MethodHandler) {
         precondition(entries[M.name] == nil, "method \(M.name) registered twice")
-        entries[M.name] = MethodEntry(descriptor: M.descriptor, resolveTarget: target, handler: handler, inlineHandler: nil)
+        entries[M.name] = MethodEntry(descriptor: M.descriptor, resolveTarget: target,
+                                      handler: { .value(try await handler($0, $1)) }, inlineHandler: nil)
+        order.append(M.name)
+    }
+
+    /// Registers a method whose handler writes its result as JSON text (see ``EncodedJSON``); the
+    /// text must be what the method's JSON value would be written as.
+    public mutating func register<M: APIMethod>(_ method: M.Type, target: TargetResolver? = nil,
+                                                encodedHandler: @escaping EncodedMethodHandler)
+    {
+        precondition(entries[M.name] == nil, "method \(M.name) registered twice")
+        entries[M.name] = MethodEntry(descriptor: M.descriptor, resolveTarget: target,
+                                      handler: { .encoded(try await encodedHandler($0, $1)) }, inlineHandler: nil)
         order.append(M.name)
     }
 
@@ -52,7 +73,8 @@ public struct MethodTable: Sendable {
         precondition(entries[M.name] == nil, "method \(M.name) registered twice")
         precondition(M.riskClass == nil, "gated methods cannot be inline: the broker may suspend")
         entries[M.name] = MethodEntry(descriptor: M.descriptor, resolveTarget: nil,
-                                      handler: { params, context in try handler(params, context) }, inlineHandler: handler)
+                                      handler: { params, context in .value(try handler(params, context)) },
+                                      inlineHandler: handler)
         order.append(M.name)
     }
 

@@ -92,12 +92,12 @@ struct AuditedBrokerGate: RequestGate {
                                  method: call.descriptor.name, target: targetJSON))
     }
 
-    func complete(_ ticket: GateTicket, outcome: Result<JSONValue, RPCError>) async throws {
+    func complete(_ ticket: GateTicket, outcome: Result<MethodResult, RPCError>) async throws {
         guard let ticket = ticket.state as? Ticket else { return }
         try await appendOutcome(ticket, outcome: outcome)
     }
 
-    private func appendOutcome(_ ticket: Ticket, outcome: Result<JSONValue, RPCError>) async throws {
+    private func appendOutcome(_ ticket: Ticket, outcome: Result<MethodResult, RPCError>) async throws {
         let auditOutcome: AuditOutcome = switch outcome {
         case .success: .ok
         case .failure(let error): .error(error.code)

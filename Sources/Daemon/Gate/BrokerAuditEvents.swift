@@ -33,5 +33,5 @@ struct AuditUnavailableGate: RequestGate {
     func authorize(_ call: GatedCall) async throws -> GateTicket {
         throw RPCError(.auditUnavailable, "the audit log cannot be written; gated requests are refused until it can (see daemon.info)")
     }
-    func complete(_ ticket: GateTicket, outcome: Result<JSONValue, RPCError>) async throws {}
+    func complete(_ ticket: GateTicket, outcome: Result<MethodResult, RPCError>) async throws {}
 }

@@ -60,7 +60,9 @@ actor AccessibilityProvider {
 enum AccessibilityHandlers {
     static func register(into table: inout MethodTable, provider: AccessibilityProvider, broker: Broker?) {
         let appTarget: TargetResolver = { params, _ in
-            let app = try await provider.get().resolveApp(try params.string("app"))
+            // Identity only: reading the app's windows (resolveApp) would cost round trips to
+            // the app before the broker has even decided.
+            let app = try await provider.get().appIdentity(try params.string("app"))
             return RequestTarget(appName: app.name, appExe: app.exe, appPid: app.pid)
         }
         let refTarget: TargetResolver = { params, _ in
@@ -79,16 +81,21 @@ enum AccessibilityHandlers {
         table.register(TreeSnapshot.self, target: { params, context in
             if let root = try params.optionalString("root") { return try await elementTarget(provider, ref: root) }
             return try await appTarget(params, context)
-        }) { params, _ in
+        }, encodedHandler: { params, _ in
             let service = try await provider.get()
             let filter = SnapshotFilter(rawValue: try params.optionalString("filter") ?? "all") ?? .all
             let format = SnapshotFormat(rawValue: try params.optionalString("format") ?? "json") ?? .json
             let include = try SnapshotIncludes(names: try params.stringArray("include") ?? [])
-            return try await service.snapshot(app: try params.string("app"), root: try params.optionalString("root"),
-                                              maxDepth: try params.optionalInt("max_depth"),
-                                              maxNodes: try params.int("max_nodes", default: 5000),
-                                              filter: filter, format: format, include: include)
-        }
+            let result = try await service.snapshotResult(app: try params.string("app"),
+                                                          root: try params.optionalString("root"),
+                                                          maxDepth: try params.optionalInt("max_depth"),
+                                                          maxNodes: try params.int("max_nodes", default: 5000),
+                                                          filter: filter, format: format, include: include)
+            // Thousands of nodes: written straight into the reply, no JSONValue tree.
+            var writer = JSONWriter(capacity: result.estimatedSize)
+            result.write(into: &writer)
+            return EncodedJSON(writer)
+        })
 
         table.register(ElementsFind.self, target: appTarget) { params, _ in
             try await provider.get().find(app: try params.string("app"), role: try params.optionalString("role"),

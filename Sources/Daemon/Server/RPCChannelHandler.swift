@@ -44,7 +44,7 @@ final class RPCChannelHandler: ChannelDuplexHandler {
     private var inRead = false
     private var needsFlush = false
     /// Running requests by id, so `rpc.cancel` can reach them and duplicates are refused.
-    private var running: [RequestID: (task: Task<Void, Never>, reply: (Response?) -> Void)] = [:]
+    private var running: [RequestID: (task: Task<Void, Never>, reply: (EncodedResponse?) -> Void)] = [:]
 
     init(limits: ConnectionLimits, dispatcher: Dispatcher, session: ClientSession, server: SocketServer, logger: Logger) {
         self.server = server
@@ -118,7 +118,7 @@ final class RPCChannelHandler: ChannelDuplexHandler {
         for event in events {
             switch event {
             case .tooLarge:
-                write(.response(Response(id: .null, error: .messageTooLarge)))
+                writeLine(EncodedResponse(Response(id: .null, error: .messageTooLarge)))
             case .line(let line):
                 if inFlight >= limits.maxInFlight || queueHead < queuedLines.count {
                     queuedLines.append(line)
@@ -159,7 +159,7 @@ final class RPCChannelHandler: ChannelDuplexHandler {
         switch decoder.decode(line: line) {
         case .single(let decoded):
             handle(decoded) { [self] response in
-                if let response { write(.response(response)) }
+                if let response { writeLine(response) }
             }
         case .batch(let entries):
             let collector = BatchCollector(expected: entries.count) { [self] responses in
@@ -172,10 +172,10 @@ final class RPCChannelHandler: ChannelDuplexHandler {
     }
 
     /// Handles one decoded entry; `reply` is called exactly once, with nil for no reply.
-    private func handle(_ decoded: Decoded, reply: @escaping (Response?) -> Void) {
+    private func handle(_ decoded: Decoded, reply: @escaping (EncodedResponse?) -> Void) {
         switch decoded {
         case .invalid(let id, let error):
-            reply(Response(id: id ?? .null, error: error))
+            reply(EncodedResponse(Response(id: id ?? .null, error: error)))
         case .message(.notification(let notification)):
             if notification.method == "rpc.cancel" { cancel(notification) }
             // Other notifications are accepted and, by the spec, never answered.
@@ -190,14 +190,14 @@ final class RPCChannelHandler: ChannelDuplexHandler {
         }
     }
 
-    private func start(_ request: Request, reply: @escaping (Response?) -> Void) {
+    private func start(_ request: Request, reply: @escaping (EncodedResponse?) -> Void) {
         guard running[request.id] == nil else {
-            reply(Response(id: request.id, error: .invalidRequest("id \(request.id) is already in use by a pending request")))
+            reply(EncodedResponse(Response(id: request.id, error: .invalidRequest("id \(request.id) is already in use by a pending request"))))
             return
         }
         guard let eventLoop = context?.eventLoop else { return }
         if let result = dispatcher.dispatchInline(request, session: session) {
-            reply(Response(id: request.id, result: result))
+            reply(EncodedResponse(Response(id: request.id, result: result)))
             return
         }
         inFlight += 1
@@ -208,19 +208,22 @@ final class RPCChannelHandler: ChannelDuplexHandler {
         // The task is registered before it can finish: it hops back to this loop to complete.
         let task = Task {
             let result = await dispatcher.dispatch(request, session: session)
+            // Written here, off the event loop: a large reply would otherwise stall every
+            // connection on the loop while it is encoded.
+            let response = EncodedResponse(id: request.id, result: result)
             eventLoop.execute {
-                loopBound.value.0.finish(request.id, result: result)
+                loopBound.value.0.finish(request.id, response: response)
             }
         }
         running[request.id] = (task, reply)
     }
 
-    private func finish(_ id: RequestID, result: Result<JSONValue, RPCError>) {
+    private func finish(_ id: RequestID, response: EncodedResponse) {
         inFlight -= 1
         server.inFlight.subtract(1, ordering: .relaxed)
         // Already answered (cancelled) requests are dropped here.
         if let entry = running.removeValue(forKey: id) {
-            entry.reply(Response(id: id, result: result))
+            entry.reply(response)
         }
         drainQueue()
         closeIfDone()
@@ -230,28 +233,35 @@ final class RPCChannelHandler: ChannelDuplexHandler {
         guard let raw = notification.params?["id"], let id = RequestID(json: raw),
               let entry = running.removeValue(forKey: id) else { return }
         entry.task.cancel()
-        entry.reply(Response(id: id, error: .cancelled))
+        entry.reply(EncodedResponse(Response(id: id, error: .cancelled)))
         // inFlight is released when the task finishes, so a cancelled request still counts
         // against the bound until its handler has actually stopped.
     }
 
     // MARK: Writing
 
-    private func write(_ message: Message) {
-        writeBytes(message.line)
+    private func writeLine(_ response: EncodedResponse) {
+        writeBytes(response.object, newline: true)
     }
 
-    private func writeBatch(_ responses: [Response]) {
-        var writer = JSONWriter(capacity: 256 * responses.count)
-        writer.write(.array(responses.map { Message.response($0).json }))
-        writer.bytes.append(0x0A)
-        writeBytes(writer.bytes)
+    /// A batch's answer: its responses as one JSON array (the same text as writing the array of
+    /// their values).
+    private func writeBatch(_ responses: [EncodedResponse]) {
+        var bytes: [UInt8] = [UInt8(ascii: "[")]
+        bytes.reserveCapacity(responses.reduce(2) { $0 + $1.object.count + 1 })
+        for (index, response) in responses.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes += response.object
+        }
+        bytes.append(UInt8(ascii: "]"))
+        writeBytes(bytes, newline: true)
     }
 
-    private func writeBytes(_ bytes: [UInt8]) {
+    private func writeBytes(_ bytes: [UInt8], newline: Bool) {
         guard let context, context.channel.isActive else { return }
-        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count + 1)
         buffer.writeBytes(bytes)
+        if newline { buffer.writeInteger(UInt8(0x0A)) }
         if session.closeAfterReply {
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in channel.close(promise: nil) }
@@ -266,18 +276,38 @@ final class RPCChannelHandler: ChannelDuplexHandler {
     }
 }
 
+/// One response written as a JSON object (no newline): a line of its own or an element of a
+/// batch's array.
+struct EncodedResponse: Sendable {
+    let object: [UInt8]
+
+    init(_ response: Response) {
+        object = JSONWriter.bytes(Message.response(response).json)
+    }
+
+    init(id: RequestID, result: Result<MethodResult, RPCError>) {
+        switch result {
+        case .success(.value(let value)): self.init(Response(id: id, result: .success(value)))
+        case .success(.encoded(let text)): self.init(object: Message.responseObject(id: id, result: text))
+        case .failure(let error): self.init(Response(id: id, error: error))
+        }
+    }
+
+    private init(object: [UInt8]) { self.object = object }
+}
+
 /// Collects the responses of one batch and delivers them together (event-loop confined).
 private final class BatchCollector {
     private var remaining: Int
-    private var responses: [Response] = []
-    private let done: ([Response]) -> Void
+    private var responses: [EncodedResponse] = []
+    private let done: ([EncodedResponse]) -> Void
 
-    init(expected: Int, done: @escaping ([Response]) -> Void) {
+    init(expected: Int, done: @escaping ([EncodedResponse]) -> Void) {
         remaining = expected
         self.done = done
     }
 
-    func add(_ response: Response?) {
+    func add(_ response: EncodedResponse?) {
         if let response { responses.append(response) }
         remaining -= 1
         if remaining == 0 { done(responses) }

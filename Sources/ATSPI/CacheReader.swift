@@ -1,0 +1,212 @@
+import DBus
+import Glibc
+import JSONRPC
+
+/// Reading a whole tree with one `Cache.GetItems` call (atk-bridge toolkits).
+extension AccessibilityService {
+    /// The tree under `root` from the app's cache; nil when the app has no usable cache.
+    func fetchFromCache(_ app: AppHandle, root: String, deadline: Deadline) async throws(RPCError) -> FetchedTree? {
+        var items: [CacheItem]
+        do {
+            items = try await callDecoding(app, Atspi.cachePath, Atspi.cache, "GetItems",
+                                           timeout: deadline.remaining(cap: config.bulkCallTimeout),
+                                           deadline: deadline, decode: Self.decodeCacheItems)
+        } catch let error where error.code == .notSupported || error.code == .elementNotFound
+            || error.code == .internalError
+        {
+            return nil
+        }
+        guard !items.isEmpty else { return nil }
+        if !items.contains(where: { $0.node.path == root }) {
+            guard let rootNode = try await readNodes(app, paths: [root], withChildren: false).first else {
+                throw RPCError(.elementNotFound, "element no longer exists")
+            }
+            items.append(CacheItem(node: rootNode, parent: nil, index: -1))
+        }
+        return Self.buildTree(items, root: root)
+    }
+
+    /// Links cache items into a tree: children in index order, transient ones (index -1) after
+    /// them in the order the app listed them. When a path occurs twice, the later item wins.
+    static func buildTree(_ items: [CacheItem], root: String) -> FetchedTree {
+        // One hash per path to number the nodes, then everything by number.
+        var slotOf: [String: Int] = [:]
+        slotOf.reserveCapacity(items.count)
+        for (index, item) in items.enumerated() { slotOf[item.node.path] = index }
+        var childCount = [Int32](repeating: 0, count: items.count)
+        var parentSlot = [Int](repeating: -1, count: items.count)
+        for (index, item) in items.enumerated() {
+            guard let parent = item.parent, parent != item.node.path, let slot = slotOf[parent] else { continue }
+            parentSlot[index] = slot
+            childCount[slot] += 1
+        }
+        var nodes: [String: AccessibleNode] = [:]
+        nodes.reserveCapacity(slotOf.count)
+        // Children of each parent, grouped with one counting pass.
+        var start = [Int](repeating: 0, count: items.count + 1)
+        for slot in items.indices { start[slot + 1] = start[slot] + Int(childCount[slot]) }
+        var fill = start
+        var grouped = [Int](repeating: 0, count: start[items.count])
+        for index in items.indices where parentSlot[index] >= 0 {
+            grouped[fill[parentSlot[index]]] = index
+            fill[parentSlot[index]] += 1
+        }
+        for (path, slot) in slotOf {
+            var node = items[slot].node
+            let range = start[slot]..<start[slot + 1]
+            if !range.isEmpty {
+                // Stable by index (each group is in item order already); transient ones last.
+                let children = grouped[range].sorted { a, b in
+                    let ka = items[a].index < 0 ? Int.max : items[a].index
+                    let kb = items[b].index < 0 ? Int.max : items[b].index
+                    return (ka, a) < (kb, b)
+                }
+                node.children = children.map { items[$0].node.path }
+            }
+            nodes[path] = node
+        }
+        return FetchedTree(nodes: nodes, root: root, truncated: false, deadlineReached: false, method: "cache")
+    }
+
+    /// One `Cache.GetItems` entry.
+    struct CacheItem: Sendable {
+        var node: AccessibleNode
+        var parent: String?
+        var index: Int
+    }
+
+    /// The current `Cache.GetItems` signature.
+    static let cacheSignature = "a((so)(so)(so)iiassusau)"
+
+    /// Decodes `a((so)(so)(so)iiassusau)` straight from the wire bytes, or Qt's old
+    /// `a((so)(so)(so)a(so)assusau)` (and anything unexpected) with libdbus's iterators.
+    @Sendable static func decodeCacheItems(_ reader: inout DBusReader) -> [CacheItem] {
+        if let items = reader.withWireBody({ wire -> [CacheItem]? in
+            wire.signature == cacheSignature ? decodeCacheItems(wire: &wire) : nil
+        }), let items {
+            return items
+        }
+        return decodeCacheItemsIterating(&reader)
+    }
+
+    /// The wire-format decoder; nil if the body is not what its signature promised.
+    static func decodeCacheItems(wire: inout DBusWireReader) -> [CacheItem]? {
+        let end = wire.beginArray(elementAlignment: 8)
+        var items: [CacheItem] = []
+        items.reserveCapacity(min(200_000, (end - wire.offset) / 160 + 1))
+        while wire.offset < end, !wire.failed {
+            wire.align(8)
+            // Object: (bus name, path).
+            wire.align(8)
+            _ = wire.stringBytes()
+            let path = wire.string()
+            // Application: unused.
+            wire.align(8)
+            _ = wire.stringBytes()
+            _ = wire.stringBytes()
+            // Parent.
+            wire.align(8)
+            _ = wire.stringBytes()
+            let parent = wire.string()
+            let index = Int(wire.int32())
+            _ = wire.int32()  // child count
+            var interfaces: InterfaceSet = []
+            let interfacesEnd = wire.beginArray(elementAlignment: 4)
+            while wire.offset < interfacesEnd, !wire.failed {
+                interfaces.formUnion(InterfaceSet(nameBytes: wire.stringBytes()))
+            }
+            let name = wire.string()
+            let role = wire.uint32()
+            let description = wire.string()
+            var bits: UInt64 = 0
+            let statesEnd = wire.beginArray(elementAlignment: 4)
+            var word = 0
+            while wire.offset < statesEnd, !wire.failed {
+                let value = wire.uint32()
+                if word < 2 { bits |= UInt64(value) << (32 * UInt64(word)) }
+                word += 1
+            }
+            items.append(CacheItem(
+                node: AccessibleNode(path: path, role: role, name: name, description: description,
+                                     states: StateSet(bits: bits), interfaces: interfaces, children: []),
+                parent: parent, index: index))
+        }
+        return wire.failed ? nil : items
+    }
+
+    /// The iterator decoder: any signature with the same leading fields, including Qt's old
+    /// `a((so)(so)(so)a(so)assusau)`.
+    static func decodeCacheItemsIterating(_ reader: inout DBusReader) -> [CacheItem] {
+        guard var array = reader.enter() else { return [] }
+        var items: [CacheItem] = []
+        while array.type != nil {
+            defer { array.advance() }
+            guard var item = array.enter() else { continue }
+            guard var selfRef = item.enter() else { continue }
+            selfRef.advance()
+            guard let path = selfRef.string() else { continue }
+            item.advance()  // application
+            item.advance()
+            var parent: String?
+            if var parentRef = item.enter() {
+                parentRef.advance()
+                parent = parentRef.string()
+            }
+            item.advance()
+            var index = -1
+            if item.type == "i" {
+                index = Int(item.integer() ?? -1)
+                item.advance()  // child count
+            }
+            item.advance()
+            var interfaceNames: [String] = []
+            if var list = item.enter() {
+                while let name = list.string() {
+                    interfaceNames.append(name)
+                    list.advance()
+                }
+            }
+            item.advance()
+            let name = item.string() ?? ""
+            item.advance()
+            let role = UInt32(truncatingIfNeeded: item.integer() ?? 0)
+            item.advance()
+            let description = item.string() ?? ""
+            item.advance()
+            let words = item.words()
+            items.append(CacheItem(
+                node: AccessibleNode(path: path, role: role, name: name, description: description,
+                                     states: StateSet(words: words), interfaces: InterfaceSet(names: interfaceNames),
+                                     children: []),
+                parent: parent, index: index))
+        }
+        return items
+    }
+}
+
+extension InterfaceSet {
+    /// The interface named by these UTF-8 bytes (empty for interfaces not tracked), without
+    /// making a string.
+    init(nameBytes bytes: UnsafeRawBufferPointer) {
+        self = Self.member(nameBytes: bytes)
+    }
+
+    private static func member(nameBytes bytes: UnsafeRawBufferPointer) -> InterfaceSet {
+        guard bytes.count > prefix.count,
+              prefix.withUnsafeBytes({ memcmp(bytes.baseAddress!, $0.baseAddress!, prefix.count) }) == 0
+        else { return [] }
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[prefix.count...])
+        for (name, member) in suffixes where name.count == rest.count {
+            if name.withUnsafeBytes({ memcmp(rest.baseAddress!, $0.baseAddress!, rest.count) }) == 0 { return member }
+        }
+        return []
+    }
+
+    private static let prefix = Array("org.a11y.atspi.".utf8)
+    private static let suffixes: [([UInt8], InterfaceSet)] = [
+        (Array("Action".utf8), .action), (Array("Component".utf8), .component), (Array("Text".utf8), .text),
+        (Array("EditableText".utf8), .editableText), (Array("Value".utf8), .value),
+        (Array("Selection".utf8), .selection), (Array("Collection".utf8), .collection),
+        (Array("Application".utf8), .application),
+    ]
+}
