@@ -280,7 +280,7 @@ struct PromptTests {
         let sandbox = Sandbox()
         let real = sandbox.root + "/bin/real-prompt"
         try FileManager.default.createDirectory(atPath: sandbox.root + "/bin", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: real, contents: Data())
+        _ = FileManager.default.createFile(atPath: real, contents: Data())
         try FileManager.default.createSymbolicLink(atPath: sandbox.root + "/link", withDestinationPath: sandbox.root + "/bin")
         sandbox.writeUser("prompt_agents = [\"\(sandbox.root)/link/real-prompt\"]\n")
         let broker = makeBroker(sandbox)

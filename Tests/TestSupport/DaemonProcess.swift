@@ -64,7 +64,7 @@ public final class DaemonProcess: @unchecked Sendable {
         logPath = directory.file("daemon.log")
         try FileManager.default.createDirectory(atPath: configDirectory, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: systemPolicyDirectory, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         if let userPolicy { try userPolicy.write(toFile: configDirectory + "/policy.toml", atomically: true, encoding: .utf8) }
         if let adminPolicy { try adminPolicy.write(toFile: systemPolicyDirectory + "/00-admin.toml", atomically: true, encoding: .utf8) }
         // Tests share one accessibility bus and run in parallel: only the AT-SPI tests that check

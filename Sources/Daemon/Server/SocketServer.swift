@@ -4,7 +4,7 @@ import Glibc
 import CLinux
 import JSONRPC
 public import Logging
-public import NIOCore
+import NIOCore
 import NIOPosix
 import Synchronization
 
