@@ -1,5 +1,9 @@
 import DeskgateAPI
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
 public import Foundation
+#endif
 public import JSONRPC
 public import Logging
 import Dispatch

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
 public import Foundation
+#endif
 public import JSONRPC
 #if canImport(Glibc)
 import Glibc
@@ -181,9 +185,7 @@ public struct PolicyStatus: Sendable, CustomStringConvertible {
 enum RandomID {
     static func hex(bytes count: Int) -> String {
         var generator = SystemRandomNumberGenerator()
-        var text = ""
-        for _ in 0..<count { text += String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }
-        return text
+        return Text.hex((0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) })
     }
 
     /// 128 random bits.
