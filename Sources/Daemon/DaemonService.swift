@@ -57,7 +57,9 @@ public final class DaemonService: Sendable {
     public init(options: DaemonOptions, logger: Logger) {
         self.options = options
         self.logger = logger
-        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
+        // The singleton group: when ``GlobalExecutor`` is installed the same loops also run every
+        // task, so requests need no thread hop and no second set of threads sits idle.
+        group = MultiThreadedEventLoopGroup.singleton
     }
 
     public var state: State { stateBox.withLock { $0 } }
@@ -167,7 +169,7 @@ public final class DaemonService: Sendable {
         await accessibility.shutdown()
         await broker.flush()
         await audit?.close()
-        try? await group.shutdownGracefully()
+        // The singleton group lives as long as the process (it cannot be shut down).
         transition(to: .stopped)
         logger.info("stopped")
     }
@@ -233,7 +235,8 @@ public final class DaemonService: Sendable {
         var sources: [any DispatchSourceSignal] = []
         for sig in [SIGTERM, SIGINT] {
             signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            // A serial queue: the first job on a global queue arms libdispatch's 1 Hz pool monitor.
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: DispatchQueue(label: "deskgate.signals"))
             source.setEventHandler { [stopSignal, logger] in
                 logger.info("received signal", metadata: ["signal": "\(sig == SIGTERM ? "SIGTERM" : "SIGINT")"])
                 stopSignal.continuation.yield()
