@@ -70,6 +70,7 @@ struct Deskgated: AsyncParsableCommand {
     /// libdispatch's pool would wake the idle daemon every second), then parses and runs.
     @MainActor
     static func main() async {
+        MemoryTuning.configure()
         GlobalExecutor.install()
         await main(nil)
     }

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <signal.h>
+#include <malloc.h>  // mallopt, malloc_trim (Daemon MemoryTuning)
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
