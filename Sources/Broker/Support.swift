@@ -20,6 +20,9 @@ public struct BrokerConfig: Sendable {
     public var defaultPromptAgents: [String]
     /// How long a prompt may stay unanswered.
     public var promptTimeout: Duration
+    /// How the broker waits (prompt timeouts). The daemon passes an event-loop timer: Swift 6.3's
+    /// `Task.sleep` arms libdispatch's 1 Hz pool monitor for good.
+    public var sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     /// Requests that may wait behind a client's outstanding prompt.
     public var maxQueuedPerClient: Int
     /// Requests that may wait for prompts across all clients.

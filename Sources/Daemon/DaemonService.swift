@@ -105,7 +105,9 @@ public final class DaemonService: Sendable {
         let broker = makeBroker(audit: audit)
         let policy = broker.reload()
         logger.info("policies loaded", metadata: ["status": "\(policy)"])
-        let accessibility = AccessibilityProvider(config: options.accessibility, logger: logger)
+        var accessibilityConfig = options.accessibility
+        accessibilityConfig.sleep = GlobalExecutor.sleep(for:)  // not Task.sleep: see GlobalExecutor
+        let accessibility = AccessibilityProvider(config: accessibilityConfig, logger: logger)
 
         let facts = DaemonFacts(
             version: DeskgateAPI.version, pid: getpid(), socket: socketPath, startedAt: startedAt,
@@ -213,6 +215,7 @@ public final class DaemonService: Sendable {
                                   userPolicyFile: options.configDirectory + "/policy.toml",
                                   grantsFile: options.stateDirectory + "/grants.json", defaultPromptAgents: agents)
         config.promptTimeout = options.promptTimeout
+        config.sleep = GlobalExecutor.sleep(for:)  // not Task.sleep: see GlobalExecutor
         let logger = self.logger
         return Broker(config: config, inspector: ProcfsInspector(), events: { event in
             guard let entry = BrokerAuditEvents.entry(for: event) else { return }

@@ -135,7 +135,7 @@ public final class SocketServer: Sendable {
         if let path { _ = unlink(path) }
         let deadline = ContinuousClock.now + grace
         while ContinuousClock.now < deadline, inFlight.load(ordering: .relaxed) > 0 {
-            try? await Task.sleep(for: .milliseconds(10))
+            try? await GlobalExecutor.sleep(for: .milliseconds(10))
         }
         let channels = state.withLock { Array($0.channels.values) }
         for channel in channels { try? await channel.close() }
