@@ -47,7 +47,7 @@ report() { tee -a "$REPORT"; }
 # Idle footprint: RSS, and voluntary context switches per thread (by name) over 5 s of idle.
 # Any count here is a periodic wake-up (a timer or a poll timeout), not work.
 idle_report() {
-    sleep 1
+    sleep 2  # past the one malloc_trim the daemon does a second after its last request
     local rss threads0 threads1
     rss=$(awk '/VmRSS/{print $2}' /proc/$DAEMON_PID/status)
     threads0=$(for t in /proc/$DAEMON_PID/task/*; do echo "$(basename "$t") $(tr ' ' _ <"$t/comm") $(awk '/^voluntary_ctxt_switches/{print $2}' "$t/status")"; done)
