@@ -46,17 +46,29 @@ for _ in $(seq 1 200); do [ -S "$SOCK" ] && break; sleep 0.05; done
 
 report() { tee -a "$REPORT"; }
 
+# Idle footprint: RSS, and voluntary context switches per thread (by name) over 5 s of idle.
+# Any count here is a periodic wake-up (a timer or a poll timeout), not work.
+idle_report() {
+    sleep 2  # past the one malloc_trim the daemon does a second after its last request
+    local rss threads0 threads1
+    rss=$(awk '/VmRSS/{print $2}' /proc/$DAEMON_PID/status)
+    threads0=$(for t in /proc/$DAEMON_PID/task/*; do echo "$(basename "$t") $(tr ' ' _ <"$t/comm") $(awk '/^voluntary_ctxt_switches/{print $2}' "$t/status")"; done)
+    sleep 5
+    threads1=$(for t in /proc/$DAEMON_PID/task/*; do echo "$(basename "$t") $(tr ' ' _ <"$t/comm") $(awk '/^voluntary_ctxt_switches/{print $2}' "$t/status")"; done)
+    join <(echo "$threads0") <(echo "$threads1") | awk -v rss="$rss" -v what="$1" '
+        { d = $5 - $3; total += d; n++; if (d > 0) per = per sprintf(" %s=%d", $2, d) }
+        END { printf "idle daemon (%s): RSS %.1f MB; %d context switches in 5 s idle (%d threads)%s\n", what, rss / 1024, total, n, (per == "" ? "" : ";" per) }'
+}
+
+echo "## Idle footprint (fresh: started, nothing served yet)" | report
+idle_report fresh | report
+echo | report
 echo "## Spine (daemon.ping over the socket)" | report
 "$BIN/deskgate-bench" ping --socket "$SOCK" --count 20000 | report
 "$BIN/deskgate-bench" echo-floor --count 20000 | report
 "$BIN/deskgate-bench" throughput --socket "$SOCK" --clients 1 --requests 200000 --window 64 | report
 "$BIN/deskgate-bench" throughput --socket "$SOCK" --clients 16 --requests 320000 --window 32 | report
-sleep 1
-RSS=$(awk '/VmRSS/{print $2}' /proc/$DAEMON_PID/status)
-CS0=$(awk '/voluntary_ctxt_switches/{s+=$2} END{print s}' /proc/$DAEMON_PID/task/*/status)
-sleep 5
-CS1=$(awk '/voluntary_ctxt_switches/{s+=$2} END{print s}' /proc/$DAEMON_PID/task/*/status)
-echo "idle daemon: RSS $((RSS / 1024)) MB after the load above; $((CS1 - CS0)) context switches in 5 s idle (all threads)" | report
+idle_report "after the pings above" | report
 
 echo | report
 echo "## Accessibility (end to end over the socket, release build) vs pyatspi (default settings, no cache mask)" | report
@@ -74,6 +86,7 @@ SUBMIT=$("$BIN/deskgate-bench" call --socket "$SOCK" --method elements.find --pa
 if [ -n "$SUBMIT" ]; then
     "$BIN/deskgate-bench" call --socket "$SOCK" --method element.activate --params "{\"ref\":\"$SUBMIT\"}" --count 200 --label "element.activate (check box, audited)" | report
 fi
+idle_report "after the pings and snapshots above" | report
 
 echo | report
 echo "## Broker" | report

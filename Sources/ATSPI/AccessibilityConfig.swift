@@ -16,6 +16,9 @@ public struct AccessibilityConfig: Sendable {
     public var usePeerToPeer: Bool
     /// Set `org.a11y.Status.IsEnabled` to true at start (and restore it at shutdown).
     public var enableAccessibility: Bool
+    /// How waits between polls sleep (`element.focus`). The daemon passes an event-loop timer:
+    /// Swift 6.3's `Task.sleep` arms libdispatch's 1 Hz pool monitor for good.
+    public var sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
 
     public init(
         busAddress: String? = nil,

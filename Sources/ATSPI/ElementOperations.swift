@@ -161,7 +161,7 @@ extension AccessibilityService {
         // Toolkits set FOCUSED when the window system confirms the focus change, a moment later.
         var states = try await currentStates(app, path: entry.path)
         for _ in 0..<10 where !(states.arrayValue ?? []).contains("focused") && reply.first?.boolValue == true {
-            try await Task.sleep(for: .milliseconds(20))
+            try await config.sleep(.milliseconds(20))
             states = try await currentStates(app, path: entry.path)
         }
         return ["ok": .bool(reply.first?.boolValue ?? false), "states": states]

@@ -1,4 +1,9 @@
+// FoundationEssentials only: full Foundation would map ICU and libstdc++ into the daemon.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Glibc
 import JSONRPC
 import Logging
@@ -57,8 +62,8 @@ public enum AuditBenchmark {
                 single.append(clock.now - t0)
             }
             lines.append(
-                String(
-                    format: "audit append, 1 appender:    p50 %.3f ms  p99 %.3f ms (one fdatasync each)",
+                cFormat(
+                    "audit append, 1 appender:    p50 %.3f ms  p99 %.3f ms (one fdatasync each)",
                     percentile(single, 0.5), percentile(single, 0.99)))
 
             let before = log.batchStatistics()
@@ -89,17 +94,17 @@ public enum AuditBenchmark {
             let elapsed = clock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             lines.append(
-                String(
-                    format: "audit append, 16 appenders:  %.0f records/s = %.0f audited requests/s (decision + outcome)  p50 %.3f ms  p99 %.3f ms (%d records, group commit)",
+                cFormat(
+                    "audit append, 16 appenders:  %.0f records/s = %.0f audited requests/s (decision + outcome)  p50 %.3f ms  p99 %.3f ms (%d records, group commit)",
                     Double(latencies.count) / seconds, Double(latencies.count) / 2 / seconds, percentile(latencies, 0.5),
                     percentile(latencies, 0.99), latencies.count))
             let after = log.batchStatistics()
             lines.append(
-                String(
-                    format: "  group commit: %d batches, %.1f records per fdatasync",
+                cFormat(
+                    "  group commit: %d batches, %.1f records per fdatasync",
                     after.batches - before.batches,
                     Double(after.records - before.records) / Double(max(1, after.batches - before.batches))))
-            lines.append(String(format: "raw write+fdatasync of one line in the same directory: p50 %.3f ms (the floor for one appender)", rawSync(dir)))
+            lines.append(cFormat("raw write+fdatasync of one line in the same directory: p50 %.3f ms (the floor for one appender)", rawSync(dir)))
             let verification = await log.verify()
             lines.append("audit chain after bench: \(verification.ok ? "verifies" : "BROKEN") (\(verification.records) records)")
         } catch {
@@ -112,7 +117,7 @@ public enum AuditBenchmark {
             let d = clock.now - t0
             let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
             let records = reopened.health.lastSeq
-            lines.append(String(format: "audit open (verifies the chain): %.0f ms for %lld records (%.0f records/s)", seconds * 1000, records, Double(records) / seconds))
+            lines.append(cFormat("audit open (verifies the chain): %.0f ms for %lld records (%.0f records/s)", seconds * 1000, records, Double(records) / seconds))
             await reopened.close()
         }
         return lines.joined(separator: "\n")
@@ -138,5 +143,17 @@ public enum AuditBenchmark {
             samples.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
         }
         return samples.sorted()[samples.count / 2]
+    }
+}
+
+/// printf-style formatting through the C library (`String(format:)` is full Foundation).
+private func cFormat(_ format: String, _ arguments: any CVarArg...) -> String {
+    var size = 256
+    while true {
+        var buffer = [CChar](repeating: 0, count: size)
+        let written = withVaList(arguments) { vsnprintf(&buffer, size, format, $0) }
+        if written < 0 { return format }
+        if Int(written) < size { return String(decoding: buffer.prefix(Int(written)).map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        size = Int(written) + 1
     }
 }

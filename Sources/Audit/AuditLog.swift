@@ -20,7 +20,6 @@ public final class AuditLog: Sendable {
     let logger: Logger
     private let key: SymmetricKey
     private let writerQueue = DispatchQueue(label: "deskgate.audit.writer")
-    private let readerQueue = DispatchQueue(label: "deskgate.audit.reader", attributes: .concurrent)
     private let pending = Mutex(PendingAppends())
     private let writer: AuditWriter
     private let shared: SharedStateBox
@@ -317,13 +316,13 @@ public final class AuditLog: Sendable {
 
     private func onReader<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            readerQueue.async { continuation.resume(with: Result { try work() }) }
+            ReaderThread.start { continuation.resume(with: Result { try work() }) }
         }
     }
 
     private func onReader<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            readerQueue.async { continuation.resume(returning: work()) }
+            ReaderThread.start { continuation.resume(returning: work()) }
         }
     }
 
@@ -344,5 +343,31 @@ public final class AuditLog: Sendable {
                 continuation.resume()
             }
         }
+    }
+}
+
+/// Runs one blocking read on a thread of its own, so reads run side by side and never on the
+/// cooperative pool. Not a concurrent DispatchQueue: on Linux its first job arms libdispatch's
+/// 1 Hz thread-pool monitor for the rest of the process's life (an idle daemon would wake every
+/// second). Reads are rare (queries, verification), so a thread each costs nothing that matters.
+enum ReaderThread {
+    private final class Body: @unchecked Sendable {
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+    }
+
+    static func start(_ body: @escaping @Sendable () -> Void) {
+        let box = Unmanaged.passRetained(Body(body)).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { raw in
+            Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue().run()
+            return nil
+        }, box)
+        guard rc == 0 else {
+            // No thread to be had (resource limit): run here rather than lose the read.
+            Unmanaged<Body>.fromOpaque(box).takeRetainedValue().run()
+            return
+        }
+        pthread_detach(thread)
     }
 }

@@ -1,5 +1,9 @@
 import DeskgateAPI
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
 public import Foundation
+#endif
 public import JSONRPC
 public import Logging
 import Dispatch
@@ -545,8 +549,9 @@ public final class Broker: Sendable {
                                      fromConnection: helper.identity.connectionID)
                     }
                 }
+                let sleep = config.sleep
                 let timer = Task {
-                    try? await Task.sleep(for: timeout)
+                    try? await sleep(timeout)
                     if !Task.isCancelled { self.resolve(promptID, .timeout, fromConnection: nil) }
                 }
                 withState { state, _ in

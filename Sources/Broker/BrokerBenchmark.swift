@@ -1,5 +1,9 @@
 import DeskgateAPI
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 
 /// Decision time with a large policy, for `make bench`.
@@ -12,7 +16,7 @@ public enum BrokerBenchmark {
         public var maxMicroseconds: Double
 
         public var summary: String {
-            String(format: "broker decide: %d rules, %d decisions, p50 %.2f µs, p99 %.2f µs, max %.1f µs",
+            Text.format("broker decide: %d rules, %d decisions, p50 %.2f µs, p99 %.2f µs, max %.1f µs",
                    rules, decisions, p50Microseconds, p99Microseconds, maxMicroseconds)
         }
     }

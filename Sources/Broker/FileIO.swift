@@ -1,5 +1,9 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,7 +11,7 @@ import Glibc
 /// SHA-256 of file contents, as lowercase hex.
 enum SHA256Hex {
     static func digest(_ bytes: [UInt8]) -> String {
-        SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        Text.hex(SHA256.hash(data: bytes))
     }
 }
 
@@ -74,7 +78,7 @@ enum FileIO {
     /// rename over the target, fsync the directory. A crash leaves the old or the new file, never
     /// a mix.
     static func writeAtomically(_ bytes: [UInt8], to path: String) throws(Failure) {
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = Text.deletingLastPathComponent(path)
         try ensurePrivateDirectory(directory)
         let temp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)

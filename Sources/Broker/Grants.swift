@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
 public import Foundation
+#endif
 public import JSONRPC
 
 /// How long a remembered prompt answer lasts.
@@ -83,12 +87,7 @@ enum GrantFile {
         var description: String { message }
     }
 
-    static func timestamp(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: date)
-    }
+    static func timestamp(_ date: Date) -> String { Timestamp.rfc3339(date, milliseconds: true) }
 
     static func encode(_ grants: [RememberedGrant]) -> [UInt8] {
         let list = grants.filter(\.isPersistent).sorted { $0.id < $1.id }.map { grant -> JSONValue in

@@ -1,5 +1,9 @@
 public import DeskgateAPI
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
 public import Foundation
+#endif
 public import JSONRPC
 
 /// What a rule says about the requests it matches.
@@ -175,7 +179,7 @@ public enum PolicyParser {
             guard case .tableArray(let tables) = entry.value else {
                 throw fail(entry.line, "rules are written as [[rule]] tables (double brackets)")
             }
-            let base = (path as NSString).lastPathComponent
+            let base = Text.lastPathComponent(path)
             var seen: [String: Int] = [:]
             for (index, table) in tables.enumerated() {
                 let rule = try parseRule(table, defaultID: "\(base)#\(index + 1)", path: path, layer: layer)
@@ -274,20 +278,4 @@ public enum PolicyParser {
     }
 }
 
-/// RFC 3339 UTC timestamps for listings and grant files.
-enum Timestamp {
-    static func rfc3339(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: date)
-    }
 
-    static func parse(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.date(from: text)
-    }
-}

@@ -1,5 +1,9 @@
 import DeskgateAPI
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Rules indexed by action and app, so a decision looks at a handful of candidates rather than
 /// every rule. The index only narrows: every candidate is still matched in full.

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
 public import Foundation
+#endif
 public import JSONRPC
 #if canImport(Glibc)
 import Glibc
@@ -16,6 +20,9 @@ public struct BrokerConfig: Sendable {
     public var defaultPromptAgents: [String]
     /// How long a prompt may stay unanswered.
     public var promptTimeout: Duration
+    /// How the broker waits (prompt timeouts). The daemon passes an event-loop timer: Swift 6.3's
+    /// `Task.sleep` arms libdispatch's 1 Hz pool monitor for good.
+    public var sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     /// Requests that may wait behind a client's outstanding prompt.
     public var maxQueuedPerClient: Int
     /// Requests that may wait for prompts across all clients.
@@ -181,9 +188,7 @@ public struct PolicyStatus: Sendable, CustomStringConvertible {
 enum RandomID {
     static func hex(bytes count: Int) -> String {
         var generator = SystemRandomNumberGenerator()
-        var text = ""
-        for _ in 0..<count { text += String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }
-        return text
+        return Text.hex((0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) })
     }
 
     /// 128 random bits.

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
 public import Foundation
+#endif
 
 // A strict parser for the TOML subset deskgate's policy files use: `[table]`, `[[array]]`,
 // `key = value` with bare or quoted keys, basic and literal strings, decimal integers,
@@ -190,7 +194,7 @@ private struct Scanner {
         guard let byte else { return "end of file" }
         if byte >= 0x21 && byte < 0x7F { return "'\(Character(Unicode.Scalar(byte)))'" }
         if byte == 0x0D { return "carriage return" }
-        return String(format: "byte 0x%02X", byte)
+        return "byte 0x" + Text.hex([byte]).uppercased()
     }
 
     // MARK: Document
@@ -527,7 +531,7 @@ private struct Scanner {
         try expect("-", "after the month")
         let day = try digits(2, "the day")
         guard let sep = peek, sep == UInt8(ascii: "T") || sep == UInt8(ascii: "t") || (sep == 0x20 && peek(1).map(isDigit) == true) else {
-            throw error("local dates are not supported; write a full date-time with an offset, e.g. \(String(format: "%04d-%02d-%02d", year, month, day))T00:00:00Z")
+            throw error("local dates are not supported; write a full date-time with an offset, e.g. \(Text.padded(year, 4))-\(Text.padded(month, 2))-\(Text.padded(day, 2))T00:00:00Z")
         }
         pos += 1
         let hour = try digits(2, "the hour")

@@ -91,6 +91,15 @@ final class ConnectionLoop: @unchecked Sendable {
                onOpen: @escaping @Sendable (Result<String?, DBusError>) -> Void)
     {
         let body = ThreadBody { [self] in
+            // Named, so per-thread counters (/proc/PID/task/*/comm) show it; otherwise it inherits
+            // the name of whichever event-loop thread opened it. Linux allows 15 bytes.
+            // (pthread_setname_np needs _GNU_SOURCE, which Glibc's module does not define.)
+            let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+            if fd >= 0 {
+                let bytes = Array(threadName.utf8.prefix(15))
+                _ = write(fd, bytes, bytes.count)
+                Glibc.close(fd)
+            }
             self.run(address: address, isBus: isBus, onOpen: onOpen)
         }
         var thread = pthread_t()

@@ -57,6 +57,9 @@ public final class DaemonService: Sendable {
     public init(options: DaemonOptions, logger: Logger) {
         self.options = options
         self.logger = logger
+        // Sockets get loops of their own; tasks run on the singleton group (``GlobalExecutor``).
+        // Sharing the loops saved two idle threads but put each request's task on the thread
+        // doing its connection's I/O: fewer task-served requests per second, worse p99.
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
     }
 
@@ -103,7 +106,9 @@ public final class DaemonService: Sendable {
         let broker = makeBroker(audit: audit)
         let policy = broker.reload()
         logger.info("policies loaded", metadata: ["status": "\(policy)"])
-        let accessibility = AccessibilityProvider(config: options.accessibility, logger: logger)
+        var accessibilityConfig = options.accessibility
+        accessibilityConfig.sleep = GlobalExecutor.sleep(for:)  // not Task.sleep: see GlobalExecutor
+        let accessibility = AccessibilityProvider(config: accessibilityConfig, logger: logger)
 
         let facts = DaemonFacts(
             version: DeskgateAPI.version, pid: getpid(), socket: socketPath, startedAt: startedAt,
@@ -211,6 +216,7 @@ public final class DaemonService: Sendable {
                                   userPolicyFile: options.configDirectory + "/policy.toml",
                                   grantsFile: options.stateDirectory + "/grants.json", defaultPromptAgents: agents)
         config.promptTimeout = options.promptTimeout
+        config.sleep = GlobalExecutor.sleep(for:)  // not Task.sleep: see GlobalExecutor
         let logger = self.logger
         return Broker(config: config, inspector: ProcfsInspector(), events: { event in
             guard let entry = BrokerAuditEvents.entry(for: event) else { return }
@@ -233,7 +239,8 @@ public final class DaemonService: Sendable {
         var sources: [any DispatchSourceSignal] = []
         for sig in [SIGTERM, SIGINT] {
             signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            // A serial queue: the first job on a global queue arms libdispatch's 1 Hz pool monitor.
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: DispatchQueue(label: "deskgate.signals"))
             source.setEventHandler { [stopSignal, logger] in
                 logger.info("received signal", metadata: ["signal": "\(sig == SIGTERM ? "SIGTERM" : "SIGINT")"])
                 stopSignal.continuation.yield()

@@ -66,6 +66,15 @@ struct Deskgated: AsyncParsableCommand {
     @Flag(help: .hidden)
     var enableTestMethods = false
 
+    /// Moves Swift Concurrency onto NIO's event loops before any task runs (see ``GlobalExecutor``:
+    /// libdispatch's pool would wake the idle daemon every second), then parses and runs.
+    @MainActor
+    static func main() async {
+        MemoryTuning.configure()
+        GlobalExecutor.install()
+        await main(nil)
+    }
+
     mutating func run() async throws {
         let environment = currentEnvironment()
         guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <errno.h>
 #include <sys/un.h>
+#include <malloc.h>  // mallopt, malloc_trim (Daemon MemoryTuning)
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434

@@ -59,7 +59,7 @@ enum CoreHandlers {
                 if exchanged { break }
                 seen = original
             }
-            try await Task.sleep(for: .milliseconds(ms))
+            try await GlobalExecutor.sleep(for: .milliseconds(ms))
             return ["slept_ms": JSONValue(ms), "max_concurrent": JSONValue(maxRunning.load(ordering: .relaxed))]
         }
     }

@@ -221,6 +221,7 @@ final class RPCChannelHandler: ChannelDuplexHandler {
     private func finish(_ id: RequestID, response: EncodedResponse) {
         inFlight -= 1
         server.inFlight.subtract(1, ordering: .relaxed)
+        if let loop = context?.eventLoop { server.requestFinished(on: loop) }
         // Already answered (cancelled) requests are dropped here.
         if let entry = running.removeValue(forKey: id) {
             entry.reply(response)

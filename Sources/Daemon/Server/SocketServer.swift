@@ -50,6 +50,9 @@ public final class SocketServer: Sendable {
     private let state = Mutex(State())
     /// Requests being served across all connections (graceful shutdown waits for them).
     let inFlight = Atomic<Int>(0)
+    /// Requests finished since the last trim check, and whether a check is scheduled.
+    private let finishedRequests = Atomic<UInt64>(0)
+    private let trimScheduled = Atomic<Bool>(false)
     /// Test seam: force the `pidfd_open` fallback instead of `SO_PEERPIDFD`.
     private let forcePidfdOpen: Bool
 
@@ -132,10 +135,29 @@ public final class SocketServer: Sendable {
         if let path { _ = unlink(path) }
         let deadline = ContinuousClock.now + grace
         while ContinuousClock.now < deadline, inFlight.load(ordering: .relaxed) > 0 {
-            try? await Task.sleep(for: .milliseconds(10))
+            try? await GlobalExecutor.sleep(for: .milliseconds(10))
         }
         let channels = state.withLock { Array($0.channels.values) }
         for channel in channels { try? await channel.close() }
+    }
+
+    /// Called when a request served by a task finishes. Once the daemon has been quiet for a
+    /// second after such work, free heap pages go back to the kernel (a burst of snapshots leaves
+    /// megabytes freed but resident). The check is a one-shot timer while work goes on; an idle
+    /// daemon has none.
+    func requestFinished(on loop: any EventLoop) {
+        finishedRequests.add(1, ordering: .relaxed)
+        guard trimScheduled.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+        scheduleTrim(on: loop, seen: finishedRequests.load(ordering: .relaxed))
+    }
+
+    private func scheduleTrim(on loop: any EventLoop, seen: UInt64) {
+        _ = loop.scheduleTask(in: .seconds(1)) { [self] in
+            let now = finishedRequests.load(ordering: .relaxed)
+            if now != seen { return scheduleTrim(on: loop, seen: now) }  // still busy: look again later
+            trimScheduled.store(false, ordering: .relaxed)
+            MemoryTuning.trim()
+        }
     }
 
     // MARK: Accept

@@ -86,7 +86,7 @@ public final class ClientSession: Sendable {
         }
         guard let id else { throw SessionError.closed }
         let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
+            try? await GlobalExecutor.sleep(for: timeout)
             if !Task.isCancelled { self?.failOutbound(id, SessionError.timeout) }
         }
         defer { timer.cancel() }
