@@ -108,6 +108,7 @@ extension AccessibilityService {
                                  "method": .string(tree.method),
                                  "fetch_ms": .double((Double(fetchedAt - started) / 10_000).rounded() / 100)]
         if tree.deadlineReached { stats.append("deadline_reached", true) }
+        if tree.cacheFilled > 0 { stats.append("cache_filled", .int(Int64(tree.cacheFilled))) }
         var result: JSONObject = ["app": .string(handle.busName)]
         if format == .outline {
             result.append("outline", .string(Self.outline(emitted, extras, refList)))
