@@ -13,6 +13,8 @@ struct AccessibleNode: Sendable {
     var interfaces: InterfaceSet
     /// Child object paths in order (same app).
     var children: [String]
+    /// False when a walk left `interfaces` out (see ``AccessibilityService/withInterfaces(_:_:deadline:)``).
+    var interfacesRead = true
 
     var isPassword: Bool { role == AtspiNames.passwordRole }
 }
@@ -79,12 +81,13 @@ extension AccessibilityService {
         (value?.arrayValue ?? []).compactMap { $0.objectReference?.path }.filter { $0 != "/org/a11y/atspi/null" }
     }
 
-    /// Reads role, states, name, description, interfaces (and children) of many objects at
-    /// once. Objects that vanished in the meantime are left out.
-    func readNodes(_ app: AppHandle, paths: [String], withChildren: Bool,
+    /// Reads role, states, name, description, interfaces (unless `interfaces` is false) and
+    /// children (if `withChildren`) of many objects at once. Objects that vanished in the
+    /// meantime are left out.
+    func readNodes(_ app: AppHandle, paths: [String], withChildren: Bool, interfaces readInterfaces: Bool = true,
                    timeout: Duration? = nil, deadline: Deadline? = nil) async throws(RPCError) -> [AccessibleNode]
     {
-        let perNode = withChildren ? 6 : 5
+        let perNode = 4 + (readInterfaces ? 1 : 0) + (withChildren ? 1 : 0)
         var calls: [(path: String, interface: String, member: String, args: [DBusValue])] = []
         calls.reserveCapacity(paths.count * perNode)
         for path in paths {
@@ -92,27 +95,53 @@ extension AccessibilityService {
             calls.append((path, Atspi.accessible, "GetState", []))
             calls.append((path, Atspi.properties, "Get", [.string(Atspi.accessible), .string("Name")]))
             calls.append((path, Atspi.properties, "Get", [.string(Atspi.accessible), .string("Description")]))
-            calls.append((path, Atspi.accessible, "GetInterfaces", []))
+            if readInterfaces { calls.append((path, Atspi.accessible, "GetInterfaces", [])) }
             if withChildren { calls.append((path, Atspi.accessible, "GetChildren", [])) }
         }
         let results = try await batch(app, calls, timeout: timeout ?? config.smallCallTimeout, deadline: deadline)
         var nodes: [AccessibleNode] = []
         nodes.reserveCapacity(paths.count)
         for (index, path) in paths.enumerated() {
-            let base = index * perNode
-            guard case .success(let roleReply) = results[base], let role = roleReply.first?.integerValue,
-                  case .success(let stateReply) = results[base + 1]
+            var slot = index * perNode
+            guard case .success(let roleReply) = results[slot], let role = roleReply.first?.integerValue,
+                  case .success(let stateReply) = results[slot + 1]
             else { continue }
             let words = (stateReply.first?.arrayValue ?? []).compactMap { $0.integerValue.map { UInt32(truncatingIfNeeded: $0) } }
-            let name = (try? results[base + 2].get())?.first?.stringValue ?? ""
-            let description = (try? results[base + 3].get())?.first?.stringValue ?? ""
-            let interfaces = InterfaceSet(names: ((try? results[base + 4].get())?.first?.arrayValue ?? []).compactMap(\.stringValue))
-            let children = withChildren ? Self.paths(fromChildren: (try? results[base + 5].get())?.first) : []
+            let name = (try? results[slot + 2].get())?.first?.stringValue ?? ""
+            let description = (try? results[slot + 3].get())?.first?.stringValue ?? ""
+            slot += 4
+            var interfaces = InterfaceSet()
+            if readInterfaces {
+                interfaces = Self.interfaces(from: results[slot])
+                slot += 1
+            }
+            let children = withChildren ? Self.paths(fromChildren: (try? results[slot].get())?.first) : []
             nodes.append(AccessibleNode(path: path, role: UInt32(truncatingIfNeeded: role), name: name,
                                         description: description, states: StateSet(words: words),
-                                        interfaces: interfaces, children: children))
+                                        interfaces: interfaces, children: children, interfacesRead: readInterfaces))
         }
         return nodes
+    }
+
+    static func interfaces(from reply: Result<[DBusValue], DBusError>) -> InterfaceSet {
+        InterfaceSet(names: ((try? reply.get())?.first?.arrayValue ?? []).compactMap(\.stringValue))
+    }
+
+    /// The nodes with their interfaces, reading them (one batch) for those a walk left them out
+    /// of. Nodes that vanished keep an empty set.
+    func withInterfaces(_ app: AppHandle, _ nodes: [AccessibleNode], deadline: Deadline) async throws(RPCError)
+        -> [AccessibleNode]
+    {
+        let missing = nodes.indices.filter { !nodes[$0].interfacesRead }
+        guard !missing.isEmpty else { return nodes }
+        let results = try await batch(app, missing.map { (nodes[$0].path, Atspi.accessible, "GetInterfaces", []) },
+                                      timeout: deadline.remaining(cap: config.smallCallTimeout), deadline: deadline)
+        var completed = nodes
+        for (offset, index) in missing.enumerated() {
+            completed[index].interfaces = Self.interfaces(from: results[offset])
+            completed[index].interfacesRead = true
+        }
+        return completed
     }
 
     /// Reads the tree under `root`: one `Cache.GetItems` for toolkits with a full cache,
@@ -338,7 +367,7 @@ extension AccessibilityService {
                         state.deadlineReached = true
                         break
                     }
-                    guard let (paths, depth) = state.nextBatch(size: Self.walkCallsPerBatch / (childrenOnly ? 1 : 6))
+                    guard let (paths, depth) = state.nextBatch(size: Self.walkCallsPerBatch / (childrenOnly ? 1 : 5))
                     else { break }
                     let expand = maxDepth.map { depth < $0 } ?? true
                     if childrenOnly, !expand {
@@ -354,8 +383,10 @@ extension AccessibilityService {
                                 return .children(try await service.readChildren(app, paths: paths, timeout: timeout,
                                                                                 deadline: deadline), depth: depth)
                             }
+                            // Interfaces only matter to a few requests; they read them afterwards.
                             return .nodes(try await service.readNodes(app, paths: paths, withChildren: expand,
-                                                                      timeout: timeout, deadline: deadline), depth: depth)
+                                                                      interfaces: false, timeout: timeout,
+                                                                      deadline: deadline), depth: depth)
                         } catch {
                             return .failed(error)
                         }
