@@ -256,7 +256,7 @@ extension AccessibilityService {
     ///
     /// GTK4 walks with `GetChildren` alone: that realizes every context it returns, so one
     /// `Cache.GetItems` afterwards has the role, name, description, states and interfaces of
-    /// all of them (1 call per node instead of 6).
+    /// all of them (1 call per node instead of 6). Qt reads 5 calls per node (no interfaces).
     private func walk(_ app: AppHandle, root: String, maxDepth: Int?, maxNodes: Int, pruneHidden: Bool,
                       deadline: Deadline) async throws(RPCError) -> FetchedTree
     {
@@ -268,11 +268,17 @@ extension AccessibilityService {
         guard let rootNode = try await readNodes(app, paths: [root], withChildren: expandRoot,
                                                  timeout: config.smallCallTimeout).first
         else { throw RPCError(.elementNotFound, "element no longer exists") }
+        // GetItems is all or nothing: with little time left a walk cut short would have found
+        // nodes but no properties, so short deadlines read node by node, shallowest first.
         let childrenOnly = app.toolkit == "GTK"
+            && deadline.remaining(cap: Self.cacheFillMinimumTime) >= Self.cacheFillMinimumTime
         var walk = WalkState(root: rootNode, maxNodes: maxNodes)
         if expandRoot { walk.enqueue(rootNode.children, depth: 1) }
-        // GTK4: keep time for the one GetItems that follows the children walk.
-        let walkDeadline = childrenOnly ? deadline.fraction(0.8) : deadline
+        // GTK4: keep time for the one GetItems that follows the children walk. Its reply costs
+        // the app far less per node than a GetChildren call, but it also holds contexts earlier
+        // walks realized; half the time leaves a wide margin, so a walk cut short by the
+        // deadline still returns the nodes it found (and find still finds shallow ones).
+        let walkDeadline = childrenOnly ? deadline.fraction(0.5) : deadline
         try await walkLevels(app, state: &walk, childrenOnly: childrenOnly, maxDepth: maxDepth,
                              prune: pruneHidden && !childrenOnly ? { !probe.isShown($0) } : nil,
                              walkDeadline: walkDeadline, deadline: deadline)
@@ -429,6 +435,9 @@ extension AccessibilityService {
             (path, (try? result.get()).map { Self.paths(fromChildren: $0.first) })
         }
     }
+
+    /// GTK4 walks read children first and properties last only with at least this much time.
+    static let cacheFillMinimumTime: Duration = .seconds(2)
 
     /// Walked nodes needed for fewer than this many are read one by one rather than with
     /// `Cache.GetItems`, whose reply holds every realized context of the app.

@@ -41,7 +41,7 @@ struct WalkTests {
         let after = try await service.snapshot(app: app.name)
         #expect(after.node(role: "push button", name: "Temporary") == nil)
         #expect(after.node(role: "check box", name: "Temporary check") == nil)
-        #expect(after.nodes.count == before.nodes.count - 3)
+        #expect(after.nodes.count < before.nodes.count)
         let reference = try Pyatspi.dump(app.name)
         #expect(after.nodes.map { "\($0["depth"]!.intValue!) \($0["role"]!.stringValue!) \($0["name"]!.stringValue!)" }
             == reference.map { "\($0.depth) \($0.role) \($0.name)" })
