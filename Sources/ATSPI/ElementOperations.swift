@@ -214,8 +214,9 @@ extension AccessibilityService {
         let deadline = Deadline(after: config.requestDeadline)
         let tree = try await fetchTree(handle, root: handle.rootPath, maxDepth: nil, maxNodes: 100_000,
                                        pruneHidden: false, deadline: deadline)
-        let editable = Self.depthFirst(tree, maxDepth: nil, showingOnly: false).map(\.node)
-            .filter { $0.interfaces.contains(.editableText) && $0.states.isEditable }
+        let editable = try await withInterfaces(handle, Self.depthFirst(tree, maxDepth: nil, showingOnly: false)
+            .map(\.node).filter(\.states.isEditable), deadline: deadline)
+            .filter { $0.interfaces.contains(.editableText) }
         // Labels of the candidates, one batch.
         let relationReplies = try await batch(handle, editable.map { ($0.path, Atspi.accessible, "GetRelationSet", []) },
                                               timeout: deadline.remaining(cap: config.smallCallTimeout))

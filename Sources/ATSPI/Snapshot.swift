@@ -118,6 +118,7 @@ extension AccessibilityService {
                                  "method": .string(tree.method),
                                  "fetch_ms": .double((Double(fetchedAt - started) / 10_000).rounded() / 100)]
         if tree.deadlineReached { stats.append("deadline_reached", true) }
+        if tree.cacheFilled > 0 { stats.append("cache_filled", .int(Int64(tree.cacheFilled))) }
         return SnapshotResult(app: handle.busName, nodes: emitted, extras: extras, refs: refList, actions: wantActions,
                               outline: format == .outline ? Self.outline(emitted, extras, refList) : nil,
                               truncated: truncated, stats: stats)
@@ -168,9 +169,11 @@ extension AccessibilityService {
 
     /// Reads bounds, actions, text and values for nodes, all calls of one kind at once.
     /// Text and values of password fields are never read.
-    func readExtras(_ app: AppHandle, _ nodes: [AccessibleNode], include: SnapshotIncludes,
+    func readExtras(_ app: AppHandle, _ given: [AccessibleNode], include: SnapshotIncludes,
                     textOnlyForFields: Bool = false, deadline: Deadline) async throws(RPCError) -> [NodeExtras]
     {
+        // Which calls apply depends on the interfaces, which walks leave out.
+        let nodes = include.isEmpty ? given : try await withInterfaces(app, given, deadline: deadline)
         var extras = [NodeExtras](repeating: NodeExtras(), count: nodes.count)
         var calls: [(path: String, interface: String, member: String, args: [DBusValue])] = []
         var targets: [(index: Int, kind: Int)] = []

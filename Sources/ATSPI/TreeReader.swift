@@ -13,6 +13,8 @@ struct AccessibleNode: Sendable {
     var interfaces: InterfaceSet
     /// Child object paths in order (same app).
     var children: [String]
+    /// False when a walk left `interfaces` out (see ``AccessibilityService/withInterfaces(_:_:deadline:)``).
+    var interfacesRead = true
 
     var isPassword: Bool { role == AtspiNames.passwordRole }
 }
@@ -26,6 +28,8 @@ struct FetchedTree: Sendable {
     var method: String
     /// GTK 4.8 sets SHOWING only on windows; inside them VISIBLE is what it has.
     var visibleMeansShowing = false
+    /// Nodes of a walk whose properties came from `Cache.GetItems` (GTK4).
+    var cacheFilled = 0
 
     func isShown(_ node: AccessibleNode) -> Bool {
         node.states.isShowing || (visibleMeansShowing && node.states.contains(ATSPI_STATE_VISIBLE))
@@ -42,6 +46,15 @@ struct Deadline: Sendable {
     }
 
     var hasPassed: Bool { Self.now() >= nanoseconds }
+
+    private init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
+
+    /// A deadline `share` of the way from now to this one.
+    func fraction(_ share: Double) -> Deadline {
+        let now = Self.now()
+        guard nanoseconds > now else { return self }
+        return Deadline(nanoseconds: now + UInt64(Double(nanoseconds - now) * share))
+    }
 
     /// The time left, at least 1 ms, at most `cap`.
     func remaining(cap: Duration) -> Duration {
@@ -68,12 +81,13 @@ extension AccessibilityService {
         (value?.arrayValue ?? []).compactMap { $0.objectReference?.path }.filter { $0 != "/org/a11y/atspi/null" }
     }
 
-    /// Reads role, states, name, description, interfaces (and children) of many objects at
-    /// once. Objects that vanished in the meantime are left out.
-    func readNodes(_ app: AppHandle, paths: [String], withChildren: Bool,
+    /// Reads role, states, name, description, interfaces (unless `interfaces` is false) and
+    /// children (if `withChildren`) of many objects at once. Objects that vanished in the
+    /// meantime are left out.
+    func readNodes(_ app: AppHandle, paths: [String], withChildren: Bool, interfaces readInterfaces: Bool = true,
                    timeout: Duration? = nil, deadline: Deadline? = nil) async throws(RPCError) -> [AccessibleNode]
     {
-        let perNode = withChildren ? 6 : 5
+        let perNode = 4 + (readInterfaces ? 1 : 0) + (withChildren ? 1 : 0)
         var calls: [(path: String, interface: String, member: String, args: [DBusValue])] = []
         calls.reserveCapacity(paths.count * perNode)
         for path in paths {
@@ -81,27 +95,53 @@ extension AccessibilityService {
             calls.append((path, Atspi.accessible, "GetState", []))
             calls.append((path, Atspi.properties, "Get", [.string(Atspi.accessible), .string("Name")]))
             calls.append((path, Atspi.properties, "Get", [.string(Atspi.accessible), .string("Description")]))
-            calls.append((path, Atspi.accessible, "GetInterfaces", []))
+            if readInterfaces { calls.append((path, Atspi.accessible, "GetInterfaces", [])) }
             if withChildren { calls.append((path, Atspi.accessible, "GetChildren", [])) }
         }
         let results = try await batch(app, calls, timeout: timeout ?? config.smallCallTimeout, deadline: deadline)
         var nodes: [AccessibleNode] = []
         nodes.reserveCapacity(paths.count)
         for (index, path) in paths.enumerated() {
-            let base = index * perNode
-            guard case .success(let roleReply) = results[base], let role = roleReply.first?.integerValue,
-                  case .success(let stateReply) = results[base + 1]
+            var slot = index * perNode
+            guard case .success(let roleReply) = results[slot], let role = roleReply.first?.integerValue,
+                  case .success(let stateReply) = results[slot + 1]
             else { continue }
             let words = (stateReply.first?.arrayValue ?? []).compactMap { $0.integerValue.map { UInt32(truncatingIfNeeded: $0) } }
-            let name = (try? results[base + 2].get())?.first?.stringValue ?? ""
-            let description = (try? results[base + 3].get())?.first?.stringValue ?? ""
-            let interfaces = InterfaceSet(names: ((try? results[base + 4].get())?.first?.arrayValue ?? []).compactMap(\.stringValue))
-            let children = withChildren ? Self.paths(fromChildren: (try? results[base + 5].get())?.first) : []
+            let name = (try? results[slot + 2].get())?.first?.stringValue ?? ""
+            let description = (try? results[slot + 3].get())?.first?.stringValue ?? ""
+            slot += 4
+            var interfaces = InterfaceSet()
+            if readInterfaces {
+                interfaces = Self.interfaces(from: results[slot])
+                slot += 1
+            }
+            let children = withChildren ? Self.paths(fromChildren: (try? results[slot].get())?.first) : []
             nodes.append(AccessibleNode(path: path, role: UInt32(truncatingIfNeeded: role), name: name,
                                         description: description, states: StateSet(words: words),
-                                        interfaces: interfaces, children: children))
+                                        interfaces: interfaces, children: children, interfacesRead: readInterfaces))
         }
         return nodes
+    }
+
+    static func interfaces(from reply: Result<[DBusValue], DBusError>) -> InterfaceSet {
+        InterfaceSet(names: ((try? reply.get())?.first?.arrayValue ?? []).compactMap(\.stringValue))
+    }
+
+    /// The nodes with their interfaces, reading them (one batch) for those a walk left them out
+    /// of. Nodes that vanished keep an empty set.
+    func withInterfaces(_ app: AppHandle, _ nodes: [AccessibleNode], deadline: Deadline) async throws(RPCError)
+        -> [AccessibleNode]
+    {
+        let missing = nodes.indices.filter { !nodes[$0].interfacesRead }
+        guard !missing.isEmpty else { return nodes }
+        let results = try await batch(app, missing.map { (nodes[$0].path, Atspi.accessible, "GetInterfaces", []) },
+                                      timeout: deadline.remaining(cap: config.smallCallTimeout), deadline: deadline)
+        var completed = nodes
+        for (offset, index) in missing.enumerated() {
+            completed[index].interfaces = Self.interfaces(from: results[offset])
+            completed[index].interfacesRead = true
+        }
+        return completed
     }
 
     /// Reads the tree under `root`: one `Cache.GetItems` for toolkits with a full cache,
@@ -116,52 +156,252 @@ extension AccessibilityService {
                               deadline: deadline)
     }
 
+    /// Reads the tree under `root` node by node, breadth first, keeping a few batches of calls
+    /// in flight: a new batch is sent as soon as one comes back, so the app never waits for us
+    /// between levels or chunks.
+    ///
+    /// GTK4 walks with `GetChildren` alone: that realizes every context it returns, so one
+    /// `Cache.GetItems` afterwards has the role, name, description, states and interfaces of
+    /// all of them (1 call per node instead of 6). Qt reads 5 calls per node (no interfaces).
     private func walk(_ app: AppHandle, root: String, maxDepth: Int?, maxNodes: Int, pruneHidden: Bool,
                       deadline: Deadline) async throws(RPCError) -> FetchedTree
     {
-        var nodes: [String: AccessibleNode] = [:]
-        var level: [String] = [root]
-        var depth = 0
+        let visibleMeansShowing = app.toolkit == "GTK"
+        let probe = FetchedTree(nodes: [:], root: root, truncated: false, deadlineReached: false, method: "walk",
+                                visibleMeansShowing: visibleMeansShowing)
+        let expandRoot = maxDepth.map { 0 < $0 } ?? true
+        // The root is always read, so a snapshot cut short still says what it is of.
+        guard let rootNode = try await readNodes(app, paths: [root], withChildren: expandRoot,
+                                                 timeout: config.smallCallTimeout).first
+        else { throw RPCError(.elementNotFound, "element no longer exists") }
+        // GetItems is all or nothing: with little time left a walk cut short would have found
+        // nodes but no properties, so short deadlines read node by node, shallowest first.
+        let childrenOnly = app.toolkit == "GTK"
+            && deadline.remaining(cap: Self.cacheFillMinimumTime) >= Self.cacheFillMinimumTime
+        var walk = WalkState(root: rootNode, maxNodes: maxNodes)
+        if expandRoot { walk.enqueue(rootNode.children, depth: 1) }
+        // GTK4: keep time for the one GetItems that follows the children walk. Its reply costs
+        // the app far less per node than a GetChildren call, but it also holds contexts earlier
+        // walks realized; half the time leaves a wide margin, so a walk cut short by the
+        // deadline still returns the nodes it found (and find still finds shallow ones).
+        let walkDeadline = childrenOnly ? deadline.fraction(0.5) : deadline
+        try await walkLevels(app, state: &walk, childrenOnly: childrenOnly, maxDepth: maxDepth,
+                             prune: pruneHidden && !childrenOnly ? { !probe.isShown($0) } : nil,
+                             walkDeadline: walkDeadline, deadline: deadline)
+        var nodes = walk.nodes
+        var deadlineReached = walk.deadlineReached
+        var cacheFilled = 0
+        if childrenOnly {
+            let filled = try await fillProperties(app, walked: walk.walkedChildren, deadline: deadline)
+            nodes.merge(filled.nodes) { old, _ in old }
+            deadlineReached = deadlineReached || filled.deadlineReached
+            cacheFilled = filled.fromCache
+        }
+        return FetchedTree(nodes: nodes, root: root, truncated: walk.truncated || deadlineReached,
+                           deadlineReached: deadlineReached, method: "walk", visibleMeansShowing: visibleMeansShowing,
+                           cacheFilled: cacheFilled)
+    }
+
+    /// Calls per batch of a walk and batches in flight at once. An app answers one call after
+    /// another, so the per-call timeout has to cover every call queued ahead of the last one:
+    /// this keeps about as many in flight as the old 512-call chunks, without the pauses.
+    static let walkCallsPerBatch = 256
+    static let walkBatchesInFlight = 2
+
+    /// The progress of a walk.
+    struct WalkState {
+        /// Nodes read in full (all of them, unless the walk reads children only).
+        var nodes: [String: AccessibleNode]
+        /// Children-only walks: every node found, with its children if they were asked for
+        /// (nil: depth limit).
+        var walkedChildren: [(path: String, children: [String]?)] = []
+        var queue: [(path: String, depth: Int)] = []
+        var head = 0
+        var seen: Set<String>
+        /// Nodes counted against `maxNodes` (read or queued to be).
+        var counted = 1
+        let maxNodes: Int
         var truncated = false
         var deadlineReached = false
-        let probe = FetchedTree(nodes: [:], root: root, truncated: false, deadlineReached: false, method: "walk",
-                                visibleMeansShowing: app.toolkit == "GTK")
-        while !level.isEmpty {
-            // The root is always read, so a snapshot cut short still says what it is of.
-            if depth > 0, deadline.hasPassed {
-                deadlineReached = true
-                truncated = true
-                break
-            }
-            let expand = maxDepth.map { depth < $0 } ?? true
-            let read: [AccessibleNode]
-            do {
-                read = try await readNodes(app, paths: level, withChildren: expand,
-                                           timeout: depth == 0 ? config.smallCallTimeout
-                                               : deadline.remaining(cap: config.smallCallTimeout),
-                                           deadline: depth == 0 ? nil : deadline)
-            } catch let error where error.data?["deadline_reached"] == true && depth > 0 {
-                deadlineReached = true
-                truncated = true
-                break
-            }
-            if depth == 0, read.isEmpty { throw RPCError(.elementNotFound, "element no longer exists") }
-            var next: [String] = []
-            for node in read {
-                if nodes.count >= maxNodes {
-                    truncated = true
-                    break
-                }
-                nodes[node.path] = node
-                if !pruneHidden || depth == 0 || probe.isShown(node) {
-                    next.append(contentsOf: node.children.filter { nodes[$0] == nil })
-                }
-            }
-            if truncated { break }
-            level = next
-            depth += 1
+
+        init(root: AccessibleNode, maxNodes: Int) {
+            nodes = [root.path: root]
+            seen = [root.path]
+            self.maxNodes = maxNodes
         }
-        return FetchedTree(nodes: nodes, root: root, truncated: truncated, deadlineReached: deadlineReached,
-                           method: "walk", visibleMeansShowing: app.toolkit == "GTK")
+
+        /// Queues the children of a node that were not seen yet, up to `maxNodes`.
+        mutating func enqueue(_ children: [String], depth: Int) {
+            for child in children where !seen.contains(child) {
+                if counted >= maxNodes {
+                    truncated = true
+                    return
+                }
+                seen.insert(child)
+                counted += 1
+                queue.append((child, depth))
+            }
+        }
+
+        /// The next batch: queued nodes of one depth (so one `withChildren` fits all).
+        mutating func nextBatch(size: Int) -> (paths: [String], depth: Int)? {
+            guard head < queue.count else { return nil }
+            let depth = queue[head].depth
+            var paths: [String] = []
+            while head < queue.count, paths.count < size, queue[head].depth == depth {
+                paths.append(queue[head].path)
+                head += 1
+            }
+            return (paths, depth)
+        }
+    }
+
+    /// What one batch of a walk brought back.
+    private enum WalkBatch: Sendable {
+        case nodes([AccessibleNode], depth: Int)
+        case children([(path: String, children: [String]?)], depth: Int)
+        case failed(RPCError)
+    }
+
+    /// Walks below the root with up to ``walkBatchesInFlight`` batches outstanding.
+    private func walkLevels(_ app: AppHandle, state: inout WalkState, childrenOnly: Bool, maxDepth: Int?,
+                            prune: ((AccessibleNode) -> Bool)?, walkDeadline: Deadline,
+                            deadline: Deadline) async throws(RPCError)
+    {
+        let service = self
+        let timeoutCap = config.smallCallTimeout
+        var failure: RPCError?
+        await withTaskGroup(of: WalkBatch.self) { group in
+            var inFlight = 0
+            while true {
+                while inFlight < Self.walkBatchesInFlight, failure == nil, !state.deadlineReached {
+                    if walkDeadline.hasPassed {
+                        state.deadlineReached = true
+                        break
+                    }
+                    guard let (paths, depth) = state.nextBatch(size: Self.walkCallsPerBatch / (childrenOnly ? 1 : 5))
+                    else { break }
+                    let expand = maxDepth.map { depth < $0 } ?? true
+                    if childrenOnly, !expand {
+                        // At the depth limit a children-only walk needs nothing from the app here.
+                        state.walkedChildren += paths.map { ($0, nil) }
+                        continue
+                    }
+                    inFlight += 1
+                    group.addTask {
+                        do throws(RPCError) {
+                            let timeout = deadline.remaining(cap: timeoutCap)
+                            if childrenOnly {
+                                return .children(try await service.readChildren(app, paths: paths, timeout: timeout,
+                                                                                deadline: deadline), depth: depth)
+                            }
+                            // Interfaces only matter to a few requests; they read them afterwards.
+                            return .nodes(try await service.readNodes(app, paths: paths, withChildren: expand,
+                                                                      interfaces: false, timeout: timeout,
+                                                                      deadline: deadline), depth: depth)
+                        } catch {
+                            return .failed(error)
+                        }
+                    }
+                }
+                guard inFlight > 0, let batch = await group.next() else { break }
+                inFlight -= 1
+                switch batch {
+                case .failed(let error):
+                    if error.data?["deadline_reached"] == true {
+                        state.deadlineReached = true
+                    } else if failure == nil {
+                        failure = error
+                    }
+                case .nodes(let read, let depth):
+                    for node in read {
+                        state.nodes[node.path] = node
+                        if prune?(node) != true { state.enqueue(node.children, depth: depth + 1) }
+                    }
+                case .children(let read, let depth):
+                    for entry in read {
+                        state.walkedChildren.append(entry)
+                        state.enqueue(entry.children ?? [], depth: depth + 1)
+                    }
+                }
+            }
+        }
+        if let failure { throw failure }
+        if state.deadlineReached { state.truncated = true }
+        // Nodes found but never read (deadline, or an error above) are left out.
+    }
+
+    /// `GetChildren` of many objects at once; objects that vanished have nil children.
+    func readChildren(_ app: AppHandle, paths: [String], timeout: Duration, deadline: Deadline?)
+        async throws(RPCError) -> [(path: String, children: [String]?)]
+    {
+        let results = try await batch(app, paths.map { ($0, Atspi.accessible, "GetChildren", []) },
+                                      timeout: timeout, deadline: deadline)
+        return zip(paths, results).map { path, result in
+            (path, (try? result.get()).map { Self.paths(fromChildren: $0.first) })
+        }
+    }
+
+    /// GTK4 walks read children first and properties last only with at least this much time.
+    static let cacheFillMinimumTime: Duration = .seconds(2)
+
+    /// Walked nodes needed for fewer than this many are read one by one rather than with
+    /// `Cache.GetItems`, whose reply holds every realized context of the app.
+    static let cacheFillMinimum = 64
+
+    /// The properties of nodes found by a children-only walk (GTK4), from one `Cache.GetItems`:
+    /// GTK4 serves it from its realized contexts, which the walk's `GetChildren` calls have just
+    /// realized, with the values its per-property calls return. Nodes it lacks are read one by
+    /// one; nodes that vanished are left out.
+    private func fillProperties(_ app: AppHandle, walked: [(path: String, children: [String]?)],
+                                deadline: Deadline) async throws(RPCError)
+        -> (nodes: [String: AccessibleNode], deadlineReached: Bool, fromCache: Int)
+    {
+        var nodes: [String: AccessibleNode] = [:]
+        nodes.reserveCapacity(walked.count)
+        var missing: [String] = []
+        if walked.count >= Self.cacheFillMinimum, !deadline.hasPassed {
+            let items: [CacheItem]
+            do {
+                items = try await callDecoding(app, Atspi.cachePath, Atspi.cache, "GetItems",
+                                               timeout: deadline.remaining(cap: config.bulkCallTimeout),
+                                               deadline: deadline, decode: Self.decodeCacheItems)
+            } catch let error where error.data?["deadline_reached"] == true {
+                return ([:], true, 0)
+            } catch let error where error.code == .notSupported || error.code == .elementNotFound
+                || error.code == .internalError
+            {
+                items = []
+            }
+            var byPath: [String: AccessibleNode] = [:]
+            byPath.reserveCapacity(items.count)
+            for item in items { byPath[item.node.path] = item.node }
+            for entry in walked {
+                if var node = byPath[entry.path] {
+                    node.children = entry.children ?? []
+                    nodes[entry.path] = node
+                } else {
+                    missing.append(entry.path)
+                }
+            }
+        } else {
+            missing = walked.map(\.path)
+        }
+        let fromCache = nodes.count
+        guard !missing.isEmpty else { return (nodes, false, fromCache) }
+        if deadline.hasPassed { return (nodes, true, fromCache) }
+        let childrenOf = Dictionary(walked.map { ($0.path, $0.children ?? []) }, uniquingKeysWith: { a, _ in a })
+        do {
+            for var node in try await readNodes(app, paths: missing, withChildren: false,
+                                                timeout: deadline.remaining(cap: config.smallCallTimeout),
+                                                deadline: deadline)
+            {
+                node.children = childrenOf[node.path] ?? []
+                nodes[node.path] = node
+            }
+        } catch let error where error.data?["deadline_reached"] == true {
+            return (nodes, true, fromCache)
+        }
+        return (nodes, false, fromCache)
     }
 }

@@ -5,7 +5,7 @@
 
 Entries labelled "Name" and "Email" (mnemonic labels), a GtkPasswordEntry labelled "Password"
 (note: GTK 4.8 exposes its plaintext over AT-SPI; deskgate must redact by role), check boxes
-"Subscribe" and "Accept terms", a spin button "Quantity", a "Submit" button, a status label,
+"Subscribe" and "Accept terms", a spin button "Quantity", a "Submit" button (description "Sends the form"), a status label,
 a "Temporary" row, "Remove row", and N rows of (button "Button i", label "Label i", check "Check i").
 
 stdout lines: ready | clicked <label> | text-changed <field> <length> | toggled <label> <0|1> |
@@ -33,7 +33,7 @@ def main():
     # PyGObject's Gtk import runs gtk_init on sys.argv, which would eat GTK's own options
     # (e.g. --name): import only after parsing, with our options removed.
     sys.argv[1:] = []
-    from gi.repository import GLib, Gtk  # noqa: E402
+    from gi.repository import GLib, GObject, Gtk  # noqa: E402
 
     GLib.set_prgname(args.name)
     GLib.set_application_name(args.name)
@@ -103,6 +103,8 @@ def main():
     buttons = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
     submit = Gtk.Button(label="Submit")
     submit.connect("clicked", on_submit)
+    # An accessible description, so that snapshots are checked to carry it.
+    submit.update_property([Gtk.AccessibleProperty.DESCRIPTION], [GObject.Value(GObject.TYPE_STRING, "Sends the form")])
     buttons.append(submit)
     remove = Gtk.Button(label="Remove row")
     buttons.append(remove)
