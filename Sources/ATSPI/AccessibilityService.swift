@@ -108,7 +108,7 @@ public final class AccessibilityService: Sendable {
             defer { a.removeAll() }
             return Array(a.values)
         }
-        for handle in handles { handle.peer?.close() }
+        for handle in handles { handle.closePeer() }
         bus.close()
         session?.close()
     }
@@ -163,7 +163,7 @@ public final class AccessibilityService: Sendable {
     }
 
     private func forget(_ handle: AppHandle) {
-        handle.peer?.close()
+        handle.closePeer()
         refs.removeApp(handle.busName)
         apps.withLock { a in
             if a[handle.busName] === handle { a.removeValue(forKey: handle.busName) }
@@ -200,11 +200,17 @@ public final class AccessibilityService: Sendable {
 
     /// The cached handle of an app, creating it on first sight.
     func handle(busName: String, rootPath: String) async throws(RPCError) -> AppHandle {
-        if let existing = apps.withLock({ $0[busName] }) { return existing }
+        if let existing = apps.withLock({ $0[busName] }) {
+            if existing.claimPeerRetry(now: Deadline.now()) {
+                // In the background: this request goes on over the bus rather than wait.
+                Task { await self.retryPeer(existing) }
+            }
+            return existing
+        }
         let created = try await makeHandle(busName: busName, rootPath: rootPath)
         return apps.withLock { a in
             if let raced = a[busName] {
-                created.peer?.close()
+                created.closePeer()
                 return raced
             }
             a[busName] = created
@@ -229,34 +235,71 @@ public final class AccessibilityService: Sendable {
         let name = (try? probe[0].get())?.first?.stringValue ?? ""
         let toolkit = (try? probe[1].get())?.first?.stringValue ?? ""
         let fullCache = AppHandle.toolkitHasFullCache(toolkit)
-        var peer: DBusConnection?
+        var attempt = PeerAttempt.unavailable
         if config.usePeerToPeer, fullCache {
-            peer = await openPeer(busName: busName, rootPath: rootPath, pid: pid)
+            attempt = await openPeer(busName: busName, rootPath: rootPath, pid: pid)
         }
+        let peer: DBusConnection? = if case .connected(let connection) = attempt { connection } else { nil }
         logger.info("app seen", metadata: ["app": "\(busName)", "pid": "\(pid)", "toolkit": "\(toolkit)",
                                            "connection": "\(peer == nil ? "bus" : "p2p")"])
-        return AppHandle(busName: busName, rootPath: rootPath, pid: pid, exe: exe, name: name, toolkit: toolkit,
-                         peer: peer, hasFullCache: fullCache)
+        let handle = AppHandle(busName: busName, rootPath: rootPath, pid: pid, exe: exe, name: name, toolkit: toolkit,
+                               peer: peer, hasFullCache: fullCache)
+        if case .retryLater = attempt { handle.peerSetupFailed(now: Deadline.now()) }
+        return handle
+    }
+
+    /// Tries the peer-to-peer connection again for an app that was too busy the first time
+    /// (a large app answering its first `GetItems` can be busy for seconds): without this it
+    /// would stay on the slower bus path for as long as it runs.
+    private func retryPeer(_ handle: AppHandle) async {
+        let attempt = await openPeer(busName: handle.busName, rootPath: handle.rootPath, pid: handle.pid)
+        switch attempt {
+        case .connected(let connection):
+            if handle.finishPeerRetry(connection, retryAt: nil) {
+                logger.info("peer-to-peer connection set up on retry", metadata: ["app": "\(handle.busName)"])
+            } else {
+                connection.close()
+            }
+        case .retryLater:
+            _ = handle.finishPeerRetry(nil, retryAt: Deadline.now() + AppHandle.peerRetryDelayNanoseconds)
+        case .unavailable:
+            _ = handle.finishPeerRetry(nil, retryAt: nil)
+        }
+    }
+
+    /// The result of trying to open an app's peer-to-peer connection.
+    enum PeerAttempt: Sendable {
+        case connected(DBusConnection)
+        /// The app does not offer one, or offered an address we must not use.
+        case unavailable
+        /// It did not answer in time or the connection failed: worth another try later.
+        case retryLater
     }
 
     /// A peer-to-peer connection to the app, used only if the kernel says the socket's peer is
     /// the process the bus says owns the app (an app could otherwise point us at another app).
-    private func openPeer(busName: String, rootPath: String, pid: Int32) async -> DBusConnection? {
+    private func openPeer(busName: String, rootPath: String, pid: Int32) async -> PeerAttempt {
+        let address: String
         do {
             let reply = try await bus.call(destination: busName, path: rootPath, interface: Atspi.application,
                                            member: "GetApplicationBusAddress", timeout: config.smallCallTimeout)
-            guard let address = reply.first?.stringValue, address.hasPrefix("unix:") else { return nil }
-            let connection = try await DBusConnection.open(address: address, isBus: false, name: "a11y-p2p")
-            guard connection.peerProcessID == pid else {
-                logger.warning("peer-to-peer address of an app leads to another process; not used",
-                               metadata: ["app": "\(busName)", "pid": "\(pid)"])
-                connection.close()
-                return nil
-            }
-            return connection
+            guard let offered = reply.first?.stringValue, offered.hasPrefix("unix:") else { return .unavailable }
+            address = offered
+        } catch let error where error.isTimeout {
+            return .retryLater
         } catch {
-            return nil
+            return .unavailable
         }
+        guard let connection = try? await DBusConnection.open(address: address, isBus: false, name: "a11y-p2p") else {
+            return .retryLater
+        }
+        guard connection.peerProcessID == pid else {
+            logger.warning("peer-to-peer address of an app leads to another process; not used",
+                           metadata: ["app": "\(busName)", "pid": "\(pid)"])
+            connection.close()
+            return .unavailable
+        }
+        return .connected(connection)
     }
 
     func processID(of busName: String) async throws(RPCError) -> Int32 {
