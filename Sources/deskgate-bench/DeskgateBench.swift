@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import Audit
 import Broker
+import CLinux
 import Dispatch
 import JSONRPC
 
