@@ -202,7 +202,7 @@ struct ChainScan {
                     segments[index].lastSeq = line.seq
                     segments[index].lastHash = line.hash
                     if let t = line.record["time"]?.stringValue {
-                        segments[index].lastMicros = AuditTime.parse(t)
+                        segments[index].lastMicros = RFC3339.parse(t)
                         if segments[index].firstMicros == nil { segments[index].firstMicros = segments[index].lastMicros }
                     }
                     if wanted.contains(line.seq) { scan.hashes[line.seq] = line.hash }

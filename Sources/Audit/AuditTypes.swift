@@ -249,7 +249,7 @@ public struct AuditFilter: Sendable, Equatable {
                 guard let n = value.intValue, n >= 0 else { throw .invalidFilter(field: key, reason: "expected an integer ≥ 0") }
                 sinceSeq = n
             case "since":
-                guard let s = value.stringValue, let micros = AuditTime.parse(s) else {
+                guard let s = value.stringValue, let micros = RFC3339.parse(s) else {
                     throw .invalidFilter(field: key, reason: "expected an RFC 3339 time")
                 }
                 sinceMicros = micros

@@ -107,7 +107,7 @@ enum AuditReader {
         if let method = filter.method, record["method"]?.stringValue != method { return false }
         if let decision = filter.decision, record["decision"]?["effect"]?.stringValue != decision { return false }
         if let since = filter.sinceMicros {
-            guard let time = record["time"]?.stringValue, let micros = AuditTime.parse(time), micros >= since else {
+            guard let time = record["time"]?.stringValue, let micros = RFC3339.parse(time), micros >= since else {
                 return false
             }
         }

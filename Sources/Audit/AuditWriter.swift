@@ -86,7 +86,7 @@ final class AuditWriter: @unchecked Sendable {
                 seq += 1
                 lastMicros = AuditTime.nowMicros()
                 if firstMicros == nil { firstMicros = lastMicros }
-                let time = AuditTime.format(micros: lastMicros)
+                let time = RFC3339.format(micros: lastMicros)
                 let sealed = AuditChain.seal(body, seq: seq, time: time, prev: prev)
                 buffer.append(contentsOf: sealed.line)
                 receipts.append(AuditReceipt(seq: seq, hash: sealed.hash, time: time))

@@ -312,14 +312,14 @@ struct ChainTests {
 
     @Test("RFC 3339 times round-trip and parse offsets")
     func times() {
-        #expect(AuditTime.format(micros: 0) == "1970-01-01T00:00:00.000000Z")
-        #expect(AuditTime.format(micros: 1_795_000_000_123_456) == "2026-11-18T11:06:40.123456Z")
-        #expect(AuditTime.parse("2026-11-18T11:06:40.123456Z") == 1_795_000_000_123_456)
-        #expect(AuditTime.parse("2026-11-18T13:06:40.5+02:00") == 1_795_000_000_500_000)
-        #expect(AuditTime.parse("2024-02-29T00:00:00Z") == 1_709_164_800_000_000)
-        #expect(AuditTime.parse("2026-11-18 18:13:20Z") == nil)
-        #expect(AuditTime.parse("2026-13-18T18:13:20Z") == nil)
-        #expect(AuditTime.parse("2026-11-18T18:13:20") == nil)
+        #expect(RFC3339.format(micros: 0) == "1970-01-01T00:00:00.000000Z")
+        #expect(RFC3339.format(micros: 1_795_000_000_123_456) == "2026-11-18T11:06:40.123456Z")
+        #expect(RFC3339.parse("2026-11-18T11:06:40.123456Z") == 1_795_000_000_123_456)
+        #expect(RFC3339.parse("2026-11-18T13:06:40.5+02:00") == 1_795_000_000_500_000)
+        #expect(RFC3339.parse("2024-02-29T00:00:00Z") == 1_709_164_800_000_000)
+        #expect(RFC3339.parse("2026-11-18 18:13:20Z") == nil)
+        #expect(RFC3339.parse("2026-13-18T18:13:20Z") == nil)
+        #expect(RFC3339.parse("2026-11-18T18:13:20") == nil)
     }
 }
 
