@@ -8,10 +8,7 @@ import Synchronization
 /// pending-call completion, timeouts. Other threads only append commands to `shared` and poke the
 /// wake-up pipe.
 final class ConnectionLoop: @unchecked Sendable {
-    typealias Reply = CheckedContinuation<Result<[DBusValue], DBusError>, Never>
-
     private enum Command {
-        case call(UInt64, MessagePointer, Int, Reply)
         case batch(UInt64, [MessagePointer?], Int, BatchCollector)
         case raw(UInt64, MessagePointer, Int, RawHandler)
         case cancel(UInt64)
@@ -20,15 +17,13 @@ final class ConnectionLoop: @unchecked Sendable {
     /// Handles a raw reply (or error) on the loop thread; the message is valid only during the call.
     typealias RawHandler = @Sendable (Result<RawMessage, DBusError>) -> Void
 
-    /// Where a reply goes: one caller, one slot of a batch, or a caller's own decoder.
+    /// Where a reply goes: one slot of a batch, or a caller's own decoder.
     private enum Completion {
-        case single(Reply)
         case batch(BatchCollector, Int)
         case raw(RawHandler)
 
         func finish(_ result: Result<[DBusValue], DBusError>) {
             switch self {
-            case .single(let continuation): continuation.resume(returning: result)
             case .batch(let collector, let index): collector.set(index, result)
             case .raw(let handler):
                 if case .failure(let error) = result { handler(.failure(error)) }
@@ -115,26 +110,6 @@ final class ConnectionLoop: @unchecked Sendable {
             return
         }
         pthread_detach(thread)
-    }
-
-    /// Queues a call; returns its id. On a closed connection the call fails at once.
-    func enqueueCall(message: MessagePointer, timeoutMs: Int, continuation: Reply) -> UInt64 {
-        let (id, accepted, wake) = shared.withLock { s -> (UInt64, Bool, Bool) in
-            let id = s.nextID
-            s.nextID += 1
-            if s.closing || s.closed { return (id, false, false) }
-            s.commands.append(.call(id, message, timeoutMs, continuation))
-            let wake = !s.wakePending
-            s.wakePending = true
-            return (id, true, wake)
-        }
-        if !accepted {
-            dbus_message_unref(message.pointer)
-            continuation.resume(returning: .failure(.disconnected))
-        } else if wake {
-            poke()
-        }
-        return id
     }
 
     /// Queues a call whose reply is handed undecoded to `handler` on the loop thread.
@@ -293,9 +268,6 @@ final class ConnectionLoop: @unchecked Sendable {
 
     private static func discard(_ command: Command) {
         switch command {
-        case .call(_, let message, _, let continuation):
-            dbus_message_unref(message.pointer)
-            continuation.resume(returning: .failure(.disconnected))
         case .batch(_, let messages, _, let collector):
             for message in messages { if let message { dbus_message_unref(message.pointer) } }
             collector.failAll(.disconnected)
@@ -353,8 +325,6 @@ final class ConnectionLoop: @unchecked Sendable {
             dbus_pending_call_cancel(entry.call)
             dbus_pending_call_unref(entry.call)
             entry.continuation.finish(.failure(.cancelled))
-        case .call(let id, let message, let timeoutMs, let continuation):
-            send(id: id, message: message, timeoutMs: timeoutMs, completion: .single(continuation), conn)
         case .raw(let id, let message, let timeoutMs, let handler):
             send(id: id, message: message, timeoutMs: timeoutMs, completion: .raw(handler), conn)
         case .batch(let firstID, let messages, let timeoutMs, let collector):

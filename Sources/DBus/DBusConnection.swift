@@ -77,32 +77,13 @@ public final class DBusConnection: Sendable {
         destination: String?, path: String, interface: String, member: String,
         args: [DBusValue] = [], timeout: Duration
     ) async throws(DBusError) -> [DBusValue] {
-        let message = try Self.makeCall(destination: destination, path: path, interface: interface,
-                                        member: member, args: args)
-        let ms = Self.milliseconds(timeout)
-        let token = CallToken()
-        let result: Result<[DBusValue], DBusError> = await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let enqueued = token.state.withLock { state -> Bool in
-                    if case .cancelled = state { return false }
-                    let id = loop.enqueueCall(message: message, timeoutMs: ms, continuation: continuation)
-                    state = .enqueued(id)
-                    return true
-                }
-                if !enqueued {
-                    dbus_message_unref(message.pointer)
-                    continuation.resume(returning: .failure(.cancelled))
-                }
-            }
-        } onCancel: {
-            let id: UInt64? = token.state.withLock { state in
-                defer { state = .cancelled }
-                if case .enqueued(let id) = state { return id }
-                return nil
-            }
-            if let id { loop.enqueueCancel(id) }
-        }
-        return try result.get()
+        try await call(destination: destination, path: path, interface: interface, member: member, args: args,
+                       timeout: timeout, decode: Self.readAllArguments)
+    }
+
+    /// Decodes every argument of a reply into ``DBusValue``s.
+    private static let readAllArguments: @Sendable (inout DBusReader) -> [DBusValue] = { reader in
+        reader.message.map(DBusCodec.read) ?? []
     }
 
     /// Calls a method and decodes the reply with `decode` on the connection's thread, straight
