@@ -1,4 +1,5 @@
 import DeskgateAPI
+import JSONRPC
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -16,7 +17,7 @@ public enum BrokerBenchmark {
         public var maxMicroseconds: Double
 
         public var summary: String {
-            Text.format("broker decide: %d rules, %d decisions, p50 %.2f µs, p99 %.2f µs, max %.1f µs",
+            cFormat("broker decide: %d rules, %d decisions, p50 %.2f µs, p99 %.2f µs, max %.1f µs",
                    rules, decisions, p50Microseconds, p99Microseconds, maxMicroseconds)
         }
     }

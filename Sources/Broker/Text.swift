@@ -31,18 +31,6 @@ enum Text {
         return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
     }
 
-    /// printf-style formatting through the C library (for numbers in benchmark summaries).
-    static func format(_ format: String, _ arguments: any CVarArg...) -> String {
-        var size = 256
-        while true {
-            var buffer = [CChar](repeating: 0, count: size)
-            let written = withVaList(arguments) { vsnprintf(&buffer, size, format, $0) }
-            if written < 0 { return format }
-            if Int(written) < size { return String(decoding: buffer.prefix(Int(written)).map { UInt8(bitPattern: $0) }, as: UTF8.self) }
-            size = Int(written) + 1
-        }
-    }
-
     /// The last path component (`a/b/c.toml` → `c.toml`).
     static func lastPathComponent(_ path: String) -> String {
         var trimmed = Substring(path)
