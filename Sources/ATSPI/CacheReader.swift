@@ -5,7 +5,60 @@ import JSONRPC
 /// Reading a whole tree with one `Cache.GetItems` call (atk-bridge toolkits).
 extension AccessibilityService {
     /// The tree under `root` from the app's cache; nil when the app has no usable cache.
+    /// With the tree cache on, the whole-app tree is kept and kept current from the app's change
+    /// signals (``TreeCache``); a repeat request is then served from it after one round trip.
     func fetchFromCache(_ app: AppHandle, root: String, deadline: Deadline) async throws(RPCError) -> FetchedTree? {
+        guard let treeCache, await treeCache.watch(app.busName) else {
+            return try await readCache(app, root: root, deadline: deadline)
+        }
+        if treeCache.hasCurrentTree(app.busName) {
+            try await barrier(app, deadline: deadline)
+            if let nodes = treeCache.currentTree(app.busName), nodes[root] != nil {
+                return FetchedTree(nodes: nodes, root: root, truncated: false, deadlineReached: false, method: "cache",
+                                   treeCacheUse: .hit)
+            }
+        }
+        let service = self
+        let result = await treeCache.refresh(app.busName) { () -> Result<[String: AccessibleNode]?, RPCError> in
+            do throws(RPCError) {
+                return .success(try await service.readCache(app, root: app.rootPath, deadline: deadline)?.nodes)
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch result {
+        case .success(let nodes?) where nodes[root] != nil:
+            return FetchedTree(nodes: nodes, root: root, truncated: false, deadlineReached: false, method: "cache",
+                               treeCacheUse: .miss)
+        case .success(.some):
+            // A root GetItems leaves out (transient, or under a MANAGES_DESCENDANTS node).
+            return try await readCache(app, root: root, deadline: deadline)
+        case .success(nil):
+            return nil
+        case .failure(let error):
+            throw error
+        }
+    }
+
+    /// Waits until every signal the app sent so far has been applied: a round trip to the app
+    /// over the bus, the path its signals take (peer-to-peer replies may overtake them).
+    /// `Peer.Ping` is answered by libdbus in the app's main loop, in order with its signals.
+    func barrier(_ app: AppHandle, deadline: Deadline) async throws(RPCError) {
+        if app.isHung {
+            throw RPCError(.appNotResponding, "app \(app.busName) (\(JSONWriter.escapedForMessage(app.name))) is not responding",
+                           data: ["app": .string(app.busName)])
+        }
+        do {
+            _ = try await bus.call(destination: app.busName, path: app.rootPath, interface: "org.freedesktop.DBus.Peer",
+                                   member: "Ping", timeout: deadline.remaining(cap: config.smallCallTimeout))
+        } catch {
+            throw await mapError(error, app: app, interface: "org.freedesktop.DBus.Peer", deadline: deadline)
+        }
+    }
+
+    /// One `Cache.GetItems`, linked into the tree under `root`; nil when the app has no usable
+    /// cache.
+    func readCache(_ app: AppHandle, root: String, deadline: Deadline) async throws(RPCError) -> FetchedTree? {
         var items: [CacheItem]
         do {
             items = try await callDecoding(app, Atspi.cachePath, Atspi.cache, "GetItems",
