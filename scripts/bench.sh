@@ -87,6 +87,17 @@ for app in ${BENCH_APPS:-bench-gtk3-2k bench-gtk3-10k bench-gtk4-2k bench-qt5-2k
     case $app in *10k) count=5 ;; *gtk4*|*qt5*) count=5 ;; esac
     "$BIN/deskgate-bench" call --socket "$SOCK" --method tree.snapshot --params "{\"app\":\"$app\",\"max_nodes\":20000}" \
         --count $count --stats --label "tree.snapshot $app" | report || echo "tree.snapshot $app failed" | report
+    case $app in *gtk3*)
+        # The agent's loop: act, then look again (toggling a check box before each snapshot).
+        CHECK=$("$BIN/deskgate-bench" call --socket "$SOCK" --method elements.find --params "{\"app\":\"$app\",\"role\":\"check box\",\"name\":\"Subscribe\"}" --count 1 --print-result 2>/dev/null \
+            | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["ref"])' || true)
+        if [ -n "$CHECK" ]; then
+            "$BIN/deskgate-bench" call --socket "$SOCK" --method tree.snapshot --params "{\"app\":\"$app\",\"max_nodes\":20000}" \
+                --before element.activate --before-params "{\"ref\":\"$CHECK\"}" --count $count --stats \
+                --label "tree.snapshot $app right after element.activate of a check box" | report || echo "snapshot after action $app failed" | report
+        fi
+        ;;
+    esac
     /usr/bin/python3 "$DESKGATE_FIXTURES_DIR/pyatspi_dump.py" "$app" --json --no-nodes --passes 2 2>/dev/null \
         | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print(f'pyatspi walk {d[\"app\"]}: {d[\"count\"]} nodes, first pass {d[\"ms\"]:.0f} ms, passes {[round(x) for x in d.get(\"passes_ms\", [])]} ms')" | report \
         || echo "pyatspi walk $app failed" | report

@@ -16,11 +16,6 @@ public struct AccessibilityConfig: Sendable {
     public var usePeerToPeer: Bool
     /// Set `org.a11y.Status.IsEnabled` to true at start (and restore it at shutdown).
     public var enableAccessibility: Bool
-    /// Keep whole-app trees of atk-bridge apps (GTK3, Firefox, Chromium, LibreOffice) and keep
-    /// them current from the apps' change signals, so repeat snapshots skip `Cache.GetItems`.
-    public var treeCache: Bool
-    /// Nodes kept over all apps (least recently used apps are dropped first).
-    public var treeCacheMaxNodes: Int
     /// How waits between polls sleep (`element.focus`). The daemon passes an event-loop timer:
     /// Swift 6.3's `Task.sleep` arms libdispatch's 1 Hz pool monitor for good.
     public var sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
@@ -32,9 +27,7 @@ public struct AccessibilityConfig: Sendable {
         actionTimeout: Duration = .seconds(2),
         requestDeadline: Duration = .seconds(10),
         usePeerToPeer: Bool = true,
-        enableAccessibility: Bool = true,
-        treeCache: Bool = true,
-        treeCacheMaxNodes: Int = 100_000
+        enableAccessibility: Bool = true
     ) {
         self.busAddress = busAddress
         self.smallCallTimeout = smallCallTimeout
@@ -43,7 +36,5 @@ public struct AccessibilityConfig: Sendable {
         self.requestDeadline = requestDeadline
         self.usePeerToPeer = usePeerToPeer
         self.enableAccessibility = enableAccessibility
-        self.treeCache = treeCache
-        self.treeCacheMaxNodes = treeCacheMaxNodes
     }
 }

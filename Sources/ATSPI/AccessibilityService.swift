@@ -19,8 +19,6 @@ public final class AccessibilityService: Sendable {
     let refs = RefTable()
     private let apps = Mutex<[String: AppHandle]>([:])
     let events: EventRouter
-    /// Kept trees of atk-bridge apps (nil when ``AccessibilityConfig/treeCache`` is off).
-    let treeCache: TreeCache?
 
     private init(config: AccessibilityConfig, logger: Logger, bus: DBusConnection, session: DBusConnection?,
                  previousIsEnabled: Bool?)
@@ -31,7 +29,6 @@ public final class AccessibilityService: Sendable {
         self.session = session
         self.previousIsEnabled = previousIsEnabled
         self.events = EventRouter()
-        treeCache = config.treeCache ? TreeCache(bus: bus, limits: .init(maxNodes: config.treeCacheMaxNodes)) : nil
     }
 
     /// Connects to the accessibility bus and turns accessibility on.
@@ -104,7 +101,6 @@ public final class AccessibilityService: Sendable {
     /// Restores `IsEnabled`, ends event registrations and closes every connection.
     public func shutdown() async {
         await events.shutdown()
-        treeCache?.shutdown()
         if let previous = previousIsEnabled, let session {
             _ = await Self.setIsEnabled(previous, session: session, logger: logger)
         }
@@ -168,7 +164,6 @@ public final class AccessibilityService: Sendable {
 
     private func forget(_ handle: AppHandle) {
         handle.closePeer()
-        treeCache?.drop(handle.busName)
         refs.removeApp(handle.busName)
         apps.withLock { a in
             if a[handle.busName] === handle { a.removeValue(forKey: handle.busName) }

@@ -5,60 +5,7 @@ import JSONRPC
 /// Reading a whole tree with one `Cache.GetItems` call (atk-bridge toolkits).
 extension AccessibilityService {
     /// The tree under `root` from the app's cache; nil when the app has no usable cache.
-    /// With the tree cache on, the whole-app tree is kept and kept current from the app's change
-    /// signals (``TreeCache``); a repeat request is then served from it after one round trip.
     func fetchFromCache(_ app: AppHandle, root: String, deadline: Deadline) async throws(RPCError) -> FetchedTree? {
-        guard let treeCache, await treeCache.watch(app.busName) else {
-            return try await readCache(app, root: root, deadline: deadline)
-        }
-        if treeCache.hasCurrentTree(app.busName) {
-            try await barrier(app, deadline: deadline)
-            if let nodes = treeCache.currentTree(app.busName), nodes[root] != nil {
-                return FetchedTree(nodes: nodes, root: root, truncated: false, deadlineReached: false, method: "cache",
-                                   treeCacheUse: .hit)
-            }
-        }
-        let service = self
-        let result = await treeCache.refresh(app.busName) { () -> Result<[String: AccessibleNode]?, RPCError> in
-            do throws(RPCError) {
-                return .success(try await service.readCache(app, root: app.rootPath, deadline: deadline)?.nodes)
-            } catch {
-                return .failure(error)
-            }
-        }
-        switch result {
-        case .success(let nodes?) where nodes[root] != nil:
-            return FetchedTree(nodes: nodes, root: root, truncated: false, deadlineReached: false, method: "cache",
-                               treeCacheUse: .miss)
-        case .success(.some):
-            // A root GetItems leaves out (transient, or under a MANAGES_DESCENDANTS node).
-            return try await readCache(app, root: root, deadline: deadline)
-        case .success(nil):
-            return nil
-        case .failure(let error):
-            throw error
-        }
-    }
-
-    /// Waits until every signal the app sent so far has been applied: a round trip to the app
-    /// over the bus, the path its signals take (peer-to-peer replies may overtake them).
-    /// `Peer.Ping` is answered by libdbus in the app's main loop, in order with its signals.
-    func barrier(_ app: AppHandle, deadline: Deadline) async throws(RPCError) {
-        if app.isHung {
-            throw RPCError(.appNotResponding, "app \(app.busName) (\(JSONWriter.escapedForMessage(app.name))) is not responding",
-                           data: ["app": .string(app.busName)])
-        }
-        do {
-            _ = try await bus.call(destination: app.busName, path: app.rootPath, interface: "org.freedesktop.DBus.Peer",
-                                   member: "Ping", timeout: deadline.remaining(cap: config.smallCallTimeout))
-        } catch {
-            throw await mapError(error, app: app, interface: "org.freedesktop.DBus.Peer", deadline: deadline)
-        }
-    }
-
-    /// One `Cache.GetItems`, linked into the tree under `root`; nil when the app has no usable
-    /// cache.
-    func readCache(_ app: AppHandle, root: String, deadline: Deadline) async throws(RPCError) -> FetchedTree? {
         var items: [CacheItem]
         do {
             items = try await callDecoding(app, Atspi.cachePath, Atspi.cache, "GetItems",
@@ -76,8 +23,57 @@ extension AccessibilityService {
             }
             items.append(CacheItem(node: rootNode, parent: nil, index: -1))
         }
-        return Self.buildTree(items, root: root)
+        var tree = Self.buildTree(items, root: root)
+        try await fillGaps(app, &tree, items: items, deadline: deadline)
+        return tree
     }
+
+    /// Reads what atk-bridge's cache left out. GTK3 announces a child only when it is added
+    /// with `gtk_container_add`; one packed with `gtk_box_pack_start`, attached to a grid or
+    /// parented directly after its container's accessible exists never reaches the cache (nor
+    /// any signal). Such a container reports more children than the cache lists: its children
+    /// are asked for (that order is the app's) and the missing ones read node by node.
+    func fillGaps(_ app: AppHandle, _ tree: inout FetchedTree, items: [CacheItem], deadline: Deadline)
+        async throws(RPCError)
+    {
+        var linked: [String: Int] = [:]
+        for item in items { if let parent = item.parent, parent != item.node.path { linked[parent, default: 0] += 1 } }
+        let gaps = items.filter { $0.childCount > (linked[$0.node.path] ?? 0) && tree.nodes[$0.node.path] != nil }
+            .map(\.node.path)
+        guard !gaps.isEmpty else { return }
+        let lists = try await readChildren(app, paths: gaps, timeout: deadline.remaining(cap: config.smallCallTimeout),
+                                           deadline: deadline)
+        for (parent, children) in lists { if let children { tree.nodes[parent]?.children = children } }
+        let missing = lists.flatMap { $0.children ?? [] }.filter { tree.nodes[$0] == nil }
+        let found = try await readSubtrees(app, roots: missing, known: tree.nodes, deadline: deadline)
+        tree.nodes.merge(found) { old, _ in old }
+        tree.gapsFilled = found.count
+    }
+
+    /// Reads objects and everything under them node by node, breadth first (one batch a level),
+    /// skipping objects already in `known`; at most ``gapNodeLimit`` nodes.
+    func readSubtrees(_ app: AppHandle, roots: [String], known: [String: AccessibleNode],
+                      deadline: Deadline) async throws(RPCError) -> [String: AccessibleNode]
+    {
+        var found: [String: AccessibleNode] = [:]
+        var seen = Set(known.keys)
+        var level = roots.filter { seen.insert($0).inserted }
+        while !level.isEmpty, found.count < Self.gapNodeLimit, !deadline.hasPassed {
+            let batch = Array(level.prefix(Self.gapNodeLimit - found.count))
+            let nodes = try await readNodes(app, paths: batch, withChildren: true,
+                                            timeout: deadline.remaining(cap: config.smallCallTimeout), deadline: deadline)
+            var next: [String] = []
+            for node in nodes {
+                found[node.path] = node
+                next += node.children.filter { seen.insert($0).inserted }
+            }
+            level = next
+        }
+        return found
+    }
+
+    /// Most nodes read one by one to fill what `GetItems` left out, per request.
+    static let gapNodeLimit = 20_000
 
     /// Links cache items into a tree: children in index order, transient ones (index -1) after
     /// them in the order the app listed them. When a path occurs twice, the later item wins.
@@ -126,6 +122,9 @@ extension AccessibilityService {
         var node: AccessibleNode
         var parent: String?
         var index: Int
+        /// How many children the app says the object has (-1: not given: defunct objects,
+        /// menus, MANAGES_DESCENDANTS, Qt's old signature).
+        var childCount: Int = -1
     }
 
     /// The current `Cache.GetItems` signature.
@@ -162,7 +161,7 @@ extension AccessibilityService {
             _ = wire.stringBytes()
             let parent = wire.string()
             let index = Int(wire.int32())
-            _ = wire.int32()  // child count
+            let childCount = Int(wire.int32())
             var interfaces: InterfaceSet = []
             let interfacesEnd = wire.beginArray(elementAlignment: 4)
             while wire.offset < interfacesEnd, !wire.failed {
@@ -182,7 +181,7 @@ extension AccessibilityService {
             items.append(CacheItem(
                 node: AccessibleNode(path: path, role: role, name: name, description: description,
                                      states: StateSet(bits: bits), interfaces: interfaces, children: []),
-                parent: parent, index: index))
+                parent: parent, index: index, childCount: childCount))
         }
         return wire.failed ? nil : items
     }
@@ -207,9 +206,11 @@ extension AccessibilityService {
             }
             item.advance()
             var index = -1
+            var childCount = -1
             if item.type == "i" {
                 index = Int(item.integer() ?? -1)
-                item.advance()  // child count
+                item.advance()
+                childCount = Int(item.integer() ?? -1)
             }
             item.advance()
             var interfaceNames: [String] = []
@@ -231,7 +232,7 @@ extension AccessibilityService {
                 node: AccessibleNode(path: path, role: role, name: name, description: description,
                                      states: StateSet(words: words), interfaces: InterfaceSet(names: interfaceNames),
                                      children: []),
-                parent: parent, index: index))
+                parent: parent, index: index, childCount: childCount))
         }
         return items
     }

@@ -119,7 +119,7 @@ extension AccessibilityService {
                                  "fetch_ms": .double((Double(fetchedAt - started) / 10_000).rounded() / 100)]
         if tree.deadlineReached { stats.append("deadline_reached", true) }
         if tree.cacheFilled > 0 { stats.append("cache_filled", .int(Int64(tree.cacheFilled))) }
-        if let use = tree.treeCacheUse { stats.append("tree_cache", .string(use.rawValue)) }
+        if tree.gapsFilled > 0 { stats.append("gaps_filled", .int(Int64(tree.gapsFilled))) }
         return SnapshotResult(app: handle.busName, nodes: emitted, extras: extras, refs: refList, actions: wantActions,
                               outline: format == .outline ? Self.outline(emitted, extras, refList) : nil,
                               truncated: truncated, stats: stats)

@@ -30,8 +30,8 @@ struct FetchedTree: Sendable {
     var visibleMeansShowing = false
     /// Nodes of a walk whose properties came from `Cache.GetItems` (GTK4).
     var cacheFilled = 0
-    /// Whether a kept tree served this (nil: no kept tree for this app or root).
-    var treeCacheUse: TreeCache.Use?
+    /// Nodes `Cache.GetItems` lacked that were read one by one (``AccessibilityService/fillGaps``).
+    var gapsFilled = 0
 
     func isShown(_ node: AccessibleNode) -> Bool {
         node.states.isShowing || (visibleMeansShowing && node.states.contains(ATSPI_STATE_VISIBLE))

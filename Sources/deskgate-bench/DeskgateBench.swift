@@ -120,6 +120,9 @@ struct Call: ParsableCommand {
     @Option var params: String = "{}"
     @Option var count: Int = 50
     @Option var label: String = ""
+    @Option(help: "A method called (untimed) before each timed call, e.g. an action before a snapshot.")
+    var before: String?
+    @Option var beforeParams: String = "{}"
     @Flag var printResult = false
     @Flag(help: "Also print the median of each numeric field of the result's `stats` (snapshots).")
     var stats = false
@@ -132,7 +135,17 @@ struct Call: ParsableCommand {
         var bytes = 0
         var statSamples: [String: [Double]] = [:]
         var statOrder: [String] = []
+        let beforeRequest = before.map {
+            Array(#"{"jsonrpc":"2.0","id":0,"method":"\#($0)","params":\#(beforeParams)}"#.utf8) + [0x0A]
+        }
         for i in 0..<(count + 3) {
+            if let beforeRequest {
+                s.send(beforeRequest)
+                guard s.readLine(into: &line) else { throw BenchError("connection closed") }
+                if i == 0, let reply = try? JSONParser.parse(line), let error = reply["error"] {
+                    throw BenchError("\(before ?? "") failed: \(error)")
+                }
+            }
             let t0 = nowNanoseconds()
             s.send(request)
             guard s.readLine(into: &line) else { throw BenchError("connection closed") }

@@ -60,9 +60,6 @@ struct Deskgated: AsyncParsableCommand {
     @Flag(help: "Do not set org.a11y.Status.IsEnabled at start (apps that need it will not expose their trees).")
     var noEnableAccessibility = false
 
-    @Flag(help: "Read atk-bridge apps' trees afresh for every snapshot instead of keeping them current from their change signals.")
-    var noTreeCache = false
-
     @Flag(help: .hidden)
     var forcePidfdOpen = false
 
@@ -103,7 +100,6 @@ struct Deskgated: AsyncParsableCommand {
         options.accessibility.bulkCallTimeout = .milliseconds(bulkTimeoutMs)
         options.accessibility.requestDeadline = .milliseconds(requestDeadlineMs)
         options.accessibility.enableAccessibility = !noEnableAccessibility
-        options.accessibility.treeCache = !noTreeCache
         let service = DaemonService(options: options, logger: logger)
         do {
             try await service.run()

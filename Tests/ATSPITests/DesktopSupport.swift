@@ -79,7 +79,8 @@ final class FixtureApp: Sendable {
 
     /// Starts `Tests/Fixtures/KIND_app.py` with a unique name and waits until it is ready and
     /// registered with the AT-SPI registry.
-    static func launch(_ kind: String, rows: Int = 0, name: String? = nil, service: AccessibilityService) async throws
+    static func launch(_ kind: String, rows: Int = 0, name: String? = nil, arguments: [String] = [],
+                       service: AccessibilityService) async throws
         -> FixtureApp
     {
         let appName = name ?? "deskgate-test-\(kind)-\(UInt32.random(in: 0...UInt32.max))"
@@ -90,7 +91,7 @@ final class FixtureApp: Sendable {
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [script, "--rows", String(rows), "--name", appName]
+        process.arguments = [script, "--rows", String(rows), "--name", appName] + arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice

@@ -16,6 +16,9 @@ stdout (flushed, one event per line), for tests to observe:
     toggled <check label> <0|1>
     value-changed <field> <value>
     removed <what>                      "Remove row" destroyed a widget (or "removed nothing")
+    added <n>                           "Add row" (--add-button) added row "Added n": packed at
+                                        the end for odd n (GTK3 announces nothing), added with
+                                        gtk_container_add and moved first for even n
 The status label ("Status: ...") mirrors the last event so it is observable through AT-SPI too.
 """
 import argparse
@@ -36,6 +39,8 @@ def main():
     ap.add_argument("--rows", type=int, default=0, help="extra rows of (button, label, check box)")
     ap.add_argument("--name", default="deskgate-fixture-gtk3", help="AT-SPI application name")
     ap.add_argument("--title", default="deskgate fixture", help="window title")
+    ap.add_argument("--add-button", action="store_true",
+                    help='an "Add row" button (off by default: the other tests count nodes)')
     args = ap.parse_args()
     # PyGObject's Gtk import runs gtk_init on sys.argv, which would eat GTK's own options
     # (e.g. --name): import only after parsing, with our options removed.
@@ -167,6 +172,34 @@ def main():
         set_status(f"removed {what}")
 
     remove.connect("clicked", on_remove)
+
+    added = [0]
+
+    def on_add(b):
+        emit(f"clicked {b.get_label()}")
+        added[0] += 1
+        n = added[0]
+        row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
+        nb = Gtk.Button(label=f"Added {n}")
+        nb.connect("clicked", on_click)
+        row.pack_start(nb, False, False, 0)
+        row.pack_start(Gtk.Label(label=f"Added label {n}"), False, False, 0)
+        row.pack_start(Gtk.CheckButton(label=f"Added check {n}"), False, False, 0)
+        if n % 2 == 1:
+            # GTK3 announces no child added this way (no ChildrenChanged, no AddAccessible).
+            rows_box.pack_start(row, False, False, 0)
+        else:
+            rows_box.add(row)  # gtk_container_add: announced
+            rows_box.reorder_child(row, 0)
+        row.show_all()
+        removable.append((f"added {n}", row))
+        emit(f"added {n}")
+        set_status(f"added {n}")
+
+    if args.add_button:
+        add = Gtk.Button(label="Add row")
+        add.connect("clicked", on_add)
+        buttons.pack_start(add, False, False, 0)
 
     scroller = Gtk.ScrolledWindow()
     scroller.set_vexpand(True)

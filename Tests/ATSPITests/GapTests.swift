@@ -1,0 +1,91 @@
+import ATSPI
+import Foundation
+import JSONRPC
+import Testing
+
+/// GTK3 apps whose widgets were added at run time. atk-bridge's cache, and so `Cache.GetItems`,
+/// never learns of a child packed with `gtk_box_pack_start` (or attached, or parented directly)
+/// once its container's accessible exists: GTK3 announces only `gtk_container_add`. Snapshots
+/// must still show what a walk shows.
+@Suite("GetItems gaps on GTK3", .enabled(if: Desktop.enabled, Desktop.reason))
+struct GapTests {
+    /// Depth, role and name of each node, in order: what pyatspi's walk also gives.
+    static func outline(_ snapshot: JSONValue) -> [String] {
+        snapshot.nodes.map { "\($0["depth"]?.intValue ?? -1) \($0["role"]?.stringValue ?? "") \($0["name"]?.stringValue ?? "")" }
+    }
+
+    static func walked(_ app: FixtureApp) throws -> [String] {
+        try Pyatspi.dump(app.name).map { "\($0.depth) \($0.role) \($0.name)" }
+    }
+
+    @Test("Rows added at run time, announced or not, appear in snapshots in the app's order, as a walk sees them")
+    func addedRows() async throws {
+        let service = try await Desktop.shared.get()
+        let app = try await FixtureApp.launch("gtk3", rows: 3, arguments: ["--add-button"], service: service)
+        let before = try await service.snapshot(app: app.name)
+        #expect(before["stats"]?["gaps_filled"] == nil)
+        let add = try #require(before.node(role: "push button", name: "Add row")?.ref)
+        for n in 1...4 {
+            _ = try await service.activate(ref: add)
+            #expect(await app.waitForLine("added \(n)"))
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let grown = try await service.snapshot(app: app.name, include: [.actions])
+        #expect(grown["stats"]?["method"] == "cache")
+        // The two packed rows (odd n) were missing from GetItems: a panel, a button, a label and
+        // a check box each.
+        #expect(grown["stats"]?["gaps_filled"] == 8)
+        #expect(grown.nodes.count == before.nodes.count + 4 * 4)
+        #expect(Self.outline(grown) == (try Self.walked(app)))
+        let order = grown.nodes.compactMap { $0["role"] == "push button" ? $0["name"]?.stringValue : nil }
+        let position = { (name: String) in order.firstIndex(of: name) ?? -1 }
+        #expect(position("Added 4") >= 0 && position("Added 1") >= 0)
+        #expect(position("Added 4") < position("Added 2"))
+        #expect(position("Added 2") < position("Temporary"))
+        #expect(position("Button 2") < position("Added 1"))
+        #expect(position("Added 1") < position("Added 3"))
+        // A node that was read one by one is a full node: it can be acted on.
+        let packed = try #require(grown.node(role: "push button", name: "Added 3"))
+        #expect(packed["actions"]?.arrayValue?.first?.stringValue == "click")
+        _ = try await service.activate(ref: try #require(packed.ref))
+        #expect(await app.waitForLine("clicked Added 3"))
+        let check = try #require(grown.node(role: "check box", name: "Added check 1")?.ref)
+        _ = try await service.activate(ref: check)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await service.snapshot(app: app.name).node(role: "check box", name: "Added check 1")?.states
+            .contains("checked") == true)
+    }
+
+    @Test("Rows removed after some were added: snapshots follow, and match a walk")
+    func removedRows() async throws {
+        let service = try await Desktop.shared.get()
+        let app = try await FixtureApp.launch("gtk3", rows: 2, arguments: ["--add-button"], service: service)
+        let before = try await service.snapshot(app: app.name)
+        let add = try #require(before.node(role: "push button", name: "Add row")?.ref)
+        let remove = try #require(before.node(role: "push button", name: "Remove row")?.ref)
+        for n in 1...3 {
+            _ = try await service.activate(ref: add)
+            #expect(await app.waitForLine("added \(n)"))
+        }
+        for what in ["added 3", "added 2"] {
+            _ = try await service.activate(ref: remove)
+            #expect(await app.waitForLine("removed \(what)"))
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let after = try await service.snapshot(app: app.name)
+        #expect(after.node(role: "push button", name: "Added 3") == nil)
+        #expect(after.node(role: "push button", name: "Added 2") == nil)
+        #expect(after.node(role: "push button", name: "Added 1") != nil)
+        #expect(after.nodes.count == before.nodes.count + 4)
+        #expect(Self.outline(after) == (try Self.walked(app)))
+    }
+
+    @Test("Without run-time additions nothing is read one by one (the fixtures' GetItems is complete)")
+    func noGaps() async throws {
+        let service = try await Desktop.shared.get()
+        let app = try await FixtureApp.launch("gtk3", rows: 50, service: service)
+        let snapshot = try await service.snapshot(app: app.name)
+        #expect(snapshot["stats"]?["gaps_filled"] == nil)
+        #expect(snapshot.nodes.count == 4 * 50 + 28)
+    }
+}
