@@ -1,3 +1,4 @@
+import CAtspiConstants
 import DBus
 import Glibc
 import JSONRPC
@@ -24,7 +25,7 @@ extension AccessibilityService {
             items.append(CacheItem(node: rootNode, parent: nil, index: -1))
         }
         var tree = Self.buildTree(items, root: root)
-        try await fillGaps(app, &tree, items: items, deadline: deadline)
+        try await fillGaps(app, &tree, deadline: deadline)
         return tree
     }
 
@@ -33,21 +34,60 @@ extension AccessibilityService {
     /// parented directly after its container's accessible exists never reaches the cache (nor
     /// any signal). Such a container reports more children than the cache lists: its children
     /// are asked for (that order is the app's) and the missing ones read node by node.
-    func fillGaps(_ app: AppHandle, _ tree: inout FetchedTree, items: [CacheItem], deadline: Deadline)
-        async throws(RPCError)
-    {
-        var linked: [String: Int] = [:]
-        for item in items { if let parent = item.parent, parent != item.node.path { linked[parent, default: 0] += 1 } }
-        let gaps = items.filter { $0.childCount > (linked[$0.node.path] ?? 0) && tree.nodes[$0.node.path] != nil }
-            .map(\.node.path)
-        guard !gaps.isEmpty else { return }
-        let lists = try await readChildren(app, paths: gaps, timeout: deadline.remaining(cap: config.smallCallTimeout),
+    /// Tables and trees that manage their descendants are left out below them (they may have
+    /// millions of cells, made on demand): their first ``managedChildLimit`` children are read.
+    func fillGaps(_ app: AppHandle, _ tree: inout FetchedTree, deadline: Deadline) async throws(RPCError) {
+        let gaps = tree.gapParents
+        let managed = tree.managedParents
+        guard !gaps.isEmpty || !managed.isEmpty else { return }
+        var lists = try await readChildren(app, paths: gaps, timeout: deadline.remaining(cap: config.smallCallTimeout),
                                            deadline: deadline)
+        let bounded = try await readFirstChildren(app, of: managed, limit: Self.managedChildLimit, deadline: deadline)
+        lists += bounded.map { ($0.path, $0.children) }
+        tree.childrenCapped = bounded.filter(\.capped).count
+        if tree.childrenCapped > 0 { tree.truncated = true }
         for (parent, children) in lists { if let children { tree.nodes[parent]?.children = children } }
         let missing = lists.flatMap { $0.children ?? [] }.filter { tree.nodes[$0] == nil }
         let found = try await readSubtrees(app, roots: missing, known: tree.nodes, deadline: deadline)
         tree.nodes.merge(found) { old, _ in old }
         tree.gapsFilled = found.count
+    }
+
+    /// Children a container that manages its descendants shows at most, per snapshot.
+    public static let managedChildLimit = 200
+
+    /// The first `limit` children of each object (`ChildCount`, then `GetChildAtIndex`), never
+    /// the whole list: `GetChildren` on a managed table would make the app create every cell.
+    /// `children` is nil for an object that vanished; `capped` when it has more than `limit`.
+    func readFirstChildren(_ app: AppHandle, of paths: [String], limit: Int, deadline: Deadline)
+        async throws(RPCError) -> [(path: String, children: [String]?, capped: Bool)]
+    {
+        guard !paths.isEmpty else { return [] }
+        let timeout = deadline.remaining(cap: config.smallCallTimeout)
+        let counts = try await batch(app, paths.map { ($0, Atspi.properties, "Get", [.string(Atspi.accessible), .string("ChildCount")]) },
+                                     timeout: timeout, deadline: deadline)
+        var calls: [(path: String, interface: String, member: String, args: [DBusValue])] = []
+        var ranges: [Range<Int>?] = []
+        var capped: [Bool] = []
+        for (path, result) in zip(paths, counts) {
+            guard let count = (try? result.get())?.first?.unwrapped.integerValue, count >= 0 else {
+                ranges.append(nil)
+                capped.append(false)
+                continue
+            }
+            let take = min(Int(count), limit)
+            ranges.append(calls.count..<(calls.count + take))
+            capped.append(count > limit)
+            for index in 0..<take { calls.append((path, Atspi.accessible, "GetChildAtIndex", [.int32(Int32(index))])) }
+        }
+        let children = try await batch(app, calls, timeout: deadline.remaining(cap: config.smallCallTimeout),
+                                       deadline: deadline)
+        return paths.indices.map { i in
+            guard let range = ranges[i] else { return (paths[i], nil, false) }
+            let list = range.compactMap { (try? children[$0].get())?.first?.objectReference?.path }
+                .filter { $0 != "/org/a11y/atspi/null" }
+            return (paths[i], list, capped[i])
+        }
     }
 
     /// Reads objects and everything under them node by node, breadth first (one batch a level),
@@ -56,8 +96,8 @@ extension AccessibilityService {
                       deadline: Deadline) async throws(RPCError) -> [String: AccessibleNode]
     {
         var found: [String: AccessibleNode] = [:]
-        var seen = Set(known.keys)
-        var level = roots.filter { seen.insert($0).inserted }
+        var seen = Set<String>()
+        var level = roots.filter { known[$0] == nil && seen.insert($0).inserted }
         while !level.isEmpty, found.count < Self.gapNodeLimit, !deadline.hasPassed {
             let batch = Array(level.prefix(Self.gapNodeLimit - found.count))
             let nodes = try await readNodes(app, paths: batch, withChildren: true,
@@ -65,7 +105,7 @@ extension AccessibilityService {
             var next: [String] = []
             for node in nodes {
                 found[node.path] = node
-                next += node.children.filter { seen.insert($0).inserted }
+                next += node.children.filter { known[$0] == nil && seen.insert($0).inserted }
             }
             level = next
         }
@@ -114,7 +154,17 @@ extension AccessibilityService {
             }
             nodes[path] = node
         }
-        return FetchedTree(nodes: nodes, root: root, truncated: false, deadlineReached: false, method: "cache")
+        var tree = FetchedTree(nodes: nodes, root: root, truncated: false, deadlineReached: false, method: "cache")
+        // What the cache left out (see fillGaps), from the counts above.
+        for (path, slot) in slotOf {
+            let item = items[slot]
+            if item.childCount > Int(childCount[slot]) {
+                tree.gapParents.append(path)
+            } else if childCount[slot] == 0, item.node.states.contains(ATSPI_STATE_MANAGES_DESCENDANTS) {
+                tree.managedParents.append(path)
+            }
+        }
+        return tree
     }
 
     /// One `Cache.GetItems` entry.

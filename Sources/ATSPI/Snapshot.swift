@@ -120,6 +120,7 @@ extension AccessibilityService {
         if tree.deadlineReached { stats.append("deadline_reached", true) }
         if tree.cacheFilled > 0 { stats.append("cache_filled", .int(Int64(tree.cacheFilled))) }
         if tree.gapsFilled > 0 { stats.append("gaps_filled", .int(Int64(tree.gapsFilled))) }
+        if tree.childrenCapped > 0 { stats.append("children_capped", .int(Int64(tree.childrenCapped))) }
         return SnapshotResult(app: handle.busName, nodes: emitted, extras: extras, refs: refList, actions: wantActions,
                               outline: format == .outline ? Self.outline(emitted, extras, refList) : nil,
                               truncated: truncated, stats: stats)

@@ -32,6 +32,12 @@ struct FetchedTree: Sendable {
     var cacheFilled = 0
     /// Nodes `Cache.GetItems` lacked that were read one by one (``AccessibilityService/fillGaps``).
     var gapsFilled = 0
+    /// Containers managing their descendants whose children were cut at ``AccessibilityService/managedChildLimit``.
+    var childrenCapped = 0
+    /// `Cache.GetItems` trees: objects with more children than the cache listed, and objects
+    /// managing their descendants whose children it left out (``AccessibilityService/fillGaps``).
+    var gapParents: [String] = []
+    var managedParents: [String] = []
 
     func isShown(_ node: AccessibleNode) -> Bool {
         node.states.isShowing || (visibleMeansShowing && node.states.contains(ATSPI_STATE_VISIBLE))

@@ -88,4 +88,30 @@ struct GapTests {
         #expect(snapshot["stats"]?["gaps_filled"] == nil)
         #expect(snapshot.nodes.count == 4 * 50 + 28)
     }
+
+    @Test("A table that manages its descendants (GTK3 tree view): its rows appear as a walk sees them")
+    func smallTable() async throws {
+        let service = try await Desktop.shared.get()
+        let app = try await FixtureApp.launch("gtk3", arguments: ["--table", "12"], service: service)
+        let snapshot = try await service.snapshot(app: app.name)
+        #expect(snapshot["truncated"] == false)
+        #expect(snapshot.node(role: "table cell", name: "Item 11") != nil)
+        #expect(Self.outline(snapshot) == (try Self.walked(app)))
+    }
+
+    @Test("A huge managed table is read only up to the per-container bound, and says it was cut")
+    func hugeTable() async throws {
+        let service = try await Desktop.shared.get()
+        let app = try await FixtureApp.launch("gtk3", arguments: ["--table", "20000"], service: service)
+        let snapshot = try await service.snapshot(app: app.name)
+        let table = try #require(snapshot.nodes.first { $0.states.contains("manages-descendants") })
+        let cells = snapshot.nodes.filter { $0["parent"] == table["ref"] }
+        #expect(cells.count == AccessibilityService.managedChildLimit)
+        #expect(snapshot["truncated"] == true)
+        #expect(snapshot["stats"]?["children_capped"] == 1)
+        // The first rows, in order (column headers first).
+        #expect(cells.contains { $0["name"] == "Item 0" })
+        #expect(!cells.contains { $0["name"] == "Item 19999" })
+    }
 }
+

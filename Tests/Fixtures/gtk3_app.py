@@ -39,6 +39,8 @@ def main():
     ap.add_argument("--rows", type=int, default=0, help="extra rows of (button, label, check box)")
     ap.add_argument("--name", default="deskgate-fixture-gtk3", help="AT-SPI application name")
     ap.add_argument("--title", default="deskgate fixture", help="window title")
+    ap.add_argument("--table", type=int, default=0,
+                    help='a tree view "Items" of N rows (Item i, i): a MANAGES_DESCENDANTS table')
     ap.add_argument("--add-button", action="store_true",
                     help='an "Add row" button (off by default: the other tests count nodes)')
     args = ap.parse_args()
@@ -205,6 +207,18 @@ def main():
     scroller.set_vexpand(True)
     scroller.add(rows_box)
     outer.pack_start(scroller, True, True, 0)
+
+    if args.table:
+        store = Gtk.ListStore(str, int)
+        for i in range(args.table):
+            store.append([f"Item {i}", i])
+        view = Gtk.TreeView(model=store)
+        for column, title in enumerate(["Item", "Count"]):
+            view.append_column(Gtk.TreeViewColumn(title, Gtk.CellRendererText(), text=column))
+        table_scroller = Gtk.ScrolledWindow()
+        table_scroller.set_min_content_height(120)
+        table_scroller.add(view)
+        outer.pack_start(table_scroller, False, False, 0)
 
     win.add(outer)
     win.connect("destroy", Gtk.main_quit)
