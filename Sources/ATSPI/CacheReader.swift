@@ -48,9 +48,10 @@ extension AccessibilityService {
         if tree.childrenCapped > 0 { tree.truncated = true }
         for (parent, children) in lists { if let children { tree.nodes[parent]?.children = children } }
         let missing = lists.flatMap { $0.children ?? [] }.filter { tree.nodes[$0] == nil }
-        let found = try await readSubtrees(app, roots: missing, known: tree.nodes, deadline: deadline)
+        let (found, complete) = try await readSubtrees(app, roots: missing, known: tree.nodes, deadline: deadline)
         tree.nodes.merge(found) { old, _ in old }
         tree.gapsFilled = found.count
+        if !complete { tree.truncated = true }
     }
 
     /// Children a container that manages its descendants shows at most, per snapshot.
@@ -91,9 +92,10 @@ extension AccessibilityService {
     }
 
     /// Reads objects and everything under them node by node, breadth first (one batch a level),
-    /// skipping objects already in `known`; at most ``gapNodeLimit`` nodes.
+    /// skipping objects already in `known`; at most ``gapNodeLimit`` nodes. `complete` is false
+    /// when the limit or the deadline stopped it.
     func readSubtrees(_ app: AppHandle, roots: [String], known: [String: AccessibleNode],
-                      deadline: Deadline) async throws(RPCError) -> [String: AccessibleNode]
+                      deadline: Deadline) async throws(RPCError) -> (nodes: [String: AccessibleNode], complete: Bool)
     {
         var found: [String: AccessibleNode] = [:]
         var seen = Set<String>()
@@ -109,7 +111,7 @@ extension AccessibilityService {
             }
             level = next
         }
-        return found
+        return (found, level.isEmpty)
     }
 
     /// Most nodes read one by one to fill what `GetItems` left out, per request.
@@ -158,10 +160,11 @@ extension AccessibilityService {
         // What the cache left out (see fillGaps), from the counts above.
         for (path, slot) in slotOf {
             let item = items[slot]
-            if item.childCount > Int(childCount[slot]) {
-                tree.gapParents.append(path)
-            } else if childCount[slot] == 0, item.node.states.contains(ATSPI_STATE_MANAGES_DESCENDANTS) {
+            // Managed first: whatever count such a table gives, its whole child list is never asked for.
+            if childCount[slot] == 0, item.node.states.contains(ATSPI_STATE_MANAGES_DESCENDANTS) {
                 tree.managedParents.append(path)
+            } else if item.childCount > Int(childCount[slot]) {
+                tree.gapParents.append(path)
             }
         }
         return tree
