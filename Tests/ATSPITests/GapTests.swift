@@ -44,6 +44,9 @@ struct GapTests {
         #expect(position("Added 2") < position("Temporary"))
         #expect(position("Button 2") < position("Added 1"))
         #expect(position("Added 1") < position("Added 3"))
+        // Server-side search (Collection) walks the app's own children, so it finds them too.
+        let found = try await service.find(app: app.name, role: "push button", name: "Added 3")
+        #expect(found.nodes.count == 1)
         // A node that was read one by one is a full node: it can be acted on.
         let packed = try #require(grown.node(role: "push button", name: "Added 3"))
         #expect(packed["actions"]?.arrayValue?.first?.stringValue == "click")
