@@ -51,10 +51,12 @@ extension AccessibilityService {
         let (found, complete) = try await readSubtrees(app, roots: missing, known: tree.nodes, deadline: deadline)
         tree.nodes.merge(found) { old, _ in old }
         tree.gapsFilled = found.count
-        if !complete { tree.truncated = true }
+        tree.childrenCapped += found.values.filter(\.childrenCapped).count
+        if !complete || tree.childrenCapped > 0 { tree.truncated = true }
     }
 
-    /// Children a container that manages its descendants shows at most, per snapshot.
+    /// Children a container that manages its descendants shows at most, per snapshot (in
+    /// `Cache.GetItems` trees and in walks).
     public static let managedChildLimit = 200
 
     /// The first `limit` children of each object (`ChildCount`, then `GetChildAtIndex`), never

@@ -15,6 +15,8 @@ struct AccessibleNode: Sendable {
     var children: [String]
     /// False when a walk left `interfaces` out (see ``AccessibilityService/withInterfaces(_:_:deadline:)``).
     var interfacesRead = true
+    /// It manages its descendants and has more children than ``children`` holds.
+    var childrenCapped = false
 
     var isPassword: Bool { role == AtspiNames.passwordRole }
 }
@@ -92,6 +94,11 @@ extension AccessibilityService {
     /// Reads role, states, name, description, interfaces (unless `interfaces` is false) and
     /// children (if `withChildren`) of many objects at once. Objects that vanished in the
     /// meantime are left out.
+    ///
+    /// Children are read in a second batch, after `ChildCount` came with the first: leaves need
+    /// no `GetChildren` at all, and a container that manages its descendants (a Qt table) is
+    /// asked only for its first ``managedChildLimit`` children by index, since `GetChildren`
+    /// would make the app create every cell (``AccessibleNode/childrenCapped`` says it has more).
     func readNodes(_ app: AppHandle, paths: [String], withChildren: Bool, interfaces readInterfaces: Bool = true,
                    timeout: Duration? = nil, deadline: Deadline? = nil) async throws(RPCError) -> [AccessibleNode]
     {
@@ -104,11 +111,12 @@ extension AccessibilityService {
             calls.append((path, Atspi.properties, "Get", [.string(Atspi.accessible), .string("Name")]))
             calls.append((path, Atspi.properties, "Get", [.string(Atspi.accessible), .string("Description")]))
             if readInterfaces { calls.append((path, Atspi.accessible, "GetInterfaces", [])) }
-            if withChildren { calls.append((path, Atspi.accessible, "GetChildren", [])) }
+            if withChildren { calls.append((path, Atspi.properties, "Get", [.string(Atspi.accessible), .string("ChildCount")])) }
         }
         let results = try await batch(app, calls, timeout: timeout ?? config.smallCallTimeout, deadline: deadline)
         var nodes: [AccessibleNode] = []
         nodes.reserveCapacity(paths.count)
+        var childCounts: [Int?] = []
         for (index, path) in paths.enumerated() {
             var slot = index * perNode
             guard case .success(let roleReply) = results[slot], let role = roleReply.first?.integerValue,
@@ -123,10 +131,33 @@ extension AccessibilityService {
                 interfaces = Self.interfaces(from: results[slot])
                 slot += 1
             }
-            let children = withChildren ? Self.paths(fromChildren: (try? results[slot].get())?.first) : []
+            if withChildren { childCounts.append((try? results[slot].get())?.first?.unwrapped.integerValue.map(Int.init)) }
             nodes.append(AccessibleNode(path: path, role: UInt32(truncatingIfNeeded: role), name: name,
                                         description: description, states: StateSet(words: words),
-                                        interfaces: interfaces, children: children, interfacesRead: readInterfaces))
+                                        interfaces: interfaces, children: [], interfacesRead: readInterfaces))
+        }
+        guard withChildren else { return nodes }
+        // An object whose count did not come is asked for its children all the same.
+        var full: [Int] = []
+        var managed: [Int] = []
+        for (index, count) in childCounts.enumerated() where count.map({ $0 > 0 }) ?? true {
+            if nodes[index].states.contains(ATSPI_STATE_MANAGES_DESCENDANTS), count != nil {
+                managed.append(index)
+            } else {
+                full.append(index)
+            }
+        }
+        let remaining = timeout ?? config.smallCallTimeout
+        let lists = try await batch(app, full.map { (nodes[$0].path, Atspi.accessible, "GetChildren", []) },
+                                    timeout: deadline?.remaining(cap: remaining) ?? remaining, deadline: deadline)
+        for (index, result) in zip(full, lists) { nodes[index].children = Self.paths(fromChildren: (try? result.get())?.first) }
+        if !managed.isEmpty {
+            let first = try await readFirstChildren(app, of: managed.map { nodes[$0].path }, limit: Self.managedChildLimit,
+                                                    deadline: deadline ?? Deadline(after: remaining))
+            for (index, read) in zip(managed, first) {
+                nodes[index].children = read.children ?? []
+                nodes[index].childrenCapped = read.capped
+            }
         }
         return nodes
     }
@@ -205,9 +236,12 @@ extension AccessibilityService {
             deadlineReached = deadlineReached || filled.deadlineReached
             cacheFilled = filled.fromCache
         }
-        return FetchedTree(nodes: nodes, root: root, truncated: walk.truncated || deadlineReached,
-                           deadlineReached: deadlineReached, method: "walk", visibleMeansShowing: visibleMeansShowing,
-                           cacheFilled: cacheFilled)
+        var tree = FetchedTree(nodes: nodes, root: root,
+                               truncated: walk.truncated || deadlineReached || walk.childrenCapped > 0,
+                               deadlineReached: deadlineReached, method: "walk", visibleMeansShowing: visibleMeansShowing,
+                               cacheFilled: cacheFilled)
+        tree.childrenCapped = walk.childrenCapped
+        return tree
     }
 
     /// Calls per batch of a walk and batches in flight at once. An app answers one call after
@@ -231,11 +265,14 @@ extension AccessibilityService {
         let maxNodes: Int
         var truncated = false
         var deadlineReached = false
+        /// Nodes managing their descendants whose children were cut at ``managedChildLimit``.
+        var childrenCapped = 0
 
         init(root: AccessibleNode, maxNodes: Int) {
             nodes = [root.path: root]
             seen = [root.path]
             self.maxNodes = maxNodes
+            childrenCapped = root.childrenCapped ? 1 : 0
         }
 
         /// Queues the children of a node that were not seen yet, up to `maxNodes`.
@@ -324,6 +361,7 @@ extension AccessibilityService {
                 case .nodes(let read, let depth):
                     for node in read {
                         state.nodes[node.path] = node
+                        if node.childrenCapped { state.childrenCapped += 1 }
                         if prune?(node) != true { state.enqueue(node.children, depth: depth + 1) }
                     }
                 case .children(let read, let depth):

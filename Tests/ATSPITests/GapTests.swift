@@ -118,3 +118,33 @@ struct GapTests {
     }
 }
 
+/// Walked apps (Qt5) with a table that manages its descendants: read by index up to the bound,
+/// never with `GetChildren` (Qt would create an accessible for every cell).
+@Suite("Managed tables in walks (Qt5)", .enabled(if: Desktop.enabled, Desktop.reason))
+struct ManagedWalkTests {
+    @Test("A small Qt table is walked cell by cell, as pyatspi sees it")
+    func smallTable() async throws {
+        let service = try await Desktop.shared.get()
+        let app = try await FixtureApp.launch("qt5", arguments: ["--table", "30"], service: service)
+        let snapshot = try await service.snapshot(app: app.name)
+        #expect(snapshot["stats"]?["method"] == "walk")
+        #expect(snapshot["truncated"] == false)
+        #expect(snapshot.node(role: "table cell", name: "Item 29") != nil)
+        #expect(GapTests.outline(snapshot) == (try GapTests.walked(app)))
+    }
+
+    @Test("A Qt table of 20,000 rows gives its first children up to the bound and says it was cut")
+    func hugeTable() async throws {
+        let service = try await Desktop.shared.get()
+        let app = try await FixtureApp.launch("qt5", arguments: ["--table", "20000"], service: service)
+        let snapshot = try await service.snapshot(app: app.name)
+        let table = try #require(snapshot.nodes.first { $0["role"] == "table" })
+        #expect(table.states.contains("manages-descendants"))
+        let children = snapshot.nodes.filter { $0["parent"] == table["ref"] }
+        #expect(children.count == AccessibilityService.managedChildLimit)
+        #expect(snapshot["truncated"] == true)
+        #expect(snapshot["stats"]?["children_capped"] == 1)
+        #expect(children.contains { $0["name"] == "Item 0" })
+        #expect(!children.contains { $0["name"] == "Item 19999" })
+    }
+}

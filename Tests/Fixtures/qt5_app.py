@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--rows", type=int, default=0)
     ap.add_argument("--name", default="deskgate-fixture-qt5", help="AT-SPI application name")
     ap.add_argument("--title", default="deskgate fixture")
+    ap.add_argument("--table", type=int, default=0, help="a table of N rows (Item i, i)")
     args = ap.parse_args()
 
     app = QApplication([args.name])
@@ -155,6 +156,14 @@ def main():
     scroll.setWidget(rows)
     scroll.setWidgetResizable(True)
     outer.addWidget(scroll)
+    if args.table:
+        from PyQt5.QtWidgets import QTableWidget, QTableWidgetItem
+        table = QTableWidget(args.table, 2)
+        table.setHorizontalHeaderLabels(["Item", "Count"])
+        for i in range(args.table):
+            table.setItem(i, 0, QTableWidgetItem(f"Item {i}"))
+            table.setItem(i, 1, QTableWidgetItem(str(i)))
+        outer.addWidget(table)
     win.resize(480, 700)
     win.show()
     QTimer.singleShot(0, lambda: emit("ready"))
