@@ -42,10 +42,12 @@ extension AccessibilityService {
         guard !gaps.isEmpty || !managed.isEmpty else { return }
         var lists = try await readChildren(app, paths: gaps, timeout: deadline.remaining(cap: config.smallCallTimeout),
                                            deadline: deadline)
-        let bounded = try await readFirstChildren(app, of: managed, limit: Self.managedChildLimit, deadline: deadline)
+        // The cache gives no count for these: ask for it.
+        let counts = try await childCounts(app, of: managed, deadline: deadline)
+        let bounded = try await readFirstChildren(app, of: Array(zip(managed, counts)), limit: Self.managedChildLimit,
+                                                  deadline: deadline)
         lists += bounded.map { ($0.path, $0.children) }
         tree.childrenCapped = bounded.filter(\.capped).count
-        if tree.childrenCapped > 0 { tree.truncated = true }
         for (parent, children) in lists { if let children { tree.nodes[parent]?.children = children } }
         let missing = lists.flatMap { $0.children ?? [] }.filter { tree.nodes[$0] == nil }
         let (found, complete) = try await readSubtrees(app, roots: missing, known: tree.nodes, deadline: deadline)
@@ -59,37 +61,44 @@ extension AccessibilityService {
     /// `Cache.GetItems` trees and in walks).
     public static let managedChildLimit = 200
 
-    /// The first `limit` children of each object (`ChildCount`, then `GetChildAtIndex`), never
-    /// the whole list: `GetChildren` on a managed table would make the app create every cell.
-    /// `children` is nil for an object that vanished; `capped` when it has more than `limit`.
-    func readFirstChildren(_ app: AppHandle, of paths: [String], limit: Int, deadline: Deadline)
+    /// `ChildCount` of each object (nil where it did not answer).
+    func childCounts(_ app: AppHandle, of paths: [String], deadline: Deadline) async throws(RPCError) -> [Int?] {
+        guard !paths.isEmpty else { return [] }
+        let results = try await batch(app, paths.map { ($0, Atspi.properties, "Get", [.string(Atspi.accessible), .string("ChildCount")]) },
+                                      timeout: deadline.remaining(cap: config.smallCallTimeout), deadline: deadline)
+        return results.map { Self.childCount(from: $0) }
+    }
+
+    static func childCount(from reply: Result<[DBusValue], DBusError>) -> Int? {
+        (try? reply.get())?.first?.unwrapped.integerValue.map(Int.init)
+    }
+
+    /// The first `limit` children of each object by index (`GetChildAtIndex`, given its
+    /// `ChildCount`), never the whole list: `GetChildren` on a managed table would make the app
+    /// create every cell. `children` is nil where the count is unknown; `capped` when the object
+    /// has more than `limit`.
+    func readFirstChildren(_ app: AppHandle, of objects: [(path: String, count: Int?)], limit: Int, deadline: Deadline)
         async throws(RPCError) -> [(path: String, children: [String]?, capped: Bool)]
     {
-        guard !paths.isEmpty else { return [] }
-        let timeout = deadline.remaining(cap: config.smallCallTimeout)
-        let counts = try await batch(app, paths.map { ($0, Atspi.properties, "Get", [.string(Atspi.accessible), .string("ChildCount")]) },
-                                     timeout: timeout, deadline: deadline)
+        guard !objects.isEmpty else { return [] }
         var calls: [(path: String, interface: String, member: String, args: [DBusValue])] = []
         var ranges: [Range<Int>?] = []
-        var capped: [Bool] = []
-        for (path, result) in zip(paths, counts) {
-            guard let count = (try? result.get())?.first?.unwrapped.integerValue, count >= 0 else {
+        for (path, count) in objects {
+            guard let count, count >= 0 else {
                 ranges.append(nil)
-                capped.append(false)
                 continue
             }
-            let take = min(Int(count), limit)
+            let take = min(count, limit)
             ranges.append(calls.count..<(calls.count + take))
-            capped.append(count > limit)
             for index in 0..<take { calls.append((path, Atspi.accessible, "GetChildAtIndex", [.int32(Int32(index))])) }
         }
         let children = try await batch(app, calls, timeout: deadline.remaining(cap: config.smallCallTimeout),
                                        deadline: deadline)
-        return paths.indices.map { i in
-            guard let range = ranges[i] else { return (paths[i], nil, false) }
+        return objects.indices.map { i in
+            guard let range = ranges[i] else { return (objects[i].path, nil, false) }
             let list = range.compactMap { (try? children[$0].get())?.first?.objectReference?.path }
                 .filter { $0 != "/org/a11y/atspi/null" }
-            return (paths[i], list, capped[i])
+            return (objects[i].path, list, (objects[i].count ?? 0) > limit)
         }
     }
 

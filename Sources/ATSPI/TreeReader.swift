@@ -131,7 +131,7 @@ extension AccessibilityService {
                 interfaces = Self.interfaces(from: results[slot])
                 slot += 1
             }
-            if withChildren { childCounts.append((try? results[slot].get())?.first?.unwrapped.integerValue.map(Int.init)) }
+            if withChildren { childCounts.append(Self.childCount(from: results[slot])) }
             nodes.append(AccessibleNode(path: path, role: UInt32(truncatingIfNeeded: role), name: name,
                                         description: description, states: StateSet(words: words),
                                         interfaces: interfaces, children: [], interfacesRead: readInterfaces))
@@ -139,10 +139,10 @@ extension AccessibilityService {
         guard withChildren else { return nodes }
         // An object whose count did not come is asked for its children all the same.
         var full: [Int] = []
-        var managed: [Int] = []
+        var managed: [(index: Int, count: Int)] = []
         for (index, count) in childCounts.enumerated() where count.map({ $0 > 0 }) ?? true {
-            if nodes[index].states.contains(ATSPI_STATE_MANAGES_DESCENDANTS), count != nil {
-                managed.append(index)
+            if nodes[index].states.contains(ATSPI_STATE_MANAGES_DESCENDANTS), let count {
+                managed.append((index, count))
             } else {
                 full.append(index)
             }
@@ -152,9 +152,10 @@ extension AccessibilityService {
                                     timeout: deadline?.remaining(cap: remaining) ?? remaining, deadline: deadline)
         for (index, result) in zip(full, lists) { nodes[index].children = Self.paths(fromChildren: (try? result.get())?.first) }
         if !managed.isEmpty {
-            let first = try await readFirstChildren(app, of: managed.map { nodes[$0].path }, limit: Self.managedChildLimit,
+            let first = try await readFirstChildren(app, of: managed.map { (nodes[$0.index].path, $0.count) },
+                                                    limit: Self.managedChildLimit,
                                                     deadline: deadline ?? Deadline(after: remaining))
-            for (index, read) in zip(managed, first) {
+            for ((index, _), read) in zip(managed, first) {
                 nodes[index].children = read.children ?? []
                 nodes[index].childrenCapped = read.capped
             }

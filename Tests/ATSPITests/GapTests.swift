@@ -106,15 +106,22 @@ struct GapTests {
     func hugeTable() async throws {
         let service = try await Desktop.shared.get()
         let app = try await FixtureApp.launch("gtk3", arguments: ["--table", "20000"], service: service)
-        let snapshot = try await service.snapshot(app: app.name)
-        let table = try #require(snapshot.nodes.first { $0.states.contains("manages-descendants") })
-        let cells = snapshot.nodes.filter { $0["parent"] == table["ref"] }
-        #expect(cells.count == AccessibilityService.managedChildLimit)
-        #expect(snapshot["truncated"] == true)
-        #expect(snapshot["stats"]?["children_capped"] == 1)
-        // The first rows, in order (column headers first).
-        #expect(cells.contains { $0["name"] == "Item 0" })
-        #expect(!cells.contains { $0["name"] == "Item 19999" })
+        try Self.expectCappedTable(try await service.snapshot(app: app.name), rows: 20_000)
+    }
+
+    /// A snapshot of a fixture with one managed table of `rows` rows ("Item i"): exactly the
+    /// bound of children, the first rows among them, the last not, and the cut reported.
+    static func expectCappedTable(_ snapshot: JSONValue, rows: Int, sourceLocation: SourceLocation = #_sourceLocation)
+        throws
+    {
+        let table = try #require(snapshot.nodes.first { $0.states.contains("manages-descendants") },
+                                 sourceLocation: sourceLocation)
+        let children = snapshot.nodes.filter { $0["parent"] == table["ref"] }
+        #expect(children.count == AccessibilityService.managedChildLimit, sourceLocation: sourceLocation)
+        #expect(snapshot["truncated"] == true, sourceLocation: sourceLocation)
+        #expect(snapshot["stats"]?["children_capped"] == 1, sourceLocation: sourceLocation)
+        #expect(children.contains { $0["name"] == "Item 0" }, sourceLocation: sourceLocation)
+        #expect(!children.contains { $0["name"]?.stringValue == "Item \(rows - 1)" }, sourceLocation: sourceLocation)
     }
 }
 
@@ -138,13 +145,7 @@ struct ManagedWalkTests {
         let service = try await Desktop.shared.get()
         let app = try await FixtureApp.launch("qt5", arguments: ["--table", "20000"], service: service)
         let snapshot = try await service.snapshot(app: app.name)
-        let table = try #require(snapshot.nodes.first { $0["role"] == "table" })
-        #expect(table.states.contains("manages-descendants"))
-        let children = snapshot.nodes.filter { $0["parent"] == table["ref"] }
-        #expect(children.count == AccessibilityService.managedChildLimit)
-        #expect(snapshot["truncated"] == true)
-        #expect(snapshot["stats"]?["children_capped"] == 1)
-        #expect(children.contains { $0["name"] == "Item 0" })
-        #expect(!children.contains { $0["name"] == "Item 19999" })
+        #expect(snapshot.nodes.first { $0["role"] == "table" }?.states.contains("manages-descendants") == true)
+        try GapTests.expectCappedTable(snapshot, rows: 20_000)
     }
 }
