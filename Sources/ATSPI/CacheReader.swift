@@ -48,10 +48,12 @@ extension AccessibilityService {
                                                   deadline: deadline)
         lists += bounded.map { ($0.path, $0.children) }
         tree.childrenCapped = bounded.filter(\.capped).count
-        for (parent, children) in lists { if let children { tree.nodes[parent]?.children = children } }
-        let missing = lists.flatMap { $0.children ?? [] }.filter { tree.nodes[$0] == nil }
-        let (found, complete) = try await readSubtrees(app, roots: missing, known: tree.nodes, deadline: deadline)
-        tree.nodes.merge(found) { old, _ in old }
+        for (parent, children) in lists { if let children { tree.setChildren(children, of: parent) } }
+        let missing = lists.flatMap { $0.children ?? [] }.filter { tree.slot(of: $0) == nil }
+        let known = tree
+        let (found, complete) = try await readSubtrees(app, roots: missing, isKnown: { known.slot(of: $0) != nil },
+                                                       deadline: deadline)
+        tree.add(found.values)
         tree.gapsFilled = found.count
         tree.childrenCapped += found.values.filter(\.childrenCapped).count
         if !complete || tree.childrenCapped > 0 { tree.truncated = true }
@@ -105,12 +107,12 @@ extension AccessibilityService {
     /// Reads objects and everything under them node by node, breadth first (one batch a level),
     /// skipping objects already in `known`; at most ``gapNodeLimit`` nodes. `complete` is false
     /// when the limit or the deadline stopped it.
-    func readSubtrees(_ app: AppHandle, roots: [String], known: [String: AccessibleNode],
+    func readSubtrees(_ app: AppHandle, roots: [String], isKnown: (String) -> Bool,
                       deadline: Deadline) async throws(RPCError) -> (nodes: [String: AccessibleNode], complete: Bool)
     {
         var found: [String: AccessibleNode] = [:]
         var seen = Set<String>()
-        var level = roots.filter { known[$0] == nil && seen.insert($0).inserted }
+        var level = roots.filter { !isKnown($0) && seen.insert($0).inserted }
         while !level.isEmpty, found.count < Self.gapNodeLimit, !deadline.hasPassed {
             let batch = Array(level.prefix(Self.gapNodeLimit - found.count))
             let nodes = try await readNodes(app, paths: batch, withChildren: true,
@@ -118,7 +120,7 @@ extension AccessibilityService {
             var next: [String] = []
             for node in nodes {
                 found[node.path] = node
-                next += node.children.filter { known[$0] == nil && seen.insert($0).inserted }
+                next += node.children.filter { !isKnown($0) && seen.insert($0).inserted }
             }
             level = next
         }
@@ -130,11 +132,20 @@ extension AccessibilityService {
 
     /// Links cache items into a tree: children in index order, transient ones (index -1) after
     /// them in the order the app listed them. When a path occurs twice, the later item wins.
-    static func buildTree(_ items: [CacheItem], root: String) -> FetchedTree {
+    static func buildTree(_ given: [CacheItem], root: String) -> FetchedTree {
         // One hash per path to number the nodes, then everything by number.
+        var items = given
         var slotOf: [String: Int] = [:]
         slotOf.reserveCapacity(items.count)
-        for (index, item) in items.enumerated() { slotOf[item.node.path] = index }
+        var repeated = false
+        for (index, item) in items.enumerated() where slotOf.updateValue(index, forKey: item.node.path) != nil {
+            repeated = true
+        }
+        if repeated {
+            items = items.indices.filter { slotOf[items[$0].node.path] == $0 }.map { items[$0] }
+            slotOf.removeAll(keepingCapacity: true)
+            for (index, item) in items.enumerated() { slotOf[item.node.path] = index }
+        }
         var childCount = [Int32](repeating: 0, count: items.count)
         var parentSlot = [Int](repeating: -1, count: items.count)
         for (index, item) in items.enumerated() {
@@ -142,8 +153,7 @@ extension AccessibilityService {
             parentSlot[index] = slot
             childCount[slot] += 1
         }
-        var nodes: [String: AccessibleNode] = [:]
-        nodes.reserveCapacity(slotOf.count)
+        var nodes = items.map(\.node)
         // Children of each parent, grouped with one counting pass.
         var start = [Int](repeating: 0, count: items.count + 1)
         for slot in items.indices { start[slot + 1] = start[slot] + Int(childCount[slot]) }
@@ -153,29 +163,23 @@ extension AccessibilityService {
             grouped[fill[parentSlot[index]]] = index
             fill[parentSlot[index]] += 1
         }
-        for (path, slot) in slotOf {
-            var node = items[slot].node
-            let range = start[slot]..<start[slot + 1]
-            if !range.isEmpty {
-                // Stable by index (each group is in item order already); transient ones last.
-                let children = grouped[range].sorted { a, b in
-                    let ka = items[a].index < 0 ? Int.max : items[a].index
-                    let kb = items[b].index < 0 ? Int.max : items[b].index
-                    return (ka, a) < (kb, b)
-                }
-                node.children = children.map { items[$0].node.path }
+        for slot in items.indices where start[slot] < start[slot + 1] {
+            // Stable by index (each group is in item order already); transient ones last.
+            let children = grouped[start[slot]..<start[slot + 1]].sorted { a, b in
+                let ka = items[a].index < 0 ? Int.max : items[a].index
+                let kb = items[b].index < 0 ? Int.max : items[b].index
+                return (ka, a) < (kb, b)
             }
-            nodes[path] = node
+            nodes[slot].children = children.map { items[$0].node.path }
         }
-        var tree = FetchedTree(nodes: nodes, root: root, truncated: false, deadlineReached: false, method: "cache")
+        var tree = FetchedTree(numbered: nodes, slots: slotOf, root: root, method: "cache")
         // What the cache left out (see fillGaps), from the counts above.
-        for (path, slot) in slotOf {
-            let item = items[slot]
+        for (slot, item) in items.enumerated() {
             // Managed first: whatever count such a table gives, its whole child list is never asked for.
             if childCount[slot] == 0, item.node.states.contains(ATSPI_STATE_MANAGES_DESCENDANTS) {
-                tree.managedParents.append(path)
+                tree.managedParents.append(item.node.path)
             } else if item.childCount > Int(childCount[slot]) {
-                tree.gapParents.append(path)
+                tree.gapParents.append(item.node.path)
             }
         }
         return tree

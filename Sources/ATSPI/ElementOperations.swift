@@ -229,11 +229,11 @@ extension AccessibilityService {
                       fields[0].integerValue == Int64(AtspiNames.labelledBy) else { continue }
                 paths += (fields[1].arrayValue ?? []).compactMap { $0.objectReference?.path }
             }
-            for path in paths where tree.nodes[path] == nil { missing.insert(path) }
+            for path in paths where tree.slot(of: path) == nil { missing.insert(path) }
             labelPaths.append(paths)
         }
-        var labelNodes = tree.nodes
-        for node in try await readNodes(handle, paths: Array(missing), withChildren: false) { labelNodes[node.path] = node }
+        var labelNodes = tree
+        labelNodes.add(try await readNodes(handle, paths: Array(missing), withChildren: false))
         let labels = labelPaths.map { $0.compactMap { labelNodes[$0]?.name } }
 
         func matching(_ equal: (String) -> Bool) -> [Int] {

@@ -24,21 +24,23 @@ final class RefTable: Sendable {
         var maxBytes = 64 << 20
     }
 
-    private struct Key: Hashable {
-        let app: String
-        let path: String
-    }
-
     private struct Slot {
+        let ref: String
         var entry: Entry
         var lastUse: UInt64
         var bytes: Int { Self.cost(entry) }
         static func cost(_ entry: Entry) -> Int { 96 + entry.app.utf8.count + entry.path.utf8.count + entry.name.utf8.count }
     }
 
+    /// Slots by number, so a snapshot's thousands of refs cost one path hash each: the app is
+    /// looked up once per call, and a slot is updated in place.
     private struct State {
-        var byRef: [String: Slot] = [:]
-        var byKey: [Key: String] = [:]
+        var slots: [Slot?] = []
+        var freeSlots: [Int] = []
+        var byRef: [String: Int] = [:]
+        /// The current slot of each path, per app. A slot whose path got a newer ref (another
+        /// role) is only in `byRef`.
+        var byApp: [String: [String: Int]] = [:]
         var clock: UInt64 = 0
         var bytes = 0
     }
@@ -61,26 +63,36 @@ final class RefTable: Sendable {
         state.withLock { s in
             s.clock += 1
             let now = s.clock
+            // Taken out and put back, so adding paths does not copy the app's table.
+            var paths = s.byApp.removeValue(forKey: app) ?? [:]
             let refs = elements.map { element in
-                let key = Key(app: app, path: element.path)
-                if let existing = s.byKey[key], var slot = s.byRef[existing], slot.entry.role == element.role {
-                    if slot.entry.name != element.name {
-                        s.bytes -= slot.bytes
-                        slot.entry.name = element.name
-                        s.bytes += slot.bytes
+                if let number = paths[element.path], s.slots[number]?.entry.role == element.role {
+                    if s.slots[number]!.entry.name != element.name {
+                        s.bytes -= s.slots[number]!.bytes
+                        s.slots[number]!.entry.name = element.name
+                        s.bytes += s.slots[number]!.bytes
                     }
-                    slot.lastUse = now
-                    s.byRef[existing] = slot
-                    return existing
+                    s.slots[number]!.lastUse = now
+                    return s.slots[number]!.ref
                 }
                 var ref = Self.randomRef()
                 while s.byRef[ref] != nil { ref = Self.randomRef() }
-                let slot = Slot(entry: Entry(app: app, path: element.path, role: element.role, name: element.name), lastUse: now)
-                s.byRef[ref] = slot
+                let slot = Slot(ref: ref, entry: Entry(app: app, path: element.path, role: element.role, name: element.name),
+                                lastUse: now)
+                let number: Int
+                if let free = s.freeSlots.popLast() {
+                    number = free
+                    s.slots[number] = slot
+                } else {
+                    number = s.slots.count
+                    s.slots.append(slot)
+                }
+                s.byRef[ref] = number
                 s.bytes += slot.bytes
-                s.byKey[key] = ref
+                paths[element.path] = number
                 return ref
             }
+            s.byApp[app] = paths
             evictIfNeeded(&s, keepingUsesFrom: now)
             return refs
         }
@@ -88,10 +100,9 @@ final class RefTable: Sendable {
 
     func lookup(_ ref: String) -> Entry? {
         state.withLock { s in
-            guard var slot = s.byRef[ref] else { return nil }
+            guard let number = s.byRef[ref], let slot = s.slots[number] else { return nil }
             s.clock += 1
-            slot.lastUse = s.clock
-            s.byRef[ref] = slot
+            s.slots[number]!.lastUse = s.clock
             return slot.entry
         }
     }
@@ -99,25 +110,30 @@ final class RefTable: Sendable {
     /// The ref already issued for an element, if any.
     func existing(app: String, path: String) -> (ref: String, entry: Entry)? {
         state.withLock { s in
-            guard let ref = s.byKey[Key(app: app, path: path)], let slot = s.byRef[ref] else { return nil }
-            return (ref, slot.entry)
+            guard let number = s.byApp[app]?[path], let slot = s.slots[number] else { return nil }
+            return (slot.ref, slot.entry)
         }
     }
 
     /// Forgets every ref of an app that has gone.
     func removeApp(_ app: String) {
         state.withLock { s in
-            let refs = s.byRef.filter { $0.value.entry.app == app }.map(\.key)
-            for ref in refs { remove(ref, from: &s) }
+            s.byApp.removeValue(forKey: app)
+            for number in s.slots.indices where s.slots[number]?.entry.app == app { remove(number, from: &s) }
         }
     }
 
-    private func remove(_ ref: String, from s: inout State) {
-        guard let slot = s.byRef.removeValue(forKey: ref) else { return }
+    private func remove(_ number: Int, from s: inout State) {
+        guard let slot = s.slots[number] else { return }
+        s.slots[number] = nil
+        s.freeSlots.append(number)
+        s.byRef.removeValue(forKey: slot.ref)
         s.bytes -= slot.bytes
-        let key = Key(app: slot.entry.app, path: slot.entry.path)
         // The path may have a newer ref (another role); only drop the mapping if it is this one.
-        if s.byKey[key] == ref { s.byKey.removeValue(forKey: key) }
+        if s.byApp[slot.entry.app]?[slot.entry.path] == number {
+            s.byApp[slot.entry.app]?.removeValue(forKey: slot.entry.path)
+            if s.byApp[slot.entry.app]?.isEmpty == true { s.byApp.removeValue(forKey: slot.entry.app) }
+        }
     }
 
     /// Drops least recently used refs once a bound is crossed (amortized: down to 90 %).
@@ -125,10 +141,11 @@ final class RefTable: Sendable {
         guard s.byRef.count > limits.maxRefs || s.bytes > limits.maxBytes else { return }
         let targetRefs = limits.maxRefs * 9 / 10
         let targetBytes = limits.maxBytes * 9 / 10
-        let candidates = s.byRef.filter { $0.value.lastUse < now }.sorted { $0.value.lastUse < $1.value.lastUse }
-        for (ref, _) in candidates {
+        let candidates = s.slots.indices.compactMap { number in s.slots[number].map { (number, $0.lastUse) } }
+            .filter { $0.1 < now }.sorted { $0.1 < $1.1 }
+        for (number, _) in candidates {
             if s.byRef.count <= targetRefs && s.bytes <= targetBytes { break }
-            remove(ref, from: &s)
+            remove(number, from: &s)
         }
     }
 

@@ -128,17 +128,22 @@ extension AccessibilityService {
 
     /// Nodes in depth-first order from the root, honouring max depth and the showing filter.
     static func depthFirst(_ tree: FetchedTree, maxDepth: Int?, showingOnly: Bool) -> [EmittedNode] {
+        guard let rootSlot = tree.slot(of: tree.root) else { return [] }
         var output: [EmittedNode] = []
         output.reserveCapacity(tree.nodes.count)
-        var visited = Set<String>()
-        var stack: [(path: String, depth: Int, parent: Int?)] = [(tree.root, 0, nil)]
-        while let (path, depth, parent) = stack.popLast() {
-            guard let node = tree.nodes[path], visited.insert(path).inserted else { continue }
+        var visited = [Bool](repeating: false, count: tree.nodes.count)
+        var stack: [(slot: Int, depth: Int, parent: Int?)] = [(rootSlot, 0, nil)]
+        while let (slot, depth, parent) = stack.popLast() {
+            guard !visited[slot] else { continue }
+            visited[slot] = true
+            let node = tree.nodes[slot]
             if showingOnly, depth > 0, !tree.isShown(node) { continue }
             let index = output.count
             output.append(EmittedNode(node: node, depth: depth, parentIndex: parent))
             if let maxDepth, depth >= maxDepth { continue }
-            for child in node.children.reversed() { stack.append((child, depth + 1, index)) }
+            for child in node.children.reversed() {
+                if let childSlot = tree.slot(of: child), !visited[childSlot] { stack.append((childSlot, depth + 1, index)) }
+            }
         }
         return output
     }

@@ -21,9 +21,15 @@ struct AccessibleNode: Sendable {
     var isPassword: Bool { role == AtspiNames.passwordRole }
 }
 
-/// A part of an app's tree: nodes by path, the root, and whether reading stopped early.
+/// A part of an app's tree: its nodes, the root, and whether reading stopped early.
+///
+/// Nodes are numbered (``slot(of:)``), so walking the tree for output costs one path lookup
+/// per node and no sets of paths.
 struct FetchedTree: Sendable {
-    var nodes: [String: AccessibleNode]
+    /// The nodes, in no particular order.
+    private(set) var nodes: [AccessibleNode]
+    /// The index in ``nodes`` of each path.
+    private var slots: [String: Int]
     var root: String
     var truncated: Bool
     var deadlineReached: Bool
@@ -40,6 +46,47 @@ struct FetchedTree: Sendable {
     /// managing their descendants whose children it left out (``AccessibilityService/fillGaps``).
     var gapParents: [String] = []
     var managedParents: [String] = []
+
+    init(nodes: [String: AccessibleNode], root: String, truncated: Bool, deadlineReached: Bool, method: String,
+         visibleMeansShowing: Bool = false, cacheFilled: Int = 0)
+    {
+        self.init(numbered: Array(nodes.values), slots: [:], root: root, method: method)
+        slots.reserveCapacity(self.nodes.count)
+        for (slot, node) in self.nodes.enumerated() { slots[node.path] = slot }
+        self.truncated = truncated
+        self.deadlineReached = deadlineReached
+        self.visibleMeansShowing = visibleMeansShowing
+        self.cacheFilled = cacheFilled
+    }
+
+    /// Nodes already numbered: `slots[node.path]` is the index of each node, one node a path.
+    init(numbered nodes: [AccessibleNode], slots: [String: Int], root: String, method: String) {
+        self.nodes = nodes
+        self.slots = slots
+        self.root = root
+        self.truncated = false
+        self.deadlineReached = false
+        self.method = method
+    }
+
+    /// The index in ``nodes`` of the node at `path`.
+    func slot(of path: String) -> Int? { slots[path] }
+
+    /// The node at `path`.
+    subscript(path: String) -> AccessibleNode? { slots[path].map { nodes[$0] } }
+
+    /// Sets the children of the node at `path`, if there is one.
+    mutating func setChildren(_ children: [String], of path: String) {
+        if let slot = slots[path] { nodes[slot].children = children }
+    }
+
+    /// Adds the nodes whose paths are not in the tree yet (nodes there keep what they have).
+    mutating func add(_ more: some Sequence<AccessibleNode>) {
+        for node in more where slots[node.path] == nil {
+            slots[node.path] = nodes.count
+            nodes.append(node)
+        }
+    }
 
     func isShown(_ node: AccessibleNode) -> Bool {
         node.states.isShowing || (visibleMeansShowing && node.states.contains(ATSPI_STATE_VISIBLE))
