@@ -44,8 +44,8 @@ extension AccessibilityService {
                                            deadline: deadline)
         // The cache gives no count for these: ask for it.
         let counts = try await childCounts(app, of: managed, deadline: deadline)
-        let bounded = try await readFirstChildren(app, of: Array(zip(managed, counts)), limit: Self.managedChildLimit,
-                                                  deadline: deadline)
+        let bounded = try await readManagedChildren(app, of: Array(zip(managed, counts)), limit: Self.managedChildLimit,
+                                                    deadline: deadline)
         lists += bounded.map { ($0.path, $0.children) }
         tree.childrenCapped = bounded.filter(\.capped).count
         for (parent, children) in lists { if let children { tree.setChildren(children, of: parent) } }
@@ -75,33 +75,109 @@ extension AccessibilityService {
         (try? reply.get())?.first?.unwrapped.integerValue.map(Int.init)
     }
 
-    /// The first `limit` children of each object by index (`GetChildAtIndex`, given its
+    /// Up to `limit` children of each managed container (`GetChildAtIndex`, given its
     /// `ChildCount`), never the whole list: `GetChildren` on a managed table would make the app
-    /// create every cell. `children` is nil where the count is unknown; `capped` when the object
-    /// has more than `limit`.
-    func readFirstChildren(_ app: AppHandle, of objects: [(path: String, count: Int?)], limit: Int, deadline: Deadline)
+    /// create every cell. Which ones: ``managedWindows(_:of:limit:deadline:)``. `children` is nil
+    /// where the count is unknown; `capped` when the object has more than `limit`.
+    func readManagedChildren(_ app: AppHandle, of objects: [(path: String, count: Int?)], limit: Int, deadline: Deadline)
         async throws(RPCError) -> [(path: String, children: [String]?, capped: Bool)]
     {
         guard !objects.isEmpty else { return [] }
+        let windows = try await managedWindows(app, of: objects, limit: limit, deadline: deadline)
         var calls: [(path: String, interface: String, member: String, args: [DBusValue])] = []
         var ranges: [Range<Int>?] = []
-        for (path, count) in objects {
-            guard let count, count >= 0 else {
+        for ((path, _), window) in zip(objects, windows) {
+            guard let window else {
                 ranges.append(nil)
                 continue
             }
-            let take = min(count, limit)
-            ranges.append(calls.count..<(calls.count + take))
-            for index in 0..<take { calls.append((path, Atspi.accessible, "GetChildAtIndex", [.int32(Int32(index))])) }
+            ranges.append(calls.count..<(calls.count + window.indices.count))
+            for index in window.indices { calls.append((path, Atspi.accessible, "GetChildAtIndex", [.int32(Int32(index))])) }
         }
         let children = try await batch(app, calls, timeout: deadline.remaining(cap: config.smallCallTimeout),
                                        deadline: deadline)
         return objects.indices.map { i in
-            guard let range = ranges[i] else { return (objects[i].path, nil, false) }
-            let list = range.compactMap { (try? children[$0].get())?.first?.objectReference?.path }
-                .filter { $0 != "/org/a11y/atspi/null" }
-            return (objects[i].path, list, (objects[i].count ?? 0) > limit)
+            guard let range = ranges[i], let window = windows[i] else { return (objects[i].path, nil, false) }
+            let cells = range.compactMap { (try? children[$0].get())?.first?.objectReference?.path }
+            var seen = Set<String>()
+            let list = (window.headers + cells).filter { $0 != "/org/a11y/atspi/null" && seen.insert($0).inserted }
+            return (objects[i].path, Array(list.prefix(limit)), (objects[i].count ?? 0) > limit)
         }
+    }
+
+    /// Which children of each managed container to read (nil: count unknown): all of them up
+    /// to `limit`. Beyond it, what the person sees: the column headers (`Table.GetColumnHeader`)
+    /// and the children around the one at the middle of the container's extents (window
+    /// coordinates, which Wayland has too). A container not on screen, or whose middle point
+    /// gives nothing, shows its first `limit`.
+    func managedWindows(_ app: AppHandle, of objects: [(path: String, count: Int?)], limit: Int, deadline: Deadline)
+        async throws(RPCError) -> [(headers: [String], indices: [Int])?]
+    {
+        var windows: [(headers: [String], indices: [Int])?] = objects.map {
+            $0.count.map { ([], Array(0..<max(0, min($0, limit)))) }
+        }
+        let big = objects.indices.filter { (objects[$0].count ?? 0) > limit }
+        guard !big.isEmpty, limit > 0 else { return windows }
+        let windowCoordinates = DBusValue.uint32(1)
+        var first: [(path: String, interface: String, member: String, args: [DBusValue])] = []
+        for i in big {
+            first.append((objects[i].path, Atspi.component, "GetExtents", [windowCoordinates]))
+            first.append((objects[i].path, Atspi.properties, "Get", [.string(Atspi.table), .string("NColumns")]))
+        }
+        let extents = try await batch(app, first, timeout: deadline.remaining(cap: config.smallCallTimeout),
+                                      deadline: deadline)
+        // Per container on screen: the cell at its middle point, then its column headers.
+        var probes: [(object: Int, calls: Range<Int>)] = []
+        var second: [(path: String, interface: String, member: String, args: [DBusValue])] = []
+        for (n, i) in big.enumerated() {
+            guard let box = (try? extents[2 * n].get())?.first?.structFields?.compactMap(\.integerValue), box.count == 4,
+                  box[2] > 0, box[3] > 0
+            else { continue }
+            let columns = Int(min(max(0, (try? extents[2 * n + 1].get())?.first?.unwrapped.integerValue ?? 0),
+                                  Int64(limit / 4)))
+            let start = second.count
+            second.append((objects[i].path, Atspi.component, "GetAccessibleAtPoint",
+                           [.int32(Int32(clamping: box[0] + box[2] / 2)), .int32(Int32(clamping: box[1] + box[3] / 2)),
+                            windowCoordinates]))
+            for column in 0..<columns {
+                second.append((objects[i].path, Atspi.table, "GetColumnHeader", [.int32(Int32(column))]))
+            }
+            probes.append((i, start..<second.count))
+        }
+        guard !probes.isEmpty else { return windows }
+        let replies = try await batch(app, second, timeout: deadline.remaining(cap: config.smallCallTimeout),
+                                      deadline: deadline)
+        func path(_ reply: Result<[DBusValue], DBusError>) -> String? {
+            guard let path = (try? reply.get())?.first?.objectReference?.path, path != "/org/a11y/atspi/null" else {
+                return nil
+            }
+            return path
+        }
+        var hits: [(object: Int, headers: [String])] = []
+        var indexCalls: [(path: String, interface: String, member: String, args: [DBusValue])] = []
+        for probe in probes {
+            guard let middle = path(replies[probe.calls.lowerBound]) else { continue }
+            hits.append((probe.object, replies[probe.calls.dropFirst()].compactMap(path)))
+            indexCalls.append((middle, Atspi.accessible, "GetIndexInParent", []))
+        }
+        let positions = try await batch(app, indexCalls, timeout: deadline.remaining(cap: config.smallCallTimeout),
+                                        deadline: deadline)
+        for (hit, reply) in zip(hits, positions) {
+            let count = objects[hit.object].count ?? 0
+            guard let middle = (try? reply.get())?.first?.integerValue.map(Int.init), middle >= 0, middle < count else {
+                continue
+            }
+            // A full window: where it holds the headers already (at the top), nothing is lost to them.
+            windows[hit.object] = (hit.headers, Self.window(count: count, middle: middle + hit.headers.count / 2, limit: limit))
+        }
+        return windows
+    }
+
+    /// `limit` child indices of `count`, centred on `middle` (shifted to stay within them), ascending.
+    static func window(count: Int, middle: Int, limit: Int) -> [Int] {
+        let size = max(0, min(limit, count))
+        let start = min(max(0, middle - size / 2), count - size)
+        return Array(start..<(start + size))
     }
 
     /// Reads objects and everything under them node by node, breadth first (one batch a level),

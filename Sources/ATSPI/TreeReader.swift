@@ -199,9 +199,9 @@ extension AccessibilityService {
                                     timeout: deadline?.remaining(cap: remaining) ?? remaining, deadline: deadline)
         for (index, result) in zip(full, lists) { nodes[index].children = Self.paths(fromChildren: (try? result.get())?.first) }
         if !managed.isEmpty {
-            let first = try await readFirstChildren(app, of: managed.map { (nodes[$0.index].path, $0.count) },
-                                                    limit: Self.managedChildLimit,
-                                                    deadline: deadline ?? Deadline(after: remaining))
+            let first = try await readManagedChildren(app, of: managed.map { (nodes[$0.index].path, $0.count) },
+                                                      limit: Self.managedChildLimit,
+                                                      deadline: deadline ?? Deadline(after: remaining))
             for ((index, _), read) in zip(managed, first) {
                 nodes[index].children = read.children ?? []
                 nodes[index].childrenCapped = read.capped

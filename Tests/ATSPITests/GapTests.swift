@@ -109,6 +109,30 @@ struct GapTests {
         try Self.expectCappedTable(try await service.snapshot(app: app.name), rows: 20_000)
     }
 
+    @Test("A huge table scrolled to the middle shows the rows on screen and its headers, not the first rows")
+    func scrolledTable() async throws {
+        let service = try await Desktop.shared.get()
+        let app = try await FixtureApp.launch("gtk3", arguments: ["--table", "20000", "--scroll-row", "5000"],
+                                              service: service)
+        try Self.expectScrolledTable(try await service.snapshot(app: app.name), row: 5000)
+    }
+
+    /// A snapshot of a fixture whose managed table was scrolled so row `row` is in its middle:
+    /// the bound of children, the column header and that row among them, not the first rows.
+    static func expectScrolledTable(_ snapshot: JSONValue, row: Int, sourceLocation: SourceLocation = #_sourceLocation)
+        throws
+    {
+        let table = try #require(snapshot.nodes.first { $0.states.contains("manages-descendants") },
+                                 sourceLocation: sourceLocation)
+        let children = snapshot.nodes.filter { $0["parent"] == table["ref"] }
+        #expect(children.count == AccessibilityService.managedChildLimit, sourceLocation: sourceLocation)
+        #expect(snapshot["truncated"] == true, sourceLocation: sourceLocation)
+        #expect(children.contains { $0["role"] == "table column header" && $0["name"] == "Item" },
+                sourceLocation: sourceLocation)
+        #expect(children.contains { $0["name"]?.stringValue == "Item \(row)" }, sourceLocation: sourceLocation)
+        #expect(!children.contains { $0["name"] == "Item 0" }, sourceLocation: sourceLocation)
+    }
+
     /// A snapshot of a fixture with one managed table of `rows` rows ("Item i"): exactly the
     /// bound of children, the first rows among them, the last not, and the cut reported.
     static func expectCappedTable(_ snapshot: JSONValue, rows: Int, sourceLocation: SourceLocation = #_sourceLocation)
@@ -147,5 +171,13 @@ struct ManagedWalkTests {
         let snapshot = try await service.snapshot(app: app.name)
         #expect(snapshot.nodes.first { $0["role"] == "table" }?.states.contains("manages-descendants") == true)
         try GapTests.expectCappedTable(snapshot, rows: 20_000)
+    }
+
+    @Test("A huge Qt table scrolled to the middle shows the rows on screen and its headers")
+    func scrolledTable() async throws {
+        let service = try await Desktop.shared.get()
+        let app = try await FixtureApp.launch("qt5", arguments: ["--table", "20000", "--scroll-row", "5000"],
+                                              service: service)
+        try GapTests.expectScrolledTable(try await service.snapshot(app: app.name), row: 5000)
     }
 }

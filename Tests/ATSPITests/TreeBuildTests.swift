@@ -92,4 +92,13 @@ struct TreeBuildTests {
         #expect(tree["/r"]?.name == "root")
         #expect(Self.order(tree) == ["0:root", "1:new"])
     }
+
+    @Test("a managed container's window: the children around the middle, within bounds")
+    func managedWindow() {
+        #expect(AccessibilityService.window(count: 10, middle: 5, limit: 20) == Array(0..<10))
+        #expect(AccessibilityService.window(count: 1000, middle: 500, limit: 7) == Array(497...503))
+        #expect(AccessibilityService.window(count: 1000, middle: 1, limit: 10) == Array(0..<10))
+        #expect(AccessibilityService.window(count: 1000, middle: 999, limit: 4) == [996, 997, 998, 999])
+        #expect(AccessibilityService.window(count: 1000, middle: 3, limit: 0) == [])
+    }
 }

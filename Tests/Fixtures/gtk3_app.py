@@ -41,6 +41,7 @@ def main():
     ap.add_argument("--title", default="deskgate fixture", help="window title")
     ap.add_argument("--table", type=int, default=0,
                     help='a tree view "Items" of N rows (Item i, i): a MANAGES_DESCENDANTS table')
+    ap.add_argument("--scroll-row", type=int, default=0, help="scroll the table so row R is in its middle")
     ap.add_argument("--add-button", action="store_true",
                     help='an "Add row" button (off by default: the other tests count nodes)')
     args = ap.parse_args()
@@ -219,6 +220,8 @@ def main():
         table_scroller.set_min_content_height(120)
         table_scroller.add(view)
         outer.pack_start(table_scroller, False, False, 0)
+        if args.scroll_row:
+            view.scroll_to_cell(Gtk.TreePath(args.scroll_row), None, True, 0.5, 0.0)
 
     win.add(outer)
     win.connect("destroy", Gtk.main_quit)

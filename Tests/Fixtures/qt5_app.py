@@ -33,6 +33,7 @@ def main():
     ap.add_argument("--name", default="deskgate-fixture-qt5", help="AT-SPI application name")
     ap.add_argument("--title", default="deskgate fixture")
     ap.add_argument("--table", type=int, default=0, help="a table of N rows (Item i, i)")
+    ap.add_argument("--scroll-row", type=int, default=0, help="scroll the table so row R is in its middle")
     args = ap.parse_args()
 
     app = QApplication([args.name])
@@ -164,6 +165,10 @@ def main():
             table.setItem(i, 0, QTableWidgetItem(f"Item {i}"))
             table.setItem(i, 1, QTableWidgetItem(str(i)))
         outer.addWidget(table)
+        if args.scroll_row:
+            from PyQt5.QtWidgets import QAbstractItemView
+            QTimer.singleShot(0, lambda: table.scrollToItem(table.item(args.scroll_row, 0),
+                                                            QAbstractItemView.PositionAtCenter))
     win.resize(480, 700)
     win.show()
     QTimer.singleShot(0, lambda: emit("ready"))
