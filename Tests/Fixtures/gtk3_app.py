@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """GTK3 fixture app for deskgate's AT-SPI tests.
 
-    /usr/bin/python3 Tests/Fixtures/gtk3_app.py [--rows N] [--name NAME] [--title TITLE]
+    /usr/bin/python3 Tests/Fixtures/gtk3_app.py [--rows N [--groups G]] [--name NAME] [--title TITLE]
+        [--table N [--scroll-row R]] [--add-button]
 
 Window "deskgate fixture" with a form: entries labelled "Name" and "Email" (each GtkLabel is the
 entry's mnemonic widget, so the entry is labelled-by the label), a password entry labelled
@@ -42,6 +43,8 @@ def main():
     ap.add_argument("--table", type=int, default=0,
                     help='a tree view "Items" of N rows (Item i, i): a MANAGES_DESCENDANTS table')
     ap.add_argument("--scroll-row", type=int, default=0, help="scroll the table so row R is in its middle")
+    ap.add_argument("--groups", type=int, default=0,
+                    help="put the N rows into this many boxes of their own (a deeper, narrower tree)")
     ap.add_argument("--add-button", action="store_true",
                     help='an "Add row" button (off by default: the other tests count nodes)')
     args = ap.parse_args()
@@ -150,6 +153,10 @@ def main():
     temp_row.pack_start(Gtk.CheckButton(label="Temporary check"), False, False, 0)
     rows_box.pack_start(temp_row, False, False, 0)
 
+    groups = [Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=2) for _ in range(args.groups)]
+    for group in groups:
+        rows_box.pack_start(group, False, False, 0)
+    per_group = -(-args.rows // max(1, args.groups))
     for i in range(args.rows):
         row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
         b = Gtk.Button(label=f"Button {i}")
@@ -159,7 +166,7 @@ def main():
         c = Gtk.CheckButton(label=f"Check {i}")
         c.connect("toggled", on_toggled)
         row.pack_start(c, False, False, 0)
-        rows_box.pack_start(row, False, False, 0)
+        (groups[i // per_group] if groups else rows_box).pack_start(row, False, False, 0)
         removable.append((f"row {i}", row))
     removable.append(("Temporary", temp_row))
 
