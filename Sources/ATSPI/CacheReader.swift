@@ -114,7 +114,8 @@ extension AccessibilityService {
         async throws(RPCError) -> [(headers: [String], indices: [Int])?]
     {
         var windows: [(headers: [String], indices: [Int])?] = objects.map {
-            $0.count.map { ([], Array(0..<max(0, min($0, limit)))) }
+            guard let count = $0.count, count >= 0 else { return nil }
+            return ([], Array(0..<min(count, limit)))
         }
         let big = objects.indices.filter { (objects[$0].count ?? 0) > limit }
         guard !big.isEmpty, limit > 0 else { return windows }
@@ -167,7 +168,8 @@ extension AccessibilityService {
             guard let middle = (try? reply.get())?.first?.integerValue.map(Int.init), middle >= 0, middle < count else {
                 continue
             }
-            // A full window: where it holds the headers already (at the top), nothing is lost to them.
+            // Headers go first and the list is cut at `limit`: a full window shifted by half the
+            // headers keeps the cells that remain centred on the middle one.
             windows[hit.object] = (hit.headers, Self.window(count: count, middle: middle + hit.headers.count / 2, limit: limit))
         }
         return windows

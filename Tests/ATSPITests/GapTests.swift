@@ -118,19 +118,27 @@ struct GapTests {
     }
 
     /// A snapshot of a fixture whose managed table was scrolled so row `row` is in its middle:
-    /// the bound of children, the column header and that row among them, not the first rows.
+    /// cut at the bound, the column header and that row among its children, not the first rows.
     static func expectScrolledTable(_ snapshot: JSONValue, row: Int, sourceLocation: SourceLocation = #_sourceLocation)
         throws
     {
+        let children = try cutTableChildren(snapshot, sourceLocation: sourceLocation)
+        #expect(children.contains { $0["role"] == "table column header" && $0["name"] == "Item" },
+                sourceLocation: sourceLocation)
+        #expect(children.contains { $0["name"]?.stringValue == "Item \(row)" }, sourceLocation: sourceLocation)
+        #expect(!children.contains { $0["name"] == "Item 0" }, sourceLocation: sourceLocation)
+    }
+
+    /// The children of the one managed table in a snapshot, after checking it was cut: exactly
+    /// the bound of them, `truncated`, and `children_capped` 1.
+    static func cutTableChildren(_ snapshot: JSONValue, sourceLocation: SourceLocation) throws -> [JSONValue] {
         let table = try #require(snapshot.nodes.first { $0.states.contains("manages-descendants") },
                                  sourceLocation: sourceLocation)
         let children = snapshot.nodes.filter { $0["parent"] == table["ref"] }
         #expect(children.count == AccessibilityService.managedChildLimit, sourceLocation: sourceLocation)
         #expect(snapshot["truncated"] == true, sourceLocation: sourceLocation)
-        #expect(children.contains { $0["role"] == "table column header" && $0["name"] == "Item" },
-                sourceLocation: sourceLocation)
-        #expect(children.contains { $0["name"]?.stringValue == "Item \(row)" }, sourceLocation: sourceLocation)
-        #expect(!children.contains { $0["name"] == "Item 0" }, sourceLocation: sourceLocation)
+        #expect(snapshot["stats"]?["children_capped"] == 1, sourceLocation: sourceLocation)
+        return children
     }
 
     /// A snapshot of a fixture with one managed table of `rows` rows ("Item i"): exactly the
@@ -138,12 +146,7 @@ struct GapTests {
     static func expectCappedTable(_ snapshot: JSONValue, rows: Int, sourceLocation: SourceLocation = #_sourceLocation)
         throws
     {
-        let table = try #require(snapshot.nodes.first { $0.states.contains("manages-descendants") },
-                                 sourceLocation: sourceLocation)
-        let children = snapshot.nodes.filter { $0["parent"] == table["ref"] }
-        #expect(children.count == AccessibilityService.managedChildLimit, sourceLocation: sourceLocation)
-        #expect(snapshot["truncated"] == true, sourceLocation: sourceLocation)
-        #expect(snapshot["stats"]?["children_capped"] == 1, sourceLocation: sourceLocation)
+        let children = try cutTableChildren(snapshot, sourceLocation: sourceLocation)
         #expect(children.contains { $0["name"] == "Item 0" }, sourceLocation: sourceLocation)
         #expect(!children.contains { $0["name"]?.stringValue == "Item \(rows - 1)" }, sourceLocation: sourceLocation)
     }
