@@ -154,7 +154,7 @@ let package = Package(
             swiftSettings: strictSettings),
         .testTarget(
             name: "ATSPITests",
-            dependencies: ["ATSPI", "DBus", "DeskgateClient", "JSONRPC", "TestSupport"],
+            dependencies: ["ATSPI", "Daemon", "DBus", "DeskgateClient", "JSONRPC", "TestSupport"],
             swiftSettings: strictSettings),
     ]
 )

@@ -1,4 +1,3 @@
-import JSONRPC
 public import Logging
 import DBus
 import Glibc
@@ -7,7 +6,7 @@ import Synchronization
 /// Reads apps' accessibility trees over AT-SPI and acts on their elements.
 ///
 /// Every method is safe to call concurrently. D-Bus traffic runs on the connections' own
-/// threads; this type only awaits replies. Errors thrown are ``RPCError``s with the codes of the
+/// threads; this type only awaits replies. Errors thrown are ``AccessibilityError``s; the daemon
 /// accessibility API (-32002 app gone, -32003 element gone, -32004 not responding, -32005 not
 /// supported, -32006 invalid value, -32008 bus unavailable, -32009 ambiguous).
 public final class AccessibilityService: Sendable {
@@ -32,8 +31,10 @@ public final class AccessibilityService: Sendable {
     }
 
     /// Connects to the accessibility bus and turns accessibility on.
-    /// - Throws: ``RPCError`` -32008 when no accessibility bus can be reached.
-    public static func start(config: AccessibilityConfig, logger: Logger) async throws -> AccessibilityService {
+    /// - Throws: ``AccessibilityError/busUnavailable(_:)`` when no accessibility bus can be reached.
+    public static func start(config: AccessibilityConfig, logger: Logger) async throws(AccessibilityError)
+        -> AccessibilityService
+    {
         var session: DBusConnection?
         func openSession() async -> DBusConnection? {
             if let session { return session }
@@ -59,13 +60,13 @@ public final class AccessibilityService: Sendable {
             }
         }
         guard let address, !address.isEmpty else {
-            throw RPCError(.busUnavailable, "accessibility bus unavailable: no AT_SPI_BUS_ADDRESS and no org.a11y.Bus")
+            throw .busUnavailable("no AT_SPI_BUS_ADDRESS and no org.a11y.Bus")
         }
         let bus: DBusConnection
         do {
             bus = try await DBusConnection.open(address: address, isBus: true, name: "a11y-bus")
         } catch {
-            throw RPCError(.busUnavailable, "accessibility bus unavailable: \(error.name)")
+            throw .busUnavailable(error.name)
         }
         var previous: Bool?
         if config.enableAccessibility, let session = await openSession() {
@@ -115,41 +116,58 @@ public final class AccessibilityService: Sendable {
 
     // MARK: - Apps
 
-    /// Every app registered with the AT-SPI registry.
-    public func listApps() async throws -> [AppInfo] {
+    /// Every app registered with the AT-SPI registry that `include` accepts, with its windows.
+    /// Apps it refuses are never asked for anything more than who they are.
+    public func listApps(where include: @Sendable (AppTarget) -> Bool = { _ in true }) async throws(AccessibilityError)
+        -> [AppInfo]
+    {
         let children = try await registryChildren()
-        return await withTaskGroup(of: (Int, AppInfo).self) { group in
+        let handles = await withTaskGroup(of: (Int, AppHandle?).self) { group in
             for (index, child) in children.enumerated() {
-                group.addTask { (index, await self.appInfo(busName: child.name, rootPath: child.path)) }
+                group.addTask { (index, try? await self.handle(busName: child.name, rootPath: child.path)) }
             }
-            var result: [(Int, AppInfo)] = []
+            var result: [(Int, AppHandle?)] = []
             for await item in group { result.append(item) }
             return result.sorted { $0.0 < $1.0 }.map(\.1)
         }
+        var unanswered: [(Int, AppTarget)] = []
+        var accepted: [(Int, AppHandle)] = []
+        for (index, handle) in handles.enumerated() {
+            if let handle {
+                if include(handle.target) { accepted.append((index, handle)) }
+            } else {
+                // It did not answer: who it is comes from the bus and /proc alone.
+                let pid = (try? await processID(of: children[index].name)) ?? 0
+                let target = AppTarget(id: children[index].name, name: "", pid: pid,
+                                       exe: pid > 0 ? ProcessFacts.executable(of: pid) : nil,
+                                       startTime: pid > 0 ? ProcessFacts.startTime(of: pid) : nil)
+                if include(target) { unanswered.append((index, target)) }
+            }
+        }
+        let infos = await withTaskGroup(of: (Int, AppInfo).self) { group in
+            for (index, handle) in accepted {
+                group.addTask { (index, await self.appInfo(handle)) }
+            }
+            var result: [(Int, AppInfo)] = []
+            for await item in group { result.append(item) }
+            return result
+        }
+        let silent = unanswered.map { index, target in
+            (index, AppInfo(id: target.id, name: "", pid: target.pid, exe: target.exe, toolkit: "", windows: [], responding: false))
+        }
+        return (infos + silent).sorted { $0.0 < $1.0 }.map(\.1)
     }
 
-    /// The app with this id, or the only app with this name.
-    /// - Throws: -32002 when none matches, -32009 when several apps have the name.
-    public func resolveApp(_ idOrName: String) async throws -> AppInfo {
-        let handle = try await resolveHandle(idOrName)
-        return await appInfo(busName: handle.busName, rootPath: handle.rootPath)
-    }
+    /// The handle of an app already seen, by id.
+    func knownHandle(_ id: String) -> AppHandle? { apps.withLock { $0[id] } }
 
-    /// Who an app is (id, name, pid, exe), from its handle: what the broker decides on. Unlike
-    /// ``resolveApp(_:)`` it reads nothing more from the app once the app has been seen.
-    /// - Throws: like ``resolveApp(_:)``.
-    public func appIdentity(_ idOrName: String) async throws -> AppIdentity {
-        let handle = try await resolveHandle(idOrName)
-        return AppIdentity(id: handle.busName, name: handle.name, pid: handle.pid, exe: handle.exe)
-    }
-
-    func registryChildren() async throws(RPCError) -> [(name: String, path: String)] {
+    func registryChildren() async throws(AccessibilityError) -> [(name: String, path: String)] {
         let reply: [DBusValue]
         do {
             reply = try await bus.call(destination: Atspi.registry, path: Atspi.rootPath, interface: Atspi.accessible,
                                        member: "GetChildren", timeout: config.smallCallTimeout)
         } catch {
-            throw RPCError(.busUnavailable, "accessibility registry unavailable: \(error.name)")
+            throw .busUnavailable("accessibility registry unavailable: \(error.name)")
         }
         let children = (reply.first?.arrayValue ?? []).compactMap(\.objectReference)
         let live = Set(children.map(\.name))
@@ -170,7 +188,7 @@ public final class AccessibilityService: Sendable {
         }
     }
 
-    func resolveHandle(_ idOrName: String) async throws(RPCError) -> AppHandle {
+    func resolveHandle(_ idOrName: String) async throws(AccessibilityError) -> AppHandle {
         let children = try await registryChildren()
         if let child = children.first(where: { $0.name == idOrName }) {
             return try await handle(busName: child.name, rootPath: child.path)
@@ -188,18 +206,13 @@ public final class AccessibilityService: Sendable {
         let matches = handles.compactMap { $0 }.filter { $0.name == idOrName }.sorted { $0.busName < $1.busName }
         if matches.count == 1 { return matches[0] }
         if matches.count > 1 {
-            let candidates: [JSONValue] = matches.map {
-                ["id": .string($0.busName), "name": .string($0.name), "pid": .int(Int64($0.pid))]
-            }
-            throw RPCError(.ambiguous, "\(matches.count) apps are named \(JSONWriter.escapedForMessage(idOrName))",
-                           data: ["candidates": .array(candidates)])
+            throw .ambiguousApp(idOrName, candidates: matches.map { AppCandidate(id: $0.busName, name: $0.name, pid: $0.pid, exe: $0.exe) })
         }
-        throw RPCError(.appNotFound, "no app \(JSONWriter.escapedForMessage(idOrName))"
-                       + (unresponsive ? " (some apps did not answer)" : ""))
+        throw .appNotFound(idOrName, someUnresponsive: unresponsive)
     }
 
     /// The cached handle of an app, creating it on first sight.
-    func handle(busName: String, rootPath: String) async throws(RPCError) -> AppHandle {
+    func handle(busName: String, rootPath: String) async throws(AccessibilityError) -> AppHandle {
         if let existing = apps.withLock({ $0[busName] }) {
             if existing.claimPeerRetry(now: Deadline.now()) {
                 // In the background: this request goes on over the bus rather than wait.
@@ -218,9 +231,10 @@ public final class AccessibilityService: Sendable {
         }
     }
 
-    private func makeHandle(busName: String, rootPath: String) async throws(RPCError) -> AppHandle {
+    private func makeHandle(busName: String, rootPath: String) async throws(AccessibilityError) -> AppHandle {
         let pid = try await processID(of: busName)
-        let exe = Self.executable(of: pid)
+        let exe = ProcessFacts.executable(of: pid)
+        let startTime = ProcessFacts.startTime(of: pid)
         let small = config.smallCallTimeout
         let probe = await bus.callBatch([
             DBusCall(destination: busName, path: rootPath, interface: Atspi.properties, member: "Get",
@@ -229,8 +243,8 @@ public final class AccessibilityService: Sendable {
                      args: [.string(Atspi.application), .string("ToolkitName")]),
         ], timeout: small)
         if case .failure(let error) = probe[0] {
-            if error.isTimeout { throw RPCError(.appNotResponding, "app \(busName) did not answer") }
-            if error.isPeerGone { throw RPCError(.appNotFound, "app \(busName) has gone") }
+            if error.isTimeout { throw .notResponding(app: busName, name: "") }
+            if error.isPeerGone { throw .appGone(app: busName) }
         }
         let name = (try? probe[0].get())?.first?.stringValue ?? ""
         let toolkit = (try? probe[1].get())?.first?.stringValue ?? ""
@@ -242,8 +256,8 @@ public final class AccessibilityService: Sendable {
         let peer: DBusConnection? = if case .connected(let connection) = attempt { connection } else { nil }
         logger.info("app seen", metadata: ["app": "\(busName)", "pid": "\(pid)", "toolkit": "\(toolkit)",
                                            "connection": "\(peer == nil ? "bus" : "p2p")"])
-        let handle = AppHandle(busName: busName, rootPath: rootPath, pid: pid, exe: exe, name: name, toolkit: toolkit,
-                               peer: peer, hasFullCache: fullCache)
+        let handle = AppHandle(busName: busName, rootPath: rootPath, pid: pid, exe: exe, startTime: startTime, name: name,
+                               toolkit: toolkit, peer: peer, hasFullCache: fullCache)
         if case .retryLater = attempt { handle.peerSetupFailed(now: Deadline.now()) }
         return handle
     }
@@ -302,36 +316,21 @@ public final class AccessibilityService: Sendable {
         return .connected(connection)
     }
 
-    func processID(of busName: String) async throws(RPCError) -> Int32 {
+    func processID(of busName: String) async throws(AccessibilityError) -> Int32 {
+        let reply: [DBusValue]
         do {
-            let reply = try await bus.call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus",
-                                           interface: "org.freedesktop.DBus", member: "GetConnectionUnixProcessID",
-                                           args: [.string(busName)], timeout: config.smallCallTimeout)
-            guard let pid = reply.first?.integerValue else { throw RPCError(.appNotFound, "app \(busName) has no pid") }
-            return Int32(pid)
-        } catch let error as DBusError {
-            throw RPCError(.appNotFound, "app \(busName) has gone (\(error.name))")
+            reply = try await bus.call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus",
+                                       interface: "org.freedesktop.DBus", member: "GetConnectionUnixProcessID",
+                                       args: [.string(busName)], timeout: config.smallCallTimeout)
         } catch {
-            throw RPCError(.appNotFound, "app \(busName) has no pid")
+            throw .appGone(app: busName)
         }
+        guard let pid = reply.first?.integerValue else { throw .appGone(app: busName) }
+        return Int32(pid)
     }
 
-    static func executable(of pid: Int32) -> String? {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let count = readlink("/proc/\(pid)/exe", &buffer, buffer.count - 1)
-        guard count > 0 else { return nil }
-        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    private func appInfo(busName: String, rootPath: String) async -> AppInfo {
-        let handle: AppHandle
-        do {
-            handle = try await self.handle(busName: busName, rootPath: rootPath)
-        } catch {
-            let pid = (try? await processID(of: busName)) ?? 0
-            return AppInfo(id: busName, name: "", pid: pid, exe: pid > 0 ? Self.executable(of: pid) : nil,
-                           toolkit: "", windows: [], responding: false)
-        }
+    /// An app's listing entry with its windows.
+    private func appInfo(_ handle: AppHandle) async -> AppInfo {
         var info = AppInfo(id: handle.busName, name: handle.name, pid: handle.pid, exe: handle.exe,
                            toolkit: handle.toolkit, windows: [], responding: !handle.isHung)
         guard info.responding else { return info }
@@ -353,7 +352,7 @@ public final class AccessibilityService: Sendable {
     /// Calls a method of an app's object, mapping failures to the API's errors and keeping the
     /// app's hung state.
     func call(_ app: AppHandle, _ path: String, _ interface: String, _ member: String, _ args: [DBusValue] = [],
-              timeout: Duration) async throws(RPCError) -> [DBusValue]
+              timeout: Duration) async throws(AccessibilityError) -> [DBusValue]
     {
         try failFastIfHung(app)
         do {
@@ -371,7 +370,7 @@ public final class AccessibilityService: Sendable {
     /// Like ``call(_:_:_:_:_:timeout:)``, decoding the reply on the connection's thread.
     func callDecoding<T: Sendable>(_ app: AppHandle, _ path: String, _ interface: String, _ member: String,
                                    _ args: [DBusValue] = [], timeout: Duration, deadline: Deadline? = nil,
-                                   decode: @escaping @Sendable (inout DBusReader) -> T) async throws(RPCError) -> T
+                                   decode: @escaping @Sendable (inout DBusReader) -> T) async throws(AccessibilityError) -> T
     {
         try failFastIfHung(app)
         do {
@@ -388,18 +387,18 @@ public final class AccessibilityService: Sendable {
 
     /// Reads a property with `Properties.Get` (never `GetAll`: Qt crashes on it).
     func property(_ app: AppHandle, _ path: String, _ interface: String, _ name: String,
-                  timeout: Duration? = nil) async throws(RPCError) -> DBusValue
+                  timeout: Duration? = nil) async throws(AccessibilityError) -> DBusValue
     {
         let reply = try await call(app, path, Atspi.properties, "Get", [.string(interface), .string(name)],
                                    timeout: timeout ?? config.smallCallTimeout)
-        guard let value = reply.first else { throw RPCError(.internalError, "empty property reply") }
+        guard let value = reply.first else { throw .unexpected("empty property reply") }
         return value.unwrapped
     }
 
     /// Sends calls to one app at once. A timeout marks the app hung and fails the whole batch
     /// (-32004); an app that has gone fails it with -32002; other per-call errors are returned.
     func batch(_ app: AppHandle, _ calls: [(path: String, interface: String, member: String, args: [DBusValue])],
-               timeout: Duration, deadline: Deadline? = nil) async throws(RPCError) -> [Result<[DBusValue], DBusError>]
+               timeout: Duration, deadline: Deadline? = nil) async throws(AccessibilityError) -> [Result<[DBusValue], DBusError>]
     {
         // In chunks: an app answers one call after another, so a per-call timeout only means
         // something if the calls ahead of it in the queue can be answered within it.
@@ -434,40 +433,32 @@ public final class AccessibilityService: Sendable {
     /// Calls in flight per app at once.
     static let batchChunk = 512
 
-    private func failFastIfHung(_ app: AppHandle) throws(RPCError) {
-        if app.isHung {
-            throw RPCError(.appNotResponding, "app \(app.busName) (\(JSONWriter.escapedForMessage(app.name))) is not responding",
-                           data: ["app": .string(app.busName)])
-        }
+    private func failFastIfHung(_ app: AppHandle) throws(AccessibilityError) {
+        if app.isHung { throw .notResponding(app: app.busName, name: app.name) }
     }
 
-    func mapError(_ error: DBusError, app: AppHandle, interface: String, deadline: Deadline? = nil) async -> RPCError {
+    func mapError(_ error: DBusError, app: AppHandle, interface: String, deadline: Deadline? = nil) async -> AccessibilityError {
         // A call cut short by the request's own deadline says nothing about the app.
-        if error.isTimeout, let deadline, deadline.hasPassed {
-            return RPCError(.appNotResponding, "the request deadline was reached", data: ["deadline_reached": true])
-        }
+        if error.isTimeout, let deadline, deadline.hasPassed { return .deadlineReached }
         if error.isTimeout {
             markHung(app)
-            return RPCError(.appNotResponding, "app \(app.busName) (\(JSONWriter.escapedForMessage(app.name))) did not answer in time",
-                            data: ["app": .string(app.busName)])
+            return .notResponding(app: app.busName, name: app.name)
         }
         if error.isPeerGone || error.name == DBusError.cancelledName {
             if error.isPeerGone, await !nameHasOwner(app.busName) {
                 forget(app)
-                return RPCError(.appNotFound, "app \(app.busName) has gone", data: ["app": .string(app.busName)])
+                return .appGone(app: app.busName)
             }
-            if error.isPeerGone { return RPCError(.appNotFound, "app \(app.busName) has gone") }
-            return RPCError(.requestCancelled, "request cancelled")
+            if error.isPeerGone { return .appGone(app: app.busName) }
+            return .cancelled
         }
-        if Self.isGoneObjectError(error) {
-            return RPCError(.elementNotFound, "element no longer exists")
-        }
+        if Self.isGoneObjectError(error) { return .elementGone("element no longer exists") }
         if error.name == DBusError.unknownMethodName || error.name == DBusError.unknownInterfaceName
             || error.message.contains("No such interface") || error.name == DBusError.unknownPropertyName
         {
-            return RPCError(.notSupported, "the element does not support \(interface.isEmpty ? "this" : interface)")
+            return .notSupported("the element does not support \(interface.isEmpty ? "this" : interface)")
         }
-        return RPCError(.internalError, "app returned \(error.name)", data: ["dbus_error": .string(error.name)])
+        return .unexpected("app returned \(error.name)", dbusError: error.name)
     }
 
     static func isGoneObjectError(_ error: DBusError) -> Bool {

@@ -8,6 +8,8 @@ final class AppHandle: Sendable {
     let rootPath: String
     let pid: Int32
     let exe: String?
+    /// Start time of the process (`/proc/PID/stat`), read when the app was first seen.
+    let startTime: UInt64?
     let name: String
     let toolkit: String
     /// Peer-to-peer connection, when the app offered one and its peer pid matched.
@@ -34,13 +36,14 @@ final class AppHandle: Sendable {
     /// How long after a failed peer-to-peer set-up the next request may try again.
     static let peerRetryDelayNanoseconds: UInt64 = 5_000_000_000
 
-    init(busName: String, rootPath: String, pid: Int32, exe: String?, name: String, toolkit: String,
+    init(busName: String, rootPath: String, pid: Int32, exe: String?, startTime: UInt64?, name: String, toolkit: String,
          peer: DBusConnection?, hasFullCache: Bool)
     {
         self.busName = busName
         self.rootPath = rootPath
         self.pid = pid
         self.exe = exe
+        self.startTime = startTime
         self.name = name
         self.toolkit = toolkit
         peerState = Mutex(PeerState(connection: peer))
@@ -48,6 +51,9 @@ final class AppHandle: Sendable {
     }
 
     var isHung: Bool { health.withLock { $0.hung } }
+
+    /// Who the app is, for the broker: from the bus and /proc, as read when it was first seen.
+    var target: AppTarget { AppTarget(id: busName, name: name, pid: pid, exe: exe, startTime: startTime) }
 
     /// Schedules another peer-to-peer attempt (the first one timed out).
     func peerSetupFailed(now: UInt64) {

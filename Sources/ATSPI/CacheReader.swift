@@ -1,26 +1,24 @@
 import CAtspiConstants
 import DBus
 import Glibc
-import JSONRPC
+
 
 /// Reading a whole tree with one `Cache.GetItems` call (atk-bridge toolkits).
 extension AccessibilityService {
     /// The tree under `root` from the app's cache; nil when the app has no usable cache.
-    func fetchFromCache(_ app: AppHandle, root: String, deadline: Deadline) async throws(RPCError) -> FetchedTree? {
+    func fetchFromCache(_ app: AppHandle, root: String, deadline: Deadline) async throws(AccessibilityError) -> FetchedTree? {
         var items: [CacheItem]
         do {
             items = try await callDecoding(app, Atspi.cachePath, Atspi.cache, "GetItems",
                                            timeout: deadline.remaining(cap: config.bulkCallTimeout),
                                            deadline: deadline, decode: Self.decodeCacheItems)
-        } catch let error where error.code == .notSupported || error.code == .elementNotFound
-            || error.code == .internalError
-        {
+        } catch let error where error.meansNoCache {
             return nil
         }
         guard !items.isEmpty else { return nil }
         if !items.contains(where: { $0.node.path == root }) {
             guard let rootNode = try await readNodes(app, paths: [root], withChildren: false).first else {
-                throw RPCError(.elementNotFound, "element no longer exists")
+                throw .elementGone("element no longer exists")
             }
             items.append(CacheItem(node: rootNode, parent: nil, index: -1))
         }
@@ -36,7 +34,7 @@ extension AccessibilityService {
     /// are asked for (that order is the app's) and the missing ones read node by node.
     /// Tables and trees that manage their descendants are left out below them (they may have
     /// millions of cells, made on demand): their first ``managedChildLimit`` children are read.
-    func fillGaps(_ app: AppHandle, _ tree: inout FetchedTree, deadline: Deadline) async throws(RPCError) {
+    func fillGaps(_ app: AppHandle, _ tree: inout FetchedTree, deadline: Deadline) async throws(AccessibilityError) {
         let gaps = tree.gapParents
         let managed = tree.managedParents
         guard !gaps.isEmpty || !managed.isEmpty else { return }
@@ -64,7 +62,7 @@ extension AccessibilityService {
     public static let managedChildLimit = 200
 
     /// `ChildCount` of each object (nil where it did not answer).
-    func childCounts(_ app: AppHandle, of paths: [String], deadline: Deadline) async throws(RPCError) -> [Int?] {
+    func childCounts(_ app: AppHandle, of paths: [String], deadline: Deadline) async throws(AccessibilityError) -> [Int?] {
         guard !paths.isEmpty else { return [] }
         let results = try await batch(app, paths.map { ($0, Atspi.properties, "Get", [.string(Atspi.accessible), .string("ChildCount")]) },
                                       timeout: deadline.remaining(cap: config.smallCallTimeout), deadline: deadline)
@@ -80,7 +78,7 @@ extension AccessibilityService {
     /// create every cell. Which ones: ``managedWindows(_:of:limit:deadline:)``. `children` is nil
     /// where the count is unknown; `capped` when the object has more than `limit`.
     func readManagedChildren(_ app: AppHandle, of objects: [(path: String, count: Int?)], limit: Int, deadline: Deadline)
-        async throws(RPCError) -> [(path: String, children: [String]?, capped: Bool)]
+        async throws(AccessibilityError) -> [(path: String, children: [String]?, capped: Bool)]
     {
         guard !objects.isEmpty else { return [] }
         let windows = try await managedWindows(app, of: objects, limit: limit, deadline: deadline)
@@ -111,7 +109,7 @@ extension AccessibilityService {
     /// coordinates, which Wayland has too). A container not on screen, or whose middle point
     /// gives nothing, shows its first `limit`.
     func managedWindows(_ app: AppHandle, of objects: [(path: String, count: Int?)], limit: Int, deadline: Deadline)
-        async throws(RPCError) -> [(headers: [String], indices: [Int])?]
+        async throws(AccessibilityError) -> [(headers: [String], indices: [Int])?]
     {
         var windows: [(headers: [String], indices: [Int])?] = objects.map {
             guard let count = $0.count, count >= 0 else { return nil }
@@ -186,7 +184,7 @@ extension AccessibilityService {
     /// skipping objects already in `known`; at most ``gapNodeLimit`` nodes. `complete` is false
     /// when the limit or the deadline stopped it.
     func readSubtrees(_ app: AppHandle, roots: [String], isKnown: (String) -> Bool,
-                      deadline: Deadline) async throws(RPCError) -> (nodes: [String: AccessibleNode], complete: Bool)
+                      deadline: Deadline) async throws(AccessibilityError) -> (nodes: [String: AccessibleNode], complete: Bool)
     {
         var found: [String: AccessibleNode] = [:]
         var seen = Set<String>()

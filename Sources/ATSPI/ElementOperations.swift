@@ -1,56 +1,87 @@
-public import JSONRPC
 import CAtspiConstants
 import DBus
 
+/// What `element.activate` did.
+public struct ActivateResult: Sendable, Hashable {
+    /// The app's answer to `DoAction`.
+    public var performed: Bool
+    /// The action's name as the toolkit gives it, lower case.
+    public var action: String
+    /// The element's states afterwards.
+    public var states: [String]
+}
+
+/// What `element.focus` did.
+public struct FocusResult: Sendable, Hashable {
+    /// The app's answer to `GrabFocus`.
+    public var accepted: Bool
+    public var states: [String]
+}
+
+/// What `text.set` and `field.fill` did. For password fields `matches` compares the length only.
+public struct SetTextResult: Sendable, Hashable {
+    public var accepted: Bool
+    public var matches: Bool
+    /// Characters the field holds now (-1 when it did not say).
+    public var length: Int
+}
+
+/// What `value.set` did.
+public struct SetValueResult: Sendable, Hashable {
+    public var accepted: Bool
+    public var value: Double
+}
+
+/// Elements found by `elements.find`, in depth-first order.
+public struct FoundElements: Sendable {
+    public var app: String
+    public var nodes: [ElementNode]
+    public var truncated: Bool
+    /// `collection` (the app matched), `cache` or `walk`.
+    public var method: String
+}
+
+/// One element of a result (`element.get`, `elements.find`), in the shape snapshot nodes have.
+public struct ElementNode: Sendable {
+    public var ref: String
+    public var parent: String?
+    public var depth: Int
+    /// The app's id, for `element.get`.
+    public var app: String?
+    let node: AccessibleNode
+    var extras: NodeExtras
+    /// Whether the node carries its `actions`.
+    let showsActions: Bool
+
+    public var role: String { AtspiNames.role(node.role) }
+    public var name: String { node.name }
+    public var states: [String] { node.states.names }
+    public var text: String? { node.isPassword ? nil : extras.text }
+    /// Content (text, value) this result leaves out because the caller may not read it.
+    public var contentWithheld: Bool { extras.contentWithheld }
+}
+
 extension AccessibilityService {
-    /// The table entry of a ref, or -32003.
-    func target(ref: String) throws(RPCError) -> RefTable.Entry {
+    /// The table entry of a ref.
+    func target(ref: String) throws(AccessibilityError) -> RefTable.Entry {
         guard let entry = refs.lookup(ref) else {
-            throw RPCError(.elementNotFound, "unknown element ref \(JSONWriter.escapedForMessage(String(ref.prefix(64))))")
+            throw .elementGone("unknown element ref \(Text.quoted(String(ref.prefix(64))))")
         }
         return entry
     }
 
-    /// The app of a table entry: -32002 if it has left the registry.
-    func appHandle(for entry: RefTable.Entry) async throws(RPCError) -> AppHandle {
-        let children = try await registryChildren()
-        guard let child = children.first(where: { $0.name == entry.app }) else {
+    /// The app of a table entry; its refs are forgotten when it has left the bus.
+    func appHandle(for entry: RefTable.Entry) async throws(AccessibilityError) -> AppHandle {
+        do throws(AccessibilityError) {
+            return try await liveHandle(entry.app)
+        } catch .appGone(let app) {
             refs.removeApp(entry.app)
-            throw RPCError(.appNotFound, "app \(entry.app) has gone")
+            throw .appGone(app: app)
         }
-        return try await handle(busName: child.name, rootPath: child.path)
-    }
-
-    /// Re-reads the element behind a ref and checks it is still the element that was shown:
-    /// present, not defunct, same role. -32003 otherwise.
-    func revalidate(ref: String) async throws(RPCError) -> (AppHandle, RefTable.Entry, AccessibleNode) {
-        let entry = try target(ref: ref)
-        let app = try await appHandle(for: entry)
-        guard let node = try await readNodes(app, paths: [entry.path], withChildren: false).first else {
-            throw RPCError(.elementNotFound, "element \(ref) no longer exists")
-        }
-        if node.states.isDefunct { throw RPCError(.elementNotFound, "element \(ref) is defunct") }
-        if node.role != entry.role {
-            throw RPCError(.elementNotFound, "element \(ref) changed: it was a \(AtspiNames.role(entry.role)), now a \(AtspiNames.role(node.role))")
-        }
-        return (app, entry, node)
-    }
-
-    /// What the broker needs before deciding on an element: app identity, role, name, label.
-    public func elementTarget(ref: String) async throws -> ElementTarget {
-        let entry = try target(ref: ref)
-        let app = try await appHandle(for: entry)
-        var label: String?
-        let roleName = AtspiNames.role(entry.role)
-        if ["text", "entry", "password text", "spin button", "combo box", "slider", "check box", "radio button"].contains(roleName) {
-            label = try? await labelNames(app, path: entry.path).first
-        }
-        return ElementTarget(appID: app.busName, appName: app.name, exe: app.exe, pid: app.pid, role: roleName,
-                             name: entry.name, label: label)
     }
 
     /// Relation targets of an object by relation name ("labelled-by", "label-for", ...).
-    func relations(_ app: AppHandle, path: String) async throws(RPCError) -> [String: [String]] {
+    func relations(_ app: AppHandle, path: String) async throws(AccessibilityError) -> [String: [String]] {
         let reply = try await call(app, path, Atspi.accessible, "GetRelationSet", timeout: config.smallCallTimeout)
         var result: [String: [String]] = [:]
         for relation in reply.first?.arrayValue ?? [] {
@@ -62,19 +93,30 @@ extension AccessibilityService {
     }
 
     /// Names of the labels an object is labelled by.
-    func labelNames(_ app: AppHandle, path: String) async throws(RPCError) -> [String] {
+    func labelNames(_ app: AppHandle, path: String) async throws(AccessibilityError) -> [String] {
         let labels = try await relations(app, path: path)["labelled-by"] ?? []
         guard !labels.isEmpty else { return [] }
-        return try await readNodes(app, paths: labels, withChildren: false).map(\.name)
+        return try await readNodes(app, paths: labels, withChildren: false, interfaces: false).map(\.name)
     }
 
-    /// `element.get`: one element with bounds, actions, text (never for passwords), value,
-    /// parent, depth and relations.
-    public func get(ref: String) async throws -> JSONValue {
-        let (app, entry, node) = try await revalidate(ref: ref)
+    /// The element, confirmed unchanged, or a thrown ``AccessibilityError/changed(_:)``.
+    private func confirmedElement(_ target: ResolvedTarget) async throws(AccessibilityError) -> (AppHandle, ElementTarget, AccessibleNode) {
+        guard let element = target.element else { throw .unexpected("the request names no element") }
+        let (app, node) = try await confirm(target)
+        guard let node else { throw .elementGone("element \(element.ref) no longer exists") }
+        return (app, element, node)
+    }
+
+    /// `element.get`: one element with bounds, actions, relations, parent and depth; its text and
+    /// value only with `content` (never for password fields).
+    public func details(_ target: ResolvedTarget, content: Bool) async throws(AccessibilityError) -> ElementNode {
+        let (app, element, node) = try await confirmedElement(target)
         let deadline = Deadline(after: config.requestDeadline)
-        var extras = try await readExtras(app, [node], include: [.bounds, .actions, .text, .value], deadline: deadline)[0]
-        let related = try await relations(app, path: entry.path)
+        var include: SnapshotIncludes = [.bounds, .actions]
+        if content { include.formUnion([.text, .value]) }
+        var extras = try await readExtras(app, [node], include: include, deadline: deadline)[0]
+        extras.contentWithheld = !content && Self.hasContent(node)
+        let related = try await relations(app, path: element.path)
         let relatedPaths = Array(Set(related.values.joined()))
         let relatedNodes = try await readNodes(app, paths: relatedPaths, withChildren: false)
         let relatedRefs = Dictionary(uniqueKeysWithValues: zip(relatedNodes.map(\.path),
@@ -83,7 +125,7 @@ extension AccessibilityService {
         // Parent and depth: follow Parent up to the app root.
         var parentRef: String?
         var depth = 0
-        var current = entry.path
+        var current = element.path
         while current != app.rootPath, depth < 256 {
             let value = try await property(app, current, Atspi.accessible, "Parent")
             guard let parent = value.objectReference?.path, parent != "/org/a11y/atspi/null", parent != current else { break }
@@ -93,29 +135,26 @@ extension AccessibilityService {
             depth += 1
             current = parent
         }
-        let myRef = refs.ref(app: app.busName, path: entry.path, role: node.role, name: node.name)
-        var json = Self.nodeJSON(node, ref: myRef, parent: parentRef, depth: depth, extras: extras, actions: true)
-        if case .object(var object) = json {
-            object.append("app", .string(app.busName))
-            json = .object(object)
-        }
-        return json
+        let ref = refs.ref(app: app.busName, path: element.path, role: node.role, name: node.name)
+        return ElementNode(ref: ref, parent: parentRef, depth: depth, app: app.busName, node: node, extras: extras,
+                           showsActions: true)
     }
 
-    /// `text.read`: the element's text. Password fields are refused (-32001, hard_deny) and
-    /// never read.
-    public func readText(ref: String) async throws -> JSONValue {
-        let (app, entry, node) = try await revalidate(ref: ref)
-        if node.isPassword { throw Self.passwordDenied }
-        guard node.interfaces.contains(.text) else { throw RPCError(.notSupported, "element has no text") }
-        let text = try await readTextContent(app, path: entry.path)
-        return ["text": .string(text)]
+    /// Whether an element has content a snapshot or `element.get` would carry: text (not of a
+    /// password field) or a value.
+    static func hasContent(_ node: AccessibleNode) -> Bool {
+        !node.isPassword && (node.interfaces.contains(.text) || node.interfaces.contains(.value))
     }
 
-    static let passwordDenied = RPCError(.denied, "password fields are never read",
-                                         data: ["reason": "hard_deny", "class": "read"])
+    /// `text.read`: the element's text. Password fields are never read.
+    public func readText(_ target: ResolvedTarget) async throws(AccessibilityError) -> String {
+        let (app, element, node) = try await confirmedElement(target)
+        if node.isPassword { throw .passwordNeverRead }
+        guard node.interfaces.contains(.text) else { throw .notSupported("element has no text") }
+        return try await readTextContent(app, path: element.path)
+    }
 
-    private func readTextContent(_ app: AppHandle, path: String) async throws(RPCError) -> String {
+    private func readTextContent(_ app: AppHandle, path: String) async throws(AccessibilityError) -> String {
         let count = try await property(app, path, Atspi.text, "CharacterCount").integerValue ?? 0
         guard count > 0 else { return "" }
         // GTK4 returns "" for GetText(0, -1): always pass the character count.
@@ -124,160 +163,101 @@ extension AccessibilityService {
         return reply.first?.stringValue ?? ""
     }
 
-    private func currentStates(_ app: AppHandle, path: String) async throws(RPCError) -> JSONValue {
+    private func currentStates(_ app: AppHandle, path: String) async throws(AccessibilityError) -> [String] {
         let reply = try await call(app, path, Atspi.accessible, "GetState", timeout: config.smallCallTimeout)
         let words = (reply.first?.arrayValue ?? []).compactMap { $0.integerValue.map { UInt32(truncatingIfNeeded: $0) } }
-        return .array(StateSet(words: words).names.map(JSONValue.string))
+        return StateSet(words: words).names
     }
 
     /// `element.activate`: performs the named action (default: the first) and returns the
     /// element's states afterwards.
-    public func activate(ref: String, action: String? = nil) async throws -> JSONValue {
-        let (app, entry, node) = try await revalidate(ref: ref)
-        guard node.interfaces.contains(.action) else { throw RPCError(.notSupported, "element has no actions") }
-        let list = try await call(app, entry.path, Atspi.action, "GetActions", timeout: config.smallCallTimeout)
+    public func activate(_ target: ResolvedTarget, action: String? = nil) async throws(AccessibilityError) -> ActivateResult {
+        let (app, element, node) = try await confirmedElement(target)
+        guard node.interfaces.contains(.action) else { throw .notSupported("element has no actions") }
+        let list = try await call(app, element.path, Atspi.action, "GetActions", timeout: config.smallCallTimeout)
         // Lower case: toolkits differ ("Click" in GTK3, "click" in GTK4, "Press" in Qt).
         let names = (list.first?.arrayValue ?? []).compactMap { $0.structFields?.first?.stringValue?.lowercased() }
-        guard !names.isEmpty else { throw RPCError(.notSupported, "element has no actions") }
+        guard !names.isEmpty else { throw .notSupported("element has no actions") }
         var index = 0
         if let action {
-            guard let found = names.firstIndex(where: { $0.caseInsensitiveCompare(action) }) else {
-                throw RPCError(.notSupported, "element has no action \(JSONWriter.escapedForMessage(action))",
-                               data: ["actions": .array(names.map(JSONValue.string))])
+            guard let found = names.firstIndex(where: { $0 == action.lowercased() }) else {
+                throw .notSupported("element has no action \(Text.quoted(action))", actions: names)
             }
             index = found
         }
-        let reply = try await call(app, entry.path, Atspi.action, "DoAction", [.int32(Int32(index))],
+        let reply = try await call(app, element.path, Atspi.action, "DoAction", [.int32(Int32(index))],
                                    timeout: config.actionTimeout)
-        let states = try await currentStates(app, path: entry.path)
-        return ["ok": .bool(reply.first?.boolValue ?? false), "action": .string(names[index]), "states": states]
+        let states = try await currentStates(app, path: element.path)
+        return ActivateResult(performed: reply.first?.boolValue ?? false, action: names[index], states: states)
     }
 
     /// `element.focus`: `Component.GrabFocus`, then the element's states.
-    public func focus(ref: String) async throws -> JSONValue {
-        let (app, entry, node) = try await revalidate(ref: ref)
-        guard node.interfaces.contains(.component) else { throw RPCError(.notSupported, "element cannot take focus") }
-        let reply = try await call(app, entry.path, Atspi.component, "GrabFocus", timeout: config.actionTimeout)
+    public func focus(_ target: ResolvedTarget) async throws(AccessibilityError) -> FocusResult {
+        let (app, element, node) = try await confirmedElement(target)
+        guard node.interfaces.contains(.component) else { throw .notSupported("element cannot take focus") }
+        let reply = try await call(app, element.path, Atspi.component, "GrabFocus", timeout: config.actionTimeout)
+        let accepted = reply.first?.boolValue ?? false
         // Toolkits set FOCUSED when the window system confirms the focus change, a moment later.
-        var states = try await currentStates(app, path: entry.path)
-        for _ in 0..<10 where !(states.arrayValue ?? []).contains("focused") && reply.first?.boolValue == true {
-            try await config.sleep(.milliseconds(20))
-            states = try await currentStates(app, path: entry.path)
+        var states = try await currentStates(app, path: element.path)
+        for _ in 0..<10 where !states.contains("focused") && accepted {
+            do { try await config.sleep(.milliseconds(20)) } catch { throw .cancelled }
+            states = try await currentStates(app, path: element.path)
         }
-        return ["ok": .bool(reply.first?.boolValue ?? false), "states": states]
+        return FocusResult(accepted: accepted, states: states)
     }
 
-    /// `text.set`: replaces the text, then reads it back. For password fields only the length
-    /// is compared; their content is never read.
-    public func setText(ref: String, value: String) async throws -> JSONValue {
-        let (app, entry, node) = try await revalidate(ref: ref)
-        return try await setText(app, path: entry.path, node: node, value: value)
-    }
-
-    func setText(_ app: AppHandle, path: String, node: AccessibleNode, value: String) async throws(RPCError) -> JSONValue {
-        guard node.interfaces.contains(.editableText) else { throw RPCError(.notSupported, "element is not editable text") }
-        if value.utf8.contains(0) { throw RPCError.invalidParams(field: "value", "contains a NUL character") }
-        let reply = try await call(app, path, Atspi.editableText, "SetTextContents", [.string(value)],
+    /// `text.set` and `field.fill`: replaces the text, then reads it back. For password fields
+    /// only the length is compared; their content is never read.
+    public func setText(_ target: ResolvedTarget, value: String) async throws(AccessibilityError) -> SetTextResult {
+        let (app, element, node) = try await confirmedElement(target)
+        guard node.interfaces.contains(.editableText) else { throw .notSupported("element is not editable text") }
+        if value.utf8.contains(0) { throw .invalidArgument(field: "value", "contains a NUL character") }
+        let reply = try await call(app, element.path, Atspi.editableText, "SetTextContents", [.string(value)],
                                    timeout: config.actionTimeout)
-        let count = try await property(app, path, Atspi.text, "CharacterCount").integerValue ?? -1
+        let count = try await property(app, element.path, Atspi.text, "CharacterCount").integerValue ?? -1
         let matches: Bool
         if node.isPassword {
             matches = count == Int64(value.unicodeScalars.count)
         } else {
-            matches = try await readTextContent(app, path: path) == value
+            matches = try await readTextContent(app, path: element.path) == value
         }
-        return ["ok": .bool(reply.first?.boolValue ?? false), "matches": .bool(matches), "length": .int(count)]
+        return SetTextResult(accepted: reply.first?.boolValue ?? false, matches: matches, length: Int(count))
     }
 
     /// `value.set`: sets `Value.CurrentValue` if it lies within the element's minimum and maximum.
-    public func setValue(ref: String, value: Double) async throws -> JSONValue {
-        let (app, entry, node) = try await revalidate(ref: ref)
-        guard node.interfaces.contains(.value), !node.isPassword else { throw RPCError(.notSupported, "element has no value") }
-        guard value.isFinite else { throw RPCError(.invalidValue, "value must be a finite number") }
-        let minimum = try await property(app, entry.path, Atspi.value, "MinimumValue").doubleValue ?? -.infinity
-        let maximum = try await property(app, entry.path, Atspi.value, "MaximumValue").doubleValue ?? .infinity
+    public func setValue(_ target: ResolvedTarget, value: Double) async throws(AccessibilityError) -> SetValueResult {
+        let (app, element, node) = try await confirmedElement(target)
+        guard node.interfaces.contains(.value), !node.isPassword else { throw .notSupported("element has no value") }
+        guard value.isFinite else { throw .invalidValue("value must be a finite number") }
+        let minimum = try await property(app, element.path, Atspi.value, "MinimumValue").doubleValue ?? -.infinity
+        let maximum = try await property(app, element.path, Atspi.value, "MaximumValue").doubleValue ?? .infinity
         guard value >= minimum, value <= maximum else {
-            throw RPCError(.invalidValue, "value \(value) is outside \(minimum)...\(maximum)",
-                           data: ["minimum": .double(minimum), "maximum": .double(maximum)])
+            throw .invalidValue("value \(value) is outside \(minimum)...\(maximum)", minimum: minimum, maximum: maximum)
         }
-        _ = try await call(app, entry.path, Atspi.properties, "Set",
+        _ = try await call(app, element.path, Atspi.properties, "Set",
                            [.string(Atspi.value), .string("CurrentValue"), .variant(.double(value))],
                            timeout: config.actionTimeout)
-        let now = try await property(app, entry.path, Atspi.value, "CurrentValue").doubleValue ?? .nan
-        return ["ok": .bool(now == value), "value": .double(now)]
-    }
-
-    /// `field.fill`: finds the editable field whose name or labelled-by label is `field`
-    /// (exact first, then ignoring case) and sets its text.
-    public func fillField(app: String, field: String, value: String) async throws -> JSONValue {
-        let handle = try await resolveHandle(app)
-        let deadline = Deadline(after: config.requestDeadline)
-        let tree = try await fetchTree(handle, root: handle.rootPath, maxDepth: nil, maxNodes: 100_000,
-                                       pruneHidden: false, deadline: deadline)
-        let editable = try await withInterfaces(handle, Self.depthFirst(tree, maxDepth: nil, showingOnly: false)
-            .map(\.node).filter(\.states.isEditable), deadline: deadline)
-            .filter { $0.interfaces.contains(.editableText) }
-        // Labels of the candidates, one batch.
-        let relationReplies = try await batch(handle, editable.map { ($0.path, Atspi.accessible, "GetRelationSet", []) },
-                                              timeout: deadline.remaining(cap: config.smallCallTimeout))
-        var labelPaths: [[String]] = []
-        var missing = Set<String>()
-        for reply in relationReplies {
-            var paths: [String] = []
-            for relation in (try? reply.get())?.first?.arrayValue ?? [] {
-                guard let fields = relation.structFields, fields.count == 2,
-                      fields[0].integerValue == Int64(AtspiNames.labelledBy) else { continue }
-                paths += (fields[1].arrayValue ?? []).compactMap { $0.objectReference?.path }
-            }
-            for path in paths where tree.slot(of: path) == nil { missing.insert(path) }
-            labelPaths.append(paths)
-        }
-        var labelNodes = tree
-        labelNodes.add(try await readNodes(handle, paths: Array(missing), withChildren: false))
-        let labels = labelPaths.map { $0.compactMap { labelNodes[$0]?.name } }
-
-        func matching(_ equal: (String) -> Bool) -> [Int] {
-            editable.indices.filter { equal(editable[$0].name) || labels[$0].contains(where: equal) }
-        }
-        var found = matching { $0 == field }
-        if found.isEmpty { found = matching { $0.caseInsensitiveCompare(field) } }
-        guard !found.isEmpty else {
-            throw RPCError(.elementNotFound, "no editable field named or labelled \(JSONWriter.escapedForMessage(field))")
-        }
-        let foundRefs = refs.refs(app: handle.busName, elements: found.map { (editable[$0].path, editable[$0].role, editable[$0].name) })
-        if found.count > 1 {
-            let candidates: [JSONValue] = zip(found, foundRefs).map { index, ref in
-                ["ref": .string(ref), "role": .string(AtspiNames.role(editable[index].role)),
-                 "name": .string(editable[index].name), "label": labels[index].first.map(JSONValue.string) ?? .null]
-            }
-            throw RPCError(.ambiguous, "\(found.count) fields match \(JSONWriter.escapedForMessage(field))",
-                           data: ["candidates": .array(candidates)])
-        }
-        let node = editable[found[0]]
-        guard case .object(var result) = try await setText(handle, path: node.path, node: node, value: value) else {
-            throw RPCError(.internalError, "unexpected result")
-        }
-        result["ref"] = .string(foundRefs[0])
-        return .object(result)
+        let now = try await property(app, element.path, Atspi.value, "CurrentValue").doubleValue ?? .nan
+        return SetValueResult(accepted: now == value, value: now)
     }
 
     /// `elements.find`: nodes matching role, exact name, name substring (ignoring case) and
     /// states, in depth-first order.
-    public func find(app: String, role: String? = nil, name: String? = nil, nameContains: String? = nil,
-                     states: [String] = [], limit: Int = 100) async throws -> JSONValue
+    public func find(_ target: ResolvedTarget, role: String? = nil, name: String? = nil, nameContains: String? = nil,
+                     states: [String] = [], limit: Int = 100) async throws(AccessibilityError) -> FoundElements
     {
-        let handle = try await resolveHandle(app)
+        let handle = try await liveHandle(target.app.id)
         var roleNumber: UInt32?
         if let role {
             guard let number = AtspiNames.roleNumbers[AtspiNames.normalizedRole(role)] else {
-                throw RPCError.invalidParams(field: "role", "unknown role \(JSONWriter.escapedForMessage(role))")
+                throw .invalidArgument(field: "role", "unknown role \(Text.quoted(role))")
             }
             roleNumber = number
         }
         var stateBits: UInt64 = 0
         for state in states {
             guard let bit = AtspiNames.stateBits[AtspiNames.normalizedState(state)] else {
-                throw RPCError.invalidParams(field: "states", "unknown state \(JSONWriter.escapedForMessage(state))")
+                throw .invalidArgument(field: "states", "unknown state \(Text.quoted(state))")
             }
             stateBits |= 1 << UInt64(bit)
         }
@@ -291,7 +271,7 @@ extension AccessibilityService {
         }
         let tree = try await fetchTree(handle, root: handle.rootPath, maxDepth: nil, maxNodes: 100_000,
                                        pruneHidden: false, deadline: deadline)
-        let all = Self.depthFirst(tree, maxDepth: nil, showingOnly: false)
+        let all = TreeOrder.depthFirst(tree, maxDepth: nil, showingOnly: false)
         var matches: [Int] = []
         var truncated = false
         for (index, item) in all.enumerated() {
@@ -311,19 +291,18 @@ extension AccessibilityService {
         let refList = refs.refs(app: handle.busName, elements: wanted.map { (all[$0].node.path, all[$0].node.role, all[$0].node.name) })
         var refOf: [Int: String] = [:]
         for (i, index) in wanted.enumerated() { refOf[index] = refList[i] }
-        let nodes: [JSONValue] = matches.map { index in
-            Self.nodeJSON(all[index].node, ref: refOf[index]!, parent: all[index].parentIndex.flatMap { refOf[$0] },
-                          depth: all[index].depth, extras: NodeExtras(), actions: false)
+        let nodes = matches.map { index in
+            ElementNode(ref: refOf[index]!, parent: all[index].parentIndex.flatMap { refOf[$0] }, depth: all[index].depth,
+                        node: all[index].node, extras: NodeExtras(), showsActions: false)
         }
-        return ["app": .string(handle.busName), "nodes": .array(nodes), "truncated": .bool(truncated || tree.truncated),
-                "method": .string(tree.method)]
+        return FoundElements(app: handle.busName, nodes: nodes, truncated: truncated || tree.truncated, method: tree.method)
     }
 
     /// `elements.find` on the app side with `Collection.GetMatches` (atk-bridge only): the app
     /// matches role and states; names are checked here; parents and depths come from `Parent`.
     /// Nil when the app has no Collection.
     private func findWithCollection(_ app: AppHandle, role: UInt32, name: String?, needle: String?, stateBits: UInt64,
-                                    limit: Int, deadline: Deadline) async throws(RPCError) -> JSONValue?
+                                    limit: Int, deadline: Deadline) async throws(AccessibilityError) -> FoundElements?
     {
         var roleWords = [Int32](repeating: 0, count: 4)
         roleWords[Int(role / 32)] |= Int32(bitPattern: UInt32(1) << (role % 32))
@@ -340,11 +319,11 @@ extension AccessibilityService {
         let filtersNames = name != nil || needle != nil
         let count = filtersNames ? 0 : Int32(min(limit + 1, Int(Int32.max)))
         let reply: [DBusValue]
-        do {
+        do throws(AccessibilityError) {
             reply = try await call(app, app.rootPath, Atspi.collection, "GetMatches",
                                    [rule, .uint32(1), .int32(count), .bool(true)],
                                    timeout: deadline.remaining(cap: config.bulkCallTimeout))
-        } catch let error where error.code == .notSupported {
+        } catch .notSupported {
             return nil
         }
         let paths = Self.paths(fromChildren: reply.first)
@@ -393,17 +372,10 @@ extension AccessibilityService {
         let parentRefs = Dictionary(uniqueKeysWithValues: zip(parentNodes.map(\.path),
             refs.refs(app: app.busName, elements: parentNodes.map { ($0.path, $0.role, $0.name) })))
         let matchRefs = refs.refs(app: app.busName, elements: matches.map { ($0.path, $0.role, $0.name) })
-        let nodes: [JSONValue] = zip(matches, matchRefs).map { node, ref in
-            Self.nodeJSON(node, ref: ref, parent: parentOf[node.path].flatMap { parentRefs[$0] }, depth: depth(node.path),
-                          extras: NodeExtras(), actions: false)
+        let nodes = zip(matches, matchRefs).map { node, ref in
+            ElementNode(ref: ref, parent: parentOf[node.path].flatMap { parentRefs[$0] }, depth: depth(node.path),
+                        node: node, extras: NodeExtras(), showsActions: false)
         }
-        return ["app": .string(app.busName), "nodes": .array(nodes), "truncated": .bool(truncated),
-                "method": "collection"]
-    }
-}
-
-extension String {
-    fileprivate func caseInsensitiveCompare(_ other: String) -> Bool {
-        lowercased() == other.lowercased()
+        return FoundElements(app: app.busName, nodes: nodes, truncated: truncated, method: "collection")
     }
 }

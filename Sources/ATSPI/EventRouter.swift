@@ -1,24 +1,58 @@
-public import JSONRPC
 import DBus
 import Synchronization
 
-/// Routes AT-SPI event signals to subscribers as `{type, app, ref, detail}` objects.
+/// One accessibility event, as delivered to subscribers.
+public struct AccessibilityEvent: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        case focus, window, children, state, name, text
+    }
+
+    public enum Detail: Sendable, Hashable {
+        case focus
+        /// `activate`, `deactivate`, `create`, ...
+        case window(event: String)
+        case children(change: String, index: Int64, child: String?)
+        case state(name: String, value: Bool)
+        case name(String)
+        /// A text change: where and how much, and the text inserted or removed when the app sent it.
+        case text(change: String, offset: Int64, length: Int64, text: String?)
+    }
+
+    public var kind: Kind
+    /// The app's id (its unique bus name).
+    public var app: String
+    /// Who the app is (from the bus and /proc), for deciding who may see the event; nil when it
+    /// could not be learned (such events are not delivered).
+    public var appTarget: AppTarget?
+    /// The source element's ref (nil when its role could not be read).
+    public var ref: String?
+    /// The source element's role.
+    public var role: String?
+    /// For text events: what a person calls the source, read live (its label, else its name),
+    /// so content can be decided on the element it comes from.
+    public var sourceName: String?
+    public var detail: Detail
+}
+
+/// Routes AT-SPI event signals to subscribers as ``AccessibilityEvent``s.
 ///
 /// Toolkits only emit what someone registered for, so each event type is registered with the
 /// registry (and its match rule added on the bus) while at least one subscription wants it.
-/// Text events never carry the text of password fields.
+/// Password fields' text events are never delivered at all: not their text, not their length,
+/// not their timing (a keystroke's rhythm is a secret too). A text event whose source's role
+/// cannot be read is dropped as well.
 final class EventRouter: Sendable {
-    typealias Handler = @Sendable (JSONValue) -> Void
+    typealias Handler = @Sendable (AccessibilityEvent) -> Void
 
     private struct Subscription {
-        let types: Set<String>
+        let types: Set<AccessibilityEvent.Kind>
         let handler: Handler
     }
 
     private struct State {
         var subscriptions: [UInt64: Subscription] = [:]
         var nextID: UInt64 = 1
-        var typeCounts: [String: Int] = [:]
+        var typeCounts: [AccessibilityEvent.Kind: Int] = [:]
         var signalToken: SignalHandlerToken?
         var continuation: AsyncStream<DBusSignal>.Continuation?
         var pump: Task<Void, Never>?
@@ -34,18 +68,16 @@ final class EventRouter: Sendable {
         func clear() { box.withLock { $0 = nil } }
     }
 
-    static let types: Set<String> = ["focus", "window", "children", "state", "name", "text"]
-
     /// Match rule and registry event name of each type.
-    private static func registration(_ type: String) -> (rule: String, event: String) {
+    private static func registration(_ type: AccessibilityEvent.Kind) -> (rule: String, event: String) {
         let object = "type='signal',interface='org.a11y.atspi.Event.Object'"
         switch type {
-        case "focus": return (object + ",member='StateChanged'", "object:state-changed:focused")
-        case "state": return (object + ",member='StateChanged'", "object:state-changed")
-        case "window": return ("type='signal',interface='org.a11y.atspi.Event.Window'", "window:")
-        case "children": return (object + ",member='ChildrenChanged'", "object:children-changed")
-        case "name": return (object + ",member='PropertyChange'", "object:property-change:accessible-name")
-        default: return (object + ",member='TextChanged'", "object:text-changed")
+        case .focus: return (object + ",member='StateChanged'", "object:state-changed:focused")
+        case .state: return (object + ",member='StateChanged'", "object:state-changed")
+        case .window: return ("type='signal',interface='org.a11y.atspi.Event.Window'", "window:")
+        case .children: return (object + ",member='ChildrenChanged'", "object:children-changed")
+        case .name: return (object + ",member='PropertyChange'", "object:property-change:accessible-name")
+        case .text: return (object + ",member='TextChanged'", "object:text-changed")
         }
     }
 
@@ -56,16 +88,15 @@ final class EventRouter: Sendable {
 
     private var owner: AccessibilityService? { service.withLock { $0 }?.value }
 
-    func subscribe(_ types: Set<String>, handler: @escaping Handler) async throws -> SubscriptionID {
-        guard let service = owner else { throw RPCError(.busUnavailable, "accessibility service is shut down") }
-        for type in types where !Self.types.contains(type) {
-            throw RPCError.invalidParams(field: "events", "unknown event type \(JSONWriter.escapedForMessage(type))")
-        }
-        let (id, newTypes, stream) = state.withLock { s -> (UInt64, [String], AsyncStream<DBusSignal>?) in
+    func subscribe(_ types: Set<AccessibilityEvent.Kind>, handler: @escaping Handler) async throws(AccessibilityError)
+        -> SubscriptionID
+    {
+        guard let service = owner else { throw .busUnavailable("accessibility service is shut down") }
+        let (id, newTypes, stream) = state.withLock { s -> (UInt64, [AccessibilityEvent.Kind], AsyncStream<DBusSignal>?) in
             let id = s.nextID
             s.nextID += 1
             s.subscriptions[id] = Subscription(types: types, handler: handler)
-            var fresh: [String] = []
+            var fresh: [AccessibilityEvent.Kind] = []
             for type in types {
                 s.typeCounts[type, default: 0] += 1
                 if s.typeCounts[type] == 1 { fresh.append(type) }
@@ -100,16 +131,16 @@ final class EventRouter: Sendable {
                                                timeout: .seconds(2))
             } catch {
                 await unsubscribe(SubscriptionID(value: id))
-                throw RPCError(.busUnavailable, "cannot register for \(type) events: \(error.name)")
+                throw .busUnavailable("cannot register for \(type.rawValue) events: \(error.name)")
             }
         }
         return SubscriptionID(value: id)
     }
 
     func unsubscribe(_ id: SubscriptionID) async {
-        let gone = state.withLock { s -> [String] in
+        let gone = state.withLock { s -> [AccessibilityEvent.Kind] in
             guard let subscription = s.subscriptions.removeValue(forKey: id.value) else { return [] }
-            var gone: [String] = []
+            var gone: [AccessibilityEvent.Kind] = []
             for type in subscription.types {
                 s.typeCounts[type, default: 1] -= 1
                 if s.typeCounts[type] == 0 {
@@ -122,7 +153,7 @@ final class EventRouter: Sendable {
         await deregister(gone)
     }
 
-    private func deregister(_ types: [String]) async {
+    private func deregister(_ types: [AccessibilityEvent.Kind]) async {
         guard let service = owner else { return }
         for type in types {
             let (rule, event) = Self.registration(type)
@@ -157,13 +188,13 @@ final class EventRouter: Sendable {
         guard let service = owner, let sender = signal.sender else { return }
         // Which types this signal can become, and whether anyone wants one of them (before any
         // call to the app).
-        let candidateTypes: Set<String>
+        let candidateTypes: Set<AccessibilityEvent.Kind>
         switch (signal.interface, signal.member) {
-        case ("org.a11y.atspi.Event.Object", "StateChanged"): candidateTypes = ["focus", "state"]
-        case ("org.a11y.atspi.Event.Object", "ChildrenChanged"): candidateTypes = ["children"]
-        case ("org.a11y.atspi.Event.Object", "PropertyChange"): candidateTypes = ["name"]
-        case ("org.a11y.atspi.Event.Object", "TextChanged"): candidateTypes = ["text"]
-        case ("org.a11y.atspi.Event.Window", _): candidateTypes = ["window"]
+        case ("org.a11y.atspi.Event.Object", "StateChanged"): candidateTypes = [.focus, .state]
+        case ("org.a11y.atspi.Event.Object", "ChildrenChanged"): candidateTypes = [.children]
+        case ("org.a11y.atspi.Event.Object", "PropertyChange"): candidateTypes = [.name]
+        case ("org.a11y.atspi.Event.Object", "TextChanged"): candidateTypes = [.text]
+        case ("org.a11y.atspi.Event.Window", _): candidateTypes = [.window]
         default: return
         }
         let anyone = state.withLock { s in s.subscriptions.values.contains { !$0.types.isDisjoint(with: candidateTypes) } }
@@ -173,28 +204,26 @@ final class EventRouter: Sendable {
         let detail1 = args.count > 1 ? args[1].integerValue ?? 0 : 0
         let detail2 = args.count > 2 ? args[2].integerValue ?? 0 : 0
         let data = args.count > 3 ? args[3].unwrapped : nil
-        var produced: [(String, JSONObject)] = []
+        var produced: [(AccessibilityEvent.Kind, AccessibilityEvent.Detail)] = []
         switch (signal.interface, signal.member) {
         case ("org.a11y.atspi.Event.Object", "StateChanged"):
             let state = AtspiNames.normalizedState(detail)
-            if state == "focused", detail1 != 0 { produced.append(("focus", [:])) }
-            produced.append(("state", ["state": .string(state), "value": .bool(detail1 != 0)]))
+            if state == "focused", detail1 != 0 { produced.append((.focus, .focus)) }
+            produced.append((.state, .state(name: state, value: detail1 != 0)))
         case ("org.a11y.atspi.Event.Object", "ChildrenChanged"):
-            var object: JSONObject = ["change": .string(Self.baseDetail(detail)), "index": .int(detail1)]
-            if Self.baseDetail(detail) == "add", let child = data?.objectReference,
-               let ref = await service.eventRef(app: sender, path: child.path)
-            {
-                object.append("child", .string(ref.ref))
+            var child: String?
+            if Self.baseDetail(detail) == "add", let reference = data?.objectReference {
+                child = await service.eventSource(app: sender, path: reference.path, live: false)?.ref
             }
-            produced.append(("children", object))
+            produced.append((.children, .children(change: Self.baseDetail(detail), index: detail1, child: child)))
         case ("org.a11y.atspi.Event.Object", "PropertyChange"):
             guard detail == "accessible-name" else { return }
-            produced.append(("name", ["name": .string(data?.stringValue ?? "")]))
+            produced.append((.name, .name(data?.stringValue ?? "")))
         case ("org.a11y.atspi.Event.Object", "TextChanged"):
-            produced.append(("text", ["change": .string(Self.baseDetail(detail)), "offset": .int(detail1),
-                                      "length": .int(detail2)]))
+            produced.append((.text, .text(change: Self.baseDetail(detail), offset: detail1, length: detail2,
+                                          text: data?.stringValue)))
         case ("org.a11y.atspi.Event.Window", let member):
-            produced.append(("window", ["event": .string(member.lowercased())]))
+            produced.append((.window, .window(event: member.lowercased())))
         default:
             return
         }
@@ -202,16 +231,19 @@ final class EventRouter: Sendable {
             s.subscriptions.values.filter { sub in produced.contains { sub.types.contains($0.0) } }
         }
         guard !wanted.isEmpty else { return }
-        let source = await service.eventRef(app: sender, path: signal.path)
-        for (type, var detailObject) in produced {
-            // Text only from fields known not to be password fields.
-            if type == "text", let source, source.role != AtspiNames.passwordRole, let text = data?.stringValue {
-                detailObject.append("text", .string(text))
+        // Text events: the source is read live (role, name, label), so a password field is known
+        // for what it is now and content is decided on the element it comes from.
+        let isText = produced.contains { $0.0 == .text }
+        let source = await service.eventSource(app: sender, path: signal.path, live: isText)
+        var appTarget = service.knownHandle(sender)?.target
+        if appTarget == nil { appTarget = try? await service.handle(busName: sender, rootPath: Atspi.rootPath).target }
+        for (type, detailValue) in produced {
+            if type == .text {
+                guard let source, let role = source.role, role != AtspiNames.passwordRole else { continue }
             }
-            let event: JSONValue = [
-                "type": .string(type), "app": .string(sender), "ref": source.map { .string($0.ref) } ?? .null,
-                "detail": .object(detailObject),
-            ]
+            let event = AccessibilityEvent(kind: type, app: sender, appTarget: appTarget, ref: source?.ref,
+                                           role: source?.role.map(AtspiNames.role), sourceName: source?.displayName,
+                                           detail: detailValue)
             for subscription in wanted where subscription.types.contains(type) { subscription.handler(event) }
         }
     }
@@ -222,26 +254,47 @@ final class EventRouter: Sendable {
 }
 
 extension AccessibilityService {
-    /// `events.subscribe`: calls `handler` with `{type, app, ref, detail}` for each event of the
-    /// given types ("focus", "window", "children", "state", "name", "text") until unsubscribed.
-    public func subscribe(_ types: Set<String>, handler: @escaping @Sendable (JSONValue) -> Void) async throws
+    /// `events.subscribe`: calls `handler` with each event of the given kinds until unsubscribed.
+    public func subscribe(_ kinds: Set<AccessibilityEvent.Kind>,
+                          handler: @escaping @Sendable (AccessibilityEvent) -> Void) async throws(AccessibilityError)
         -> SubscriptionID
     {
-        try await events.subscribe(types, handler: handler)
+        try await events.subscribe(kinds, handler: handler)
     }
 
     public func unsubscribe(_ id: SubscriptionID) async {
         await events.unsubscribe(id)
     }
 
-    /// The ref and role of an event's source, reading the role if the element is new to us.
-    func eventRef(app: String, path: String) async -> (ref: String, role: UInt32)? {
-        if let known = refs.existing(app: app, path: path) { return (known.ref, known.entry.role) }
-        guard let handle = try? await handle(busName: app, rootPath: Atspi.rootPath),
-              let role = try? await call(handle, path, Atspi.accessible, "GetRole", timeout: config.smallCallTimeout)
-                .first?.integerValue
+    /// An event's source element. With `live`, its role, name and label are read now (text
+    /// events); otherwise the ref table's role is used, reading the role only for elements new to
+    /// the daemon.
+    func eventSource(app: String, path: String, live: Bool) async -> EventSource? {
+        if !live, let known = refs.existing(app: app, path: path) {
+            return EventSource(ref: known.ref, role: known.entry.role, displayName: nil)
+        }
+        guard let handle = try? await handle(busName: app, rootPath: Atspi.rootPath) else { return nil }
+        if live {
+            guard let (node, label) = try? await readElement(handle, path: path, ref: path) else { return nil }
+            let ref = refs.ref(app: app, path: path, role: node.role, name: node.name)
+            let display = (label?.isEmpty == false ? label : nil) ?? node.name
+            return EventSource(ref: ref, role: node.role, displayName: display)
+        }
+        // Role and name in one round trip: the ref is issued with the name the element has.
+        guard let replies = try? await batch(handle, [(path, Atspi.accessible, "GetRole", []),
+                                                      (path, Atspi.properties, "Get", [.string(Atspi.accessible), .string("Name")])],
+                                             timeout: config.smallCallTimeout),
+              let role = (try? replies[0].get())?.first?.integerValue
         else { return nil }
         let roleNumber = UInt32(truncatingIfNeeded: role)
-        return (refs.ref(app: app, path: path, role: roleNumber, name: ""), roleNumber)
+        let name = (try? replies[1].get())?.first?.unwrapped.stringValue ?? ""
+        return EventSource(ref: refs.ref(app: app, path: path, role: roleNumber, name: name), role: roleNumber, displayName: nil)
     }
+}
+
+/// The element an event came from.
+struct EventSource: Sendable {
+    var ref: String
+    var role: UInt32?
+    var displayName: String?
 }

@@ -1,4 +1,3 @@
-public import JSONRPC
 import DBus
 
 /// Which nodes a snapshot keeps.
@@ -20,8 +19,8 @@ public struct SnapshotIncludes: OptionSet, Sendable, Hashable {
     public static let text = SnapshotIncludes(rawValue: 1 << 2)
     public static let value = SnapshotIncludes(rawValue: 1 << 3)
 
-    /// Parses `["bounds", "actions", "text", "value"]`; unknown names are an invalid-params error.
-    public init(names: [String]) throws(RPCError) {
+    /// Parses `["bounds", "actions", "text", "value"]`.
+    public init(names: [String]) throws(AccessibilityError) {
         var set: SnapshotIncludes = []
         for name in names {
             switch name {
@@ -29,7 +28,7 @@ public struct SnapshotIncludes: OptionSet, Sendable, Hashable {
             case "actions": set.insert(.actions)
             case "text": set.insert(.text)
             case "value": set.insert(.value)
-            default: throw RPCError.invalidParams(field: "include", "unknown field \(JSONWriter.escapedForMessage(name))")
+            default: throw .invalidArgument(field: "include", "unknown field \(Text.quoted(name))")
             }
         }
         self = set
@@ -50,61 +49,82 @@ struct NodeExtras {
     var text: String?
     var value: (current: Double, minimum: Double, maximum: Double)?
     var relations: [String: [String]]?
+    /// The node has text or a value the caller may not read, so the result leaves it out.
+    var contentWithheld = false
+}
+
+/// What `tree.snapshot` returns and how much of it.
+public struct SnapshotOptions: Sendable {
+    public var maxDepth: Int?
+    public var maxNodes: Int
+    public var filter: SnapshotFilter
+    public var format: SnapshotFormat
+    public var include: SnapshotIncludes
+
+    public init(maxDepth: Int? = nil, maxNodes: Int = 5000, filter: SnapshotFilter = .all, format: SnapshotFormat = .json,
+                include: SnapshotIncludes = []) {
+        self.maxDepth = maxDepth
+        self.maxNodes = maxNodes
+        self.filter = filter
+        self.format = format
+        self.include = include
+    }
 }
 
 extension AccessibilityService {
     /// `tree.snapshot`: the app's tree (or the subtree under `root`) as a flat depth-first list
     /// of nodes or as an outline.
-    public func snapshot(app: String, root: String? = nil, maxDepth: Int? = nil, maxNodes: Int = 5000,
-                         filter: SnapshotFilter = .all, format: SnapshotFormat = .json,
-                         include: SnapshotIncludes = []) async throws -> JSONValue
-    {
-        try await snapshotResult(app: app, root: root, maxDepth: maxDepth, maxNodes: maxNodes, filter: filter,
-                                 format: format, include: include).json
-    }
-
-    /// ``snapshot(app:root:maxDepth:maxNodes:filter:format:include:)`` before it is written: the
-    /// daemon writes it straight into its reply (``SnapshotResult/write(into:)``).
-    public func snapshotResult(app: String, root: String? = nil, maxDepth: Int? = nil, maxNodes: Int = 5000,
-                               filter: SnapshotFilter = .all, format: SnapshotFormat = .json,
-                               include: SnapshotIncludes = []) async throws -> SnapshotResult
+    ///
+    /// Content (text of fields and labels, values of ranges) is included only for the elements
+    /// `content` allows (all, when it is nil); the others carry ``NodeExtras/contentWithheld``
+    /// and their content is never read from the app.
+    public func snapshot(_ target: ResolvedTarget, options: SnapshotOptions = SnapshotOptions(),
+                         content: ContentDecider? = nil) async throws(AccessibilityError) -> SnapshotResult
     {
         let started = Deadline.now()
         let deadline = Deadline(after: config.requestDeadline)
-        let handle = try await resolveHandle(app)
+        let handle = try await liveHandle(target.app.id)
         var rootPath = handle.rootPath
-        if let root {
-            let entry = try target(ref: root)
-            guard entry.app == handle.busName else {
-                throw RPCError(.elementNotFound, "ref \(JSONWriter.escapedForMessage(root)) is not an element of this app")
-            }
-            rootPath = entry.path
+        if let root = target.element {
+            rootPath = root.path.isEmpty ? try self.target(ref: root.ref).path : root.path
         }
-        let tree = try await fetchTree(handle, root: rootPath, maxDepth: maxDepth, maxNodes: maxNodes,
-                                       pruneHidden: filter == .showing, deadline: deadline)
+        let tree = try await fetchTree(handle, root: rootPath, maxDepth: options.maxDepth, maxNodes: options.maxNodes,
+                                       pruneHidden: options.filter == .showing, deadline: deadline)
         let fetchedAt = Deadline.now()
-        var emitted = Self.depthFirst(tree, maxDepth: maxDepth, showingOnly: filter == .showing)
+        var emitted = TreeOrder.depthFirst(tree, maxDepth: options.maxDepth, showingOnly: options.filter == .showing)
         var truncated = tree.truncated
         var extras = [NodeExtras](repeating: NodeExtras(), count: emitted.count)
 
-        var wantActions = include.contains(.actions)
-        if filter == .interactive {
+        var wantActions = options.include.contains(.actions)
+        if options.filter == .interactive {
             wantActions = true
             extras = try await readExtras(handle, emitted.map(\.node), include: [.actions], deadline: deadline)
-            (emitted, extras) = Self.keepInteractive(emitted, extras)
+            (emitted, extras) = TreeOrder.keepInteractive(emitted, extras)
         }
-        if emitted.count > maxNodes {
-            emitted.removeLast(emitted.count - maxNodes)
-            extras.removeLast(extras.count - maxNodes)
+        if emitted.count > options.maxNodes {
+            emitted.removeLast(emitted.count - options.maxNodes)
+            extras.removeLast(extras.count - options.maxNodes)
             truncated = true
         }
-        var more = include
-        if filter == .interactive { more.remove(.actions) }
-        if format == .outline { more.insert(.text) }
+        var more = options.include
+        if options.filter == .interactive { more.remove(.actions) }
+        if options.format == .outline { more.insert(.text) }
+        let textOnlyForFields = options.format == .outline && !options.include.contains(.text)
+        var allowed: [Bool]?
+        if more.contains(.text) || more.contains(.value), let content {
+            let nodes = try await withInterfaces(handle, emitted.map(\.node), deadline: deadline)
+            for index in emitted.indices { emitted[index].node = nodes[index] }
+            allowed = try await decideContent(handle, nodes, tree: tree, include: more,
+                                              textOnlyForFields: textOnlyForFields, decide: content, deadline: deadline)
+            for index in emitted.indices where allowed?[index] == false
+                && Self.wantsContent(nodes[index], include: more, textOnlyForFields: textOnlyForFields)
+            {
+                extras[index].contentWithheld = true
+            }
+        }
         if !more.isEmpty {
-            let read = try await readExtras(handle, emitted.map(\.node), include: more,
-                                            textOnlyForFields: format == .outline && !include.contains(.text),
-                                            deadline: deadline)
+            let read = try await readExtras(handle, emitted.map(\.node), include: more, textOnlyForFields: textOnlyForFields,
+                                            contentAllowed: allowed, deadline: deadline)
             for index in extras.indices {
                 if more.contains(.bounds) { extras[index].bounds = read[index].bounds }
                 if more.contains(.actions) { extras[index].actions = read[index].actions }
@@ -113,96 +133,77 @@ extension AccessibilityService {
             }
         }
         let refList = refs.refs(app: handle.busName, elements: emitted.map { ($0.node.path, $0.node.role, $0.node.name) })
-        let elapsedMs = Double(Deadline.now() - started) / 1_000_000
-        var stats: JSONObject = ["nodes": .int(Int64(emitted.count)), "ms": .double((elapsedMs * 100).rounded() / 100),
-                                 "method": .string(tree.method),
-                                 "fetch_ms": .double((Double(fetchedAt - started) / 10_000).rounded() / 100)]
-        if tree.deadlineReached { stats.append("deadline_reached", true) }
-        if tree.cacheFilled > 0 { stats.append("cache_filled", .int(Int64(tree.cacheFilled))) }
-        if tree.gapsFilled > 0 { stats.append("gaps_filled", .int(Int64(tree.gapsFilled))) }
-        if tree.childrenCapped > 0 { stats.append("children_capped", .int(Int64(tree.childrenCapped))) }
+        var stats = SnapshotStats(nodes: emitted.count, ms: Double(Deadline.now() - started) / 1_000_000,
+                                  fetchMs: Double(fetchedAt - started) / 1_000_000, method: tree.method)
+        stats.deadlineReached = tree.deadlineReached
+        stats.cacheFilled = tree.cacheFilled
+        stats.gapsFilled = tree.gapsFilled
+        stats.childrenCapped = tree.childrenCapped
+        stats.contentWithheld = extras.reduce(0) { $0 + ($1.contentWithheld ? 1 : 0) }
         return SnapshotResult(app: handle.busName, nodes: emitted, extras: extras, refs: refList, actions: wantActions,
-                              outline: format == .outline ? Self.outline(emitted, extras, refList) : nil,
+                              outline: options.format == .outline ? Outline.render(emitted, extras, refList) : nil,
                               truncated: truncated, stats: stats)
     }
 
-    /// Nodes in depth-first order from the root, honouring max depth and the showing filter.
-    static func depthFirst(_ tree: FetchedTree, maxDepth: Int?, showingOnly: Bool) -> [EmittedNode] {
-        guard let rootSlot = tree.slot(of: tree.root) else { return [] }
-        var output: [EmittedNode] = []
-        output.reserveCapacity(tree.nodes.count)
-        var visited = [Bool](repeating: false, count: tree.nodes.count)
-        var stack: [(slot: Int, depth: Int, parent: Int?)] = [(rootSlot, 0, nil)]
-        while let (slot, depth, parent) = stack.popLast() {
-            guard !visited[slot] else { continue }
-            visited[slot] = true
-            let node = tree.nodes[slot]
-            if showingOnly, depth > 0, !tree.isShown(node) { continue }
-            let index = output.count
-            output.append(EmittedNode(node: node, depth: depth, parentIndex: parent))
-            if let maxDepth, depth >= maxDepth { continue }
-            for child in node.children.reversed() {
-                if let childSlot = tree.slot(of: child), !visited[childSlot] { stack.append((childSlot, depth + 1, index)) }
-            }
-        }
-        return output
+    /// Whether a result with `include` would carry content of this node.
+    static func wantsContent(_ node: AccessibleNode, include: SnapshotIncludes, textOnlyForFields: Bool) -> Bool {
+        guard !node.isPassword else { return false }
+        if include.contains(.value), node.interfaces.contains(.value) { return true }
+        guard include.contains(.text), node.interfaces.contains(.text) else { return false }
+        return !textOnlyForFields || (node.states.isEditable && node.interfaces.contains(.editableText))
     }
 
-    /// Keeps nodes that can be acted on (an action, or editable, focusable, selectable) and
-    /// their ancestors.
-    static func keepInteractive(_ nodes: [EmittedNode], _ extras: [NodeExtras]) -> ([EmittedNode], [NodeExtras]) {
-        var keep = [Bool](repeating: false, count: nodes.count)
-        for index in nodes.indices.reversed() {
-            let node = nodes[index].node
-            let interactive = !(extras[index].actions ?? []).isEmpty || node.states.isEditable
-                || node.states.isFocusable || node.states.isSelectable
-            if interactive || keep[index] {
-                keep[index] = true
-                if let parent = nodes[index].parentIndex { keep[parent] = true }
-            }
-        }
-        var newIndex = [Int?](repeating: nil, count: nodes.count)
-        var keptNodes: [EmittedNode] = []
-        var keptExtras: [NodeExtras] = []
-        for index in nodes.indices where keep[index] {
-            newIndex[index] = keptNodes.count
-            var item = nodes[index]
-            item.parentIndex = item.parentIndex.flatMap { newIndex[$0] }
-            keptNodes.append(item)
-            keptExtras.append(extras[index])
-        }
-        return (keptNodes, keptExtras)
+    /// Asks `decide` about every node whose content the result would carry (by role and display
+    /// name, the label for field-like roles); true for nodes that carry none.
+    private func decideContent(_ app: AppHandle, _ nodes: [AccessibleNode], tree: FetchedTree, include: SnapshotIncludes,
+                               textOnlyForFields: Bool, decide: ContentDecider, deadline: Deadline) async throws(AccessibilityError)
+        -> [Bool]
+    {
+        let candidates = nodes.indices.filter { Self.wantsContent(nodes[$0], include: include, textOnlyForFields: textOnlyForFields) }
+        guard !candidates.isEmpty else { return [Bool](repeating: true, count: nodes.count) }
+        let labelled = candidates.filter { Self.labelledRoles.contains(nodes[$0].role) }
+        let labels = try await firstLabels(app, of: labelled.map { nodes[$0].path }, known: tree, deadline: deadline)
+        var labelOf: [Int: String] = [:]
+        for (index, label) in zip(labelled, labels) { if let label, !label.isEmpty { labelOf[index] = label } }
+        let subjects = candidates.map { ContentSubject(role: AtspiNames.role(nodes[$0].role), name: labelOf[$0] ?? nodes[$0].name) }
+        let answers = decide(subjects)
+        var allowed = [Bool](repeating: true, count: nodes.count)
+        for (position, index) in candidates.enumerated() { allowed[index] = position < answers.count && answers[position] }
+        return allowed
     }
 
     /// Reads bounds, actions, text and values for nodes, all calls of one kind at once.
     /// Text and values of password fields are never read.
+    /// Nodes whose `contentAllowed` entry is false get neither text nor value read.
     func readExtras(_ app: AppHandle, _ given: [AccessibleNode], include: SnapshotIncludes,
-                    textOnlyForFields: Bool = false, deadline: Deadline) async throws(RPCError) -> [NodeExtras]
+                    textOnlyForFields: Bool = false, contentAllowed: [Bool]? = nil,
+                    deadline: Deadline) async throws(AccessibilityError) -> [NodeExtras]
     {
         // Which calls apply depends on the interfaces, which walks leave out.
         let nodes = include.isEmpty ? given : try await withInterfaces(app, given, deadline: deadline)
         var extras = [NodeExtras](repeating: NodeExtras(), count: nodes.count)
         var calls: [(path: String, interface: String, member: String, args: [DBusValue])] = []
-        var targets: [(index: Int, kind: Int)] = []
+        var targets: [(index: Int, kind: ExtraKind)] = []
         for (index, node) in nodes.enumerated() {
+            let contentOK = contentAllowed?[index] ?? true
             if include.contains(.bounds), node.interfaces.contains(.component), node.states.isShowing {
                 calls.append((node.path, Atspi.component, "GetExtents", [.uint32(0)]))
-                targets.append((index, 0))
+                targets.append((index, .bounds))
             }
             if include.contains(.actions), node.interfaces.contains(.action) {
                 calls.append((node.path, Atspi.action, "GetActions", []))
-                targets.append((index, 1))
+                targets.append((index, .actions))
             }
             let wantsText = textOnlyForFields ? (node.states.isEditable && node.interfaces.contains(.editableText)) : true
-            if include.contains(.text), node.interfaces.contains(.text), !node.isPassword, wantsText {
+            if include.contains(.text), node.interfaces.contains(.text), !node.isPassword, wantsText, contentOK {
                 calls.append((node.path, Atspi.properties, "Get", [.string(Atspi.text), .string("CharacterCount")]))
-                targets.append((index, 2))
+                targets.append((index, .textLength))
             }
-            if include.contains(.value), node.interfaces.contains(.value), !node.isPassword {
+            if include.contains(.value), node.interfaces.contains(.value), !node.isPassword, contentOK {
                 for property in ["CurrentValue", "MinimumValue", "MaximumValue"] {
                     calls.append((node.path, Atspi.properties, "Get", [.string(Atspi.value), .string(property)]))
                 }
-                targets.append((index, 3))
+                targets.append((index, .value))
             }
         }
         guard !calls.isEmpty else { return extras }
@@ -213,17 +214,17 @@ extension AccessibilityService {
         var textTargets: [Int] = []
         for (index, kind) in targets {
             switch kind {
-            case 0:
+            case .bounds:
                 if let fields = (try? results[position].get())?.first?.structFields, fields.count == 4 {
                     let v = fields.map { $0.integerValue ?? 0 }
                     extras[index].bounds = (v[0], v[1], v[2], v[3])
                 }
                 position += 1
-            case 1:
+            case .actions:
                 let list = (try? results[position].get())?.first?.arrayValue ?? []
                 extras[index].actions = list.compactMap { $0.structFields?.first?.stringValue?.lowercased() }
                 position += 1
-            case 2:
+            case .textLength:
                 if let count = (try? results[position].get())?.first?.integerValue, count > 0 {
                     // GTK4 returns "" for GetText(0, -1): always pass the character count.
                     textCalls.append((nodes[index].path, Atspi.text, "GetText",
@@ -233,7 +234,7 @@ extension AccessibilityService {
                     extras[index].text = ""
                 }
                 position += 1
-            default:
+            case .value:
                 let values = (0..<3).map { (try? results[position + $0].get())?.first?.doubleValue }
                 if let current = values[0] {
                     extras[index].value = (current, values[1] ?? current, values[2] ?? current)
@@ -251,63 +252,8 @@ extension AccessibilityService {
         return extras
     }
 
-    static func nodeJSON(_ node: AccessibleNode, ref: String, parent: String?, depth: Int, extras: NodeExtras,
-                         actions: Bool) -> JSONValue
-    {
-        var object: JSONObject = [
-            "ref": .string(ref), "parent": parent.map(JSONValue.string) ?? .null, "depth": .int(Int64(depth)),
-            "role": .string(AtspiNames.role(node.role)), "name": .string(node.name),
-            "states": .array(node.states.names.map(JSONValue.string)),
-        ]
-        if !node.description.isEmpty { object.append("description", .string(node.description)) }
-        if let b = extras.bounds {
-            object.append("bounds", ["x": .int(b.x), "y": .int(b.y), "width": .int(b.width), "height": .int(b.height)])
-        }
-        if actions, let list = extras.actions { object.append("actions", .array(list.map(JSONValue.string))) }
-        if let text = extras.text, !node.isPassword { object.append("text", .string(text)) }
-        if let v = extras.value, !node.isPassword {
-            object.append("value", ["current": .double(v.current), "minimum": .double(v.minimum), "maximum": .double(v.maximum)])
-        }
-        if let relations = extras.relations {
-            var r = JSONObject()
-            for (key, refs) in relations.sorted(by: { $0.key < $1.key }) { r.append(key, .array(refs.map(JSONValue.string))) }
-            object.append("relations", .object(r))
-        }
-        return .object(object)
-    }
-
-    /// States left out of outlines: nearly every visible widget has them, so they only cost tokens.
-    static let quietStates: Set<String> = [
-        "enabled", "sensitive", "visible", "showing", "opaque", "single-line", "horizontal", "vertical",
-        "resizable", "selectable-text", "has-tooltip",
-    ]
-
-    /// One line per node: `  - ROLE "NAME" [ref=REF] (STATE, …): TEXT`.
-    static func outline(_ nodes: [EmittedNode], _ extras: [NodeExtras], _ refs: [String]) -> String {
-        var out = ""
-        for (index, item) in nodes.enumerated() {
-            out += String(repeating: "  ", count: item.depth)
-            out += "- " + AtspiNames.role(item.node.role) + " \"" + outlineEscaped(item.node.name) + "\" [ref=" + refs[index] + "]"
-            let states = item.node.states.names.filter { !quietStates.contains($0) }
-            if !states.isEmpty { out += " (" + states.joined(separator: ", ") + ")" }
-            if !item.node.isPassword, let text = extras[index].text, !text.isEmpty {
-                out += ": " + outlineEscaped(String(text.prefix(500)))
-            }
-            out += "\n"
-        }
-        return out
-    }
-
-    static func outlineEscaped(_ s: String) -> String {
-        var out = ""
-        for ch in s {
-            switch ch {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n", "\r", "\r\n", "\t": out += " "
-            default: out.append(ch)
-            }
-        }
-        return out
+    /// The calls `readExtras` makes per node, in the order of its replies.
+    enum ExtraKind {
+        case bounds, actions, textLength, value
     }
 }

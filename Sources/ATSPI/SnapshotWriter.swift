@@ -1,5 +1,38 @@
 public import JSONRPC
 
+// The one place the ATSPI module writes JSON: a snapshot of thousands of nodes is written
+// straight into the reply (about ten times cheaper than building a value tree first; see
+// docs/architecture.md), and every node-shaped result (`element.get`, `elements.find`) uses the
+// same node writer so a node reads the same wherever it appears. Everything else in the module
+// is typed and knows no JSON.
+
+/// Counters of one snapshot (`stats` on the wire).
+public struct SnapshotStats: Sendable, Hashable {
+    public var nodes: Int
+    /// Time in the service, and the part of it spent reading the app.
+    public var ms: Double
+    public var fetchMs: Double
+    /// `cache` (one `Cache.GetItems`) or `walk`.
+    public var method: String
+    public var deadlineReached = false
+    public var cacheFilled = 0
+    public var gapsFilled = 0
+    public var childrenCapped = 0
+    /// Nodes whose content the caller may not read.
+    public var contentWithheld = 0
+
+    public var json: JSONValue {
+        var object: JSONObject = ["nodes": .int(Int64(nodes)), "ms": .double((ms * 100).rounded() / 100),
+                                  "method": .string(method), "fetch_ms": .double((fetchMs * 100).rounded() / 100)]
+        if deadlineReached { object.append("deadline_reached", true) }
+        if cacheFilled > 0 { object.append("cache_filled", .int(Int64(cacheFilled))) }
+        if gapsFilled > 0 { object.append("gaps_filled", .int(Int64(gapsFilled))) }
+        if childrenCapped > 0 { object.append("children_capped", .int(Int64(childrenCapped))) }
+        if contentWithheld > 0 { object.append("content_withheld", .int(Int64(contentWithheld))) }
+        return .object(object)
+    }
+}
+
 /// A finished `tree.snapshot`, ready to be written.
 ///
 /// ``json`` builds the result as a ``JSONValue``; ``write(into:)`` writes the same JSON text
@@ -15,11 +48,14 @@ public struct SnapshotResult: Sendable {
     let actions: Bool
     /// The outline text, for the outline format.
     let outline: String?
-    let truncated: Bool
-    let stats: JSONObject
+    public let truncated: Bool
+    public let stats: SnapshotStats
 
     /// Number of nodes in the result.
     public var nodeCount: Int { nodes.count }
+
+    /// The outline text, for the outline format.
+    public var outlineText: String? { outline }
 
     /// The result as a JSON value.
     public var json: JSONValue {
@@ -30,14 +66,14 @@ public struct SnapshotResult: Sendable {
             var values: [JSONValue] = []
             values.reserveCapacity(nodes.count)
             for (index, item) in nodes.enumerated() {
-                values.append(AccessibilityService.nodeJSON(item.node, ref: refs[index],
+                values.append(NodeWire.json(item.node, ref: refs[index],
                                                             parent: item.parentIndex.map { refs[$0] }, depth: item.depth,
                                                             extras: extras[index], actions: actions))
             }
             result.append("nodes", .array(values))
         }
         result.append("truncated", .bool(truncated))
-        result.append("stats", .object(stats))
+        result.append("stats", stats.json)
         return .object(result)
     }
 
@@ -52,23 +88,52 @@ public struct SnapshotResult: Sendable {
             writer.raw(#","nodes":["#)
             for (index, item) in nodes.enumerated() {
                 if index > 0 { writer.raw(",") }
-                Self.writeNode(item.node, ref: refs[index], parent: item.parentIndex.map { refs[$0] },
+                NodeWire.write(item.node, ref: refs[index], parent: item.parentIndex.map { refs[$0] },
                                depth: item.depth, extras: extras[index], actions: actions, into: &writer)
             }
             writer.raw("]")
         }
         writer.raw(truncated ? #","truncated":true"# : #","truncated":false"#)
         writer.raw(#","stats":"#)
-        writer.write(.object(stats))
+        writer.write(stats.json)
         writer.raw("}")
     }
 
     /// Bytes to reserve for the written result: a little more than a typical node takes.
     public var estimatedSize: Int { 256 + nodes.count * 160 + (outline?.utf8.count ?? 0) }
 
-    /// The text of ``AccessibilityService/nodeJSON(_:ref:parent:depth:extras:actions:)``, member
-    /// for member in the same order.
-    static func writeNode(_ node: AccessibleNode, ref: String, parent: String?, depth: Int, extras: NodeExtras,
+}
+
+/// The wire form of one node, as a value and as text written straight into a reply.
+enum NodeWire {
+    static func json(_ node: AccessibleNode, ref: String, parent: String?, depth: Int, extras: NodeExtras,
+                     actions: Bool) -> JSONValue
+    {
+        var object: JSONObject = [
+            "ref": .string(ref), "parent": parent.map(JSONValue.string) ?? .null, "depth": .int(Int64(depth)),
+            "role": .string(AtspiNames.role(node.role)), "name": .string(node.name),
+            "states": .array(node.states.names.map(JSONValue.string)),
+        ]
+        if !node.description.isEmpty { object.append("description", .string(node.description)) }
+        if let b = extras.bounds {
+            object.append("bounds", ["x": .int(b.x), "y": .int(b.y), "width": .int(b.width), "height": .int(b.height)])
+        }
+        if actions, let list = extras.actions { object.append("actions", .array(list.map(JSONValue.string))) }
+        if let text = extras.text, !node.isPassword { object.append("text", .string(text)) }
+        if let v = extras.value, !node.isPassword {
+            object.append("value", ["current": .double(v.current), "minimum": .double(v.minimum), "maximum": .double(v.maximum)])
+        }
+        if extras.contentWithheld { object.append("content_withheld", true) }
+        if let relations = extras.relations {
+            var r = JSONObject()
+            for (key, refs) in relations.sorted(by: { $0.key < $1.key }) { r.append(key, .array(refs.map(JSONValue.string))) }
+            object.append("relations", .object(r))
+        }
+        return .object(object)
+    }
+
+    /// The text of ``json(_:ref:parent:depth:extras:actions:)``, member for member in the same order.
+    static func write(_ node: AccessibleNode, ref: String, parent: String?, depth: Int, extras: NodeExtras,
                           actions: Bool, into writer: inout JSONWriter)
     {
         writer.raw(#"{"ref":"#)
@@ -134,6 +199,7 @@ public struct SnapshotResult: Sendable {
             writer.writeDouble(v.maximum)
             writer.raw("}")
         }
+        if extras.contentWithheld { writer.raw(#","content_withheld":true"#) }
         if let relations = extras.relations {
             writer.raw(#","relations":{"#)
             for (index, (key, refs)) in relations.sorted(by: { $0.key < $1.key }).enumerated() {
@@ -169,5 +235,17 @@ enum EncodedNames {
         var writer = JSONWriter(capacity: s.utf8.count + 2)
         writer.writeString(s)
         return writer.bytes
+    }
+}
+
+extension ElementNode {
+    /// The node as `element.get` (with `app`) and `elements.find` return it.
+    public var json: JSONValue {
+        var value = NodeWire.json(node, ref: ref, parent: parent, depth: depth, extras: extras, actions: showsActions)
+        if let app, case .object(var object) = value {
+            object.append("app", .string(app))
+            value = .object(object)
+        }
+        return value
     }
 }

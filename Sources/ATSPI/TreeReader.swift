@@ -1,6 +1,6 @@
 import DBus
 import Glibc
-import JSONRPC
+
 import CAtspiConstants
 
 /// One accessible object as read from an app.
@@ -129,7 +129,7 @@ struct Deadline: Sendable {
 
 extension AccessibilityService {
     /// The child paths of an object.
-    func childPaths(_ app: AppHandle, of path: String) async throws(RPCError) -> [String] {
+    func childPaths(_ app: AppHandle, of path: String) async throws(AccessibilityError) -> [String] {
         let reply = try await call(app, path, Atspi.accessible, "GetChildren", timeout: config.smallCallTimeout)
         return Self.paths(fromChildren: reply.first)
     }
@@ -147,7 +147,7 @@ extension AccessibilityService {
     /// asked only for its first ``managedChildLimit`` children by index, since `GetChildren`
     /// would make the app create every cell (``AccessibleNode/childrenCapped`` says it has more).
     func readNodes(_ app: AppHandle, paths: [String], withChildren: Bool, interfaces readInterfaces: Bool = true,
-                   timeout: Duration? = nil, deadline: Deadline? = nil) async throws(RPCError) -> [AccessibleNode]
+                   timeout: Duration? = nil, deadline: Deadline? = nil) async throws(AccessibilityError) -> [AccessibleNode]
     {
         let perNode = 4 + (readInterfaces ? 1 : 0) + (withChildren ? 1 : 0)
         var calls: [(path: String, interface: String, member: String, args: [DBusValue])] = []
@@ -216,7 +216,7 @@ extension AccessibilityService {
 
     /// The nodes with their interfaces, reading them (one batch) for those a walk left them out
     /// of. Nodes that vanished keep an empty set.
-    func withInterfaces(_ app: AppHandle, _ nodes: [AccessibleNode], deadline: Deadline) async throws(RPCError)
+    func withInterfaces(_ app: AppHandle, _ nodes: [AccessibleNode], deadline: Deadline) async throws(AccessibilityError)
         -> [AccessibleNode]
     {
         let missing = nodes.indices.filter { !nodes[$0].interfacesRead }
@@ -234,7 +234,7 @@ extension AccessibilityService {
     /// Reads the tree under `root`: one `Cache.GetItems` for toolkits with a full cache,
     /// otherwise a breadth-first walk that sends all calls of a level at once.
     func fetchTree(_ app: AppHandle, root: String, maxDepth: Int?, maxNodes: Int, pruneHidden: Bool,
-                   deadline: Deadline) async throws(RPCError) -> FetchedTree
+                   deadline: Deadline) async throws(AccessibilityError) -> FetchedTree
     {
         if app.hasFullCache, let tree = try await fetchFromCache(app, root: root, deadline: deadline) {
             return tree
@@ -251,7 +251,7 @@ extension AccessibilityService {
     /// `Cache.GetItems` afterwards has the role, name, description, states and interfaces of
     /// all of them (1 call per node instead of 6). Qt reads 5 calls per node (no interfaces).
     private func walk(_ app: AppHandle, root: String, maxDepth: Int?, maxNodes: Int, pruneHidden: Bool,
-                      deadline: Deadline) async throws(RPCError) -> FetchedTree
+                      deadline: Deadline) async throws(AccessibilityError) -> FetchedTree
     {
         let visibleMeansShowing = app.toolkit == "GTK"
         let probe = FetchedTree(nodes: [:], root: root, truncated: false, deadlineReached: false, method: "walk",
@@ -260,7 +260,7 @@ extension AccessibilityService {
         // The root is always read, so a snapshot cut short still says what it is of.
         guard let rootNode = try await readNodes(app, paths: [root], withChildren: expandRoot,
                                                  timeout: config.smallCallTimeout).first
-        else { throw RPCError(.elementNotFound, "element no longer exists") }
+        else { throw .elementGone("element no longer exists") }
         // GetItems is all or nothing: with little time left a walk cut short would have found
         // nodes but no properties, so short deadlines read node by node, shallowest first.
         let childrenOnly = app.toolkit == "GTK"
@@ -353,17 +353,17 @@ extension AccessibilityService {
     private enum WalkBatch: Sendable {
         case nodes([AccessibleNode], depth: Int)
         case children([(path: String, children: [String]?)], depth: Int)
-        case failed(RPCError)
+        case failed(AccessibilityError)
     }
 
     /// Walks below the root with up to ``walkBatchesInFlight`` batches outstanding.
     private func walkLevels(_ app: AppHandle, state: inout WalkState, childrenOnly: Bool, maxDepth: Int?,
                             prune: ((AccessibleNode) -> Bool)?, walkDeadline: Deadline,
-                            deadline: Deadline) async throws(RPCError)
+                            deadline: Deadline) async throws(AccessibilityError)
     {
         let service = self
         let timeoutCap = config.smallCallTimeout
-        var failure: RPCError?
+        var failure: AccessibilityError?
         await withTaskGroup(of: WalkBatch.self) { group in
             var inFlight = 0
             while true {
@@ -382,7 +382,7 @@ extension AccessibilityService {
                     }
                     inFlight += 1
                     group.addTask {
-                        do throws(RPCError) {
+                        do throws(AccessibilityError) {
                             let timeout = deadline.remaining(cap: timeoutCap)
                             if childrenOnly {
                                 return .children(try await service.readChildren(app, paths: paths, timeout: timeout,
@@ -401,7 +401,7 @@ extension AccessibilityService {
                 inFlight -= 1
                 switch batch {
                 case .failed(let error):
-                    if error.data?["deadline_reached"] == true {
+                    if error == .deadlineReached {
                         state.deadlineReached = true
                     } else if failure == nil {
                         failure = error
@@ -427,7 +427,7 @@ extension AccessibilityService {
 
     /// `GetChildren` of many objects at once; objects that vanished have nil children.
     func readChildren(_ app: AppHandle, paths: [String], timeout: Duration, deadline: Deadline?)
-        async throws(RPCError) -> [(path: String, children: [String]?)]
+        async throws(AccessibilityError) -> [(path: String, children: [String]?)]
     {
         let results = try await batch(app, paths.map { ($0, Atspi.accessible, "GetChildren", []) },
                                       timeout: timeout, deadline: deadline)
@@ -448,7 +448,7 @@ extension AccessibilityService {
     /// realized, with the values its per-property calls return. Nodes it lacks are read one by
     /// one; nodes that vanished are left out.
     private func fillProperties(_ app: AppHandle, walked: [(path: String, children: [String]?)],
-                                deadline: Deadline) async throws(RPCError)
+                                deadline: Deadline) async throws(AccessibilityError)
         -> (nodes: [String: AccessibleNode], deadlineReached: Bool, fromCache: Int)
     {
         var nodes: [String: AccessibleNode] = [:]
@@ -460,11 +460,9 @@ extension AccessibilityService {
                 items = try await callDecoding(app, Atspi.cachePath, Atspi.cache, "GetItems",
                                                timeout: deadline.remaining(cap: config.bulkCallTimeout),
                                                deadline: deadline, decode: Self.decodeCacheItems)
-            } catch let error where error.data?["deadline_reached"] == true {
+            } catch let error where error == .deadlineReached {
                 return ([:], true, 0)
-            } catch let error where error.code == .notSupported || error.code == .elementNotFound
-                || error.code == .internalError
-            {
+            } catch let error where error.meansNoCache {
                 items = []
             }
             var byPath: [String: AccessibleNode] = [:]
@@ -493,7 +491,7 @@ extension AccessibilityService {
                 node.children = childrenOf[node.path] ?? []
                 nodes[node.path] = node
             }
-        } catch let error where error.data?["deadline_reached"] == true {
+        } catch let error where error == .deadlineReached {
             return (nodes, true, fromCache)
         }
         return (nodes, false, fromCache)

@@ -44,12 +44,16 @@ public enum AuditOutcome: Sendable, Equatable {
     case error(ErrorCode)
     /// The daemon stopped between decision and outcome (written at recovery).
     case unknown
+    /// Nothing was done: the element or its app was no longer the one decided on (or the one
+    /// the client was shown) when the action was about to run.
+    case changed
 
     public var json: JSONValue {
         switch self {
         case .ok: "ok"
         case .error(let code): .int(Int64(code.rawValue))
         case .unknown: "unknown"
+        case .changed: "changed"
         }
     }
 }

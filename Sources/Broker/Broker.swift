@@ -107,6 +107,9 @@ public final class Broker: Sendable {
         var loaded = false
         /// Sensitive-list answers per (app name, app exe); cleared on reload.
         var sensitiveCache: [SensitiveKey: Bool] = [:]
+        /// Counts changes that can change a decision (policy reloads, grants created, revoked or
+        /// expired), so standing permits know when to be decided again.
+        var generation: UInt64 = 0
 
         init(promptAgents: [String]) { self.promptAgents = promptAgents }
 
@@ -132,13 +135,21 @@ public final class Broker: Sendable {
         var events: [BrokerEvent] = []
         var actions: [@Sendable () -> Void] = []
         var persist = false
+        /// Decisions may have changed: bump the generation and tell the daemon once.
+        var decisionsChanged = false
     }
 
     @discardableResult
     func withState<T>(_ body: (inout State, inout Deferred) -> T) -> T {
         var deferred = Deferred()
-        let result = state.withLock { body(&$0, &deferred) }
+        let (result, generation) = state.withLock { state -> (T, UInt64?) in
+            let result = body(&state, &deferred)
+            guard deferred.decisionsChanged else { return (result, nil) }
+            state.generation &+= 1
+            return (result, state.generation)
+        }
         for event in deferred.events { events(event) }
+        if let generation { events(.decisionsChanged(generation: generation)) }
         for action in deferred.actions { action() }
         if deferred.persist { schedulePersist() }
         return result
@@ -236,6 +247,7 @@ public final class Broker: Sendable {
                                                 user: user.failures.isEmpty ? user.files.first?.audit : nil)
             state.status = status
             state.loaded = true
+            deferred.decisionsChanged = true
             // A helper that is no longer listed loses its registration.
             if let helper = state.helper, !state.promptAgents.contains(helper.identity.exe) {
                 unregisterHelperLocked(&state, &deferred, reason: "the prompt helper is no longer listed in prompt_agents")
@@ -267,12 +279,16 @@ public final class Broker: Sendable {
 
     func deny(_ request: BrokerRequest, _ reason: DenyReason, rule: PolicyRule? = nil, ruleID: String? = nil,
               detail: String? = nil) -> Decision {
-        Decision(effect: .deny, reason: reason, ruleID: rule?.id ?? ruleID, request: request, ruleReason: rule?.reason,
-                 detail: detail)
+        var decision = Decision(effect: .deny, reason: reason, ruleID: rule?.id ?? ruleID, request: request,
+                                ruleReason: rule?.reason, detail: detail)
+        decision.validUntil = rule?.expires
+        return decision
     }
 
     func allow(_ request: BrokerRequest, rule: PolicyRule? = nil, grant: RememberedGrant? = nil) -> Decision {
-        Decision(effect: .allow, ruleID: rule?.id, grantID: grant?.id, request: request)
+        var decision = Decision(effect: .allow, ruleID: rule?.id, grantID: grant?.id, request: request)
+        decision.validUntil = rule?.expires ?? grant?.expires
+        return decision
     }
 
     /// The hard denies no rule or prompt can lift.
@@ -294,7 +310,10 @@ public final class Broker: Sendable {
 
     /// Decides from rules and grants alone. With `consume`, a matching once-grant is used up
     /// (under the lock, so of concurrent requests exactly one gets it).
-    func evaluate(_ request: BrokerRequest, _ state: inout State, consume: Bool, now: Date) -> Evaluation {
+    /// `grantMethods`: other methods whose remembered grants (with this request's client and
+    /// target) also allow it (standing questions, see ``StandingQuestion``).
+    func evaluate(_ request: BrokerRequest, _ state: inout State, consume: Bool, now: Date,
+                  grantMethods: Set<String> = []) -> Evaluation {
         if let denied = hardDeny(request, &state) { return .decided(denied) }
         if !state.loaded {
             return .decided(deny(request, .policyError, detail: "the policy has not been loaded yet"))
@@ -320,6 +339,13 @@ public final class Broker: Sendable {
         if let grant = state.grants.covering(request, now: now) {
             if grant.lifetime == .once, consume { state.grants.remove(grant.id) }
             return .decided(allow(request, grant: grant))
+        }
+        for method in grantMethods.sorted() where method != request.method {
+            var alternative = request
+            alternative.method = method
+            if let grant = state.grants.covering(alternative, now: now), grant.lifetime != .once {
+                return .decided(allow(request, grant: grant))
+            }
         }
         if state.defaultEffect == .deny {
             return .decided(deny(request, state.defaultFromAdmin ? .lockedDown : .policy))
@@ -354,21 +380,6 @@ public final class Broker: Sendable {
                 if !request.interactive { return deny(request, .wouldPrompt, rule: explicit) }
                 if let blocker = promptBlocker(request, state) { return deny(request, .noAgent, rule: explicit, detail: blocker) }
                 return Decision(effect: .ask, ruleID: explicit?.id, request: request, ruleReason: explicit?.reason)
-            }
-        }
-    }
-
-    /// Whether `apps.list` (and event streams) may show `app` to this client: not a sensitive
-    /// app, and not denied (allowed, or a person could allow it when asked).
-    public func mayList(client: ClientIdentity, app: TargetInfo) -> Bool {
-        let request = BrokerRequest(client: client, method: AppsList.name, riskClass: .observe,
-                                    target: TargetInfo(appName: app.appName, appExe: app.appExe, appPid: app.appPid),
-                                    interactive: false)
-        let now = now()
-        return withState { state, _ in
-            switch evaluate(request, &state, consume: false, now: now) {
-            case .decided(let decision): return decision.effect == .allow
-            case .ask: return true
             }
         }
     }
@@ -646,6 +657,7 @@ public final class Broker: Sendable {
                                         promptID: promptID)
             state.grants.insert(grant)
             deferred.events.append(.grantCreated(grant))
+            deferred.decisionsChanged = true
             if grant.isPersistent { deferred.persist = true }
             return grant.id
         }
@@ -697,7 +709,10 @@ public final class Broker: Sendable {
                 unregisterHelperLocked(&state, &deferred, reason: "the prompt helper disconnected")
             }
             cancelConnectionLocked(&state, &deferred, connectionID: connectionID, requestKey: nil)
-            for grant in state.grants.removeConnection(connectionID) { deferred.events.append(.grantRevoked(grant)) }
+            for grant in state.grants.removeConnection(connectionID) {
+                deferred.events.append(.grantRevoked(grant))
+                deferred.decisionsChanged = true
+            }
         }
     }
 
@@ -739,6 +754,7 @@ public final class Broker: Sendable {
         withState { state, deferred in
             guard let grant = state.grants.remove(id) else { return false }
             deferred.events.append(.grantRevoked(grant))
+            deferred.decisionsChanged = true
             if grant.isPersistent { deferred.persist = true }
             return true
         }
@@ -751,6 +767,7 @@ public final class Broker: Sendable {
         withState { state, deferred in
             let removed = state.grants.removeAll()
             for grant in removed { deferred.events.append(.grantRevoked(grant)) }
+            deferred.decisionsChanged = true
             if state.grantsError != nil {
                 // Keep the corrupt file for inspection; the rename is queued before the write below.
                 let path = config.grantsFile

@@ -1,4 +1,9 @@
 public import DeskgateAPI
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
+public import Foundation
+#endif
 public import JSONRPC
 
 /// Why a request was denied. The raw values are the wire's `data.reason`.
@@ -45,6 +50,9 @@ public struct Decision: Sendable {
     public var promptID: String?
     /// The helper's answer, when prompted.
     public var choice: String?
+    /// When a standing decision (a rule's or grant's, no prompt) stops holding by the clock: the
+    /// determining rule's or grant's expiry. Nil: until the policy or grants change.
+    public var validUntil: Date?
     /// The request decided, kept to build ``message`` only when someone reads it.
     let request: BrokerRequest
     /// The determining rule's `reason`, and extra detail for the message.
@@ -62,6 +70,11 @@ public struct Decision: Sendable {
         self.request = request
         self.ruleReason = ruleReason
         self.detail = detail
+    }
+
+    /// A denial for when no broker is there to decide: nothing is allowed.
+    public static func unavailable(_ request: BrokerRequest) -> Decision {
+        Decision(effect: .deny, reason: .policyError, request: request, detail: "no permission broker is configured")
     }
 
     /// A message set by the daemon (e.g. an exe re-check denial), replacing the built one.

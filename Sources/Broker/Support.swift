@@ -109,6 +109,9 @@ public enum BrokerEvent: Sendable {
     case helperUnregistered(ClientIdentity)
     case promptSent(promptID: String, client: ClientIdentity, method: String)
     case promptEnded(promptID: String, outcome: String)
+    /// Something that can change decisions changed (a reload, a grant created, revoked or
+    /// expired): open event streams re-decide what they show.
+    case decisionsChanged(generation: UInt64)
 }
 
 /// Effective `[audit]` settings after the layer rules: the admin layer wins; the user layer may

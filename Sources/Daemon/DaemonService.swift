@@ -103,7 +103,11 @@ public final class DaemonService: Sendable {
 
         // Audit first: the broker's policy loads are themselves audit records.
         let audit = openAudit(retention: nil)
-        let broker = makeBroker(audit: audit)
+        // Streams learn from the broker when decisions may have changed, and ask it per app.
+        let streamsBox = Mutex<EventStreams?>(nil)
+        let broker = makeBroker(audit: audit, decisionsChanged: { streamsBox.withLock { $0 }?.refresh() })
+        let streams = EventStreams(broker: broker)
+        streamsBox.withLock { $0 = streams }
         let policy = broker.reload()
         logger.info("policies loaded", metadata: ["status": "\(policy)"])
         var accessibilityConfig = options.accessibility
@@ -125,10 +129,10 @@ public final class DaemonService: Sendable {
         CoreHandlers.register(into: &table, facts: facts) {
             OpenRPC.document(methods: tableBox.withLock { $0?.descriptors ?? [] }, version: DeskgateAPI.version)
         }
-        AccessibilityHandlers.register(into: &table, provider: accessibility, broker: broker)
+        AccessibilityHandlers.register(into: &table, source: accessibility, broker: broker, streams: streams)
         BrokerHandlers.register(into: &table, broker: broker, audit: audit, resolveTarget: { method, params, context in
-            guard let resolver = tableBox.withLock({ $0?.entry(method)?.resolveTarget }) else { return nil }
-            return try await resolver(params, context)
+            guard let entry = tableBox.withLock({ $0?.entry(method) }), let resolve = entry.resolve else { return nil }
+            return try await resolve(try entry.decode(params), context)
         }, logger: logger)
         if let audit { AuditHandlers.register(into: &table, audit: audit) }
         if options.enableTestMethods { CoreHandlers.registerTestMethods(into: &table) }
@@ -207,7 +211,7 @@ public final class DaemonService: Sendable {
         }
     }
 
-    private func makeBroker(audit: AuditLog?) -> Broker {
+    private func makeBroker(audit: AuditLog?, decisionsChanged: @escaping @Sendable () -> Void) -> Broker {
         var agents = options.defaultPromptAgents
         if agents.isEmpty, let exe = ProcessInspection.readLink("/proc/self/exe") {
             agents = [String(exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)]) + "/deskgate-prompt"]
@@ -219,6 +223,7 @@ public final class DaemonService: Sendable {
         config.sleep = GlobalExecutor.sleep(for:)  // not Task.sleep: see GlobalExecutor
         let logger = self.logger
         return Broker(config: config, inspector: ProcfsInspector(), events: { event in
+            if case .decisionsChanged = event { decisionsChanged() }
             guard let entry = BrokerAuditEvents.entry(for: event) else { return }
             Task { await BrokerHandlers.recordBestEffort(audit, logger, entry) }
         }, logger: logger)

@@ -8,29 +8,89 @@ public enum RiskClass: String, Sendable, CaseIterable, Comparable {
     public static func < (lhs: RiskClass, rhs: RiskClass) -> Bool { lhs.rank < rhs.rank }
 }
 
-/// A deskgate JSON-RPC method: its name, params, result and risk class, declared once.
+/// How the broker stands in front of a method.
+public enum Gating: Sendable, Hashable {
+    /// Never gated: liveness, session facts, the prompt helper's registration, revoking grants,
+    /// dry-run checks of the caller's own requests.
+    case ungated
+    /// Decided by the broker, on the one target resolved for the request, before it runs.
+    case gated(RiskClass)
+    /// The call itself is accepted; what it returns is decided per app, by rules and remembered
+    /// grants alone (listings and streams never prompt).
+    case filteredPerApp(RiskClass)
+
+    /// The risk class rules name, for gated and filtered methods.
+    public var riskClass: RiskClass? {
+        switch self {
+        case .ungated: nil
+        case .gated(let riskClass), .filteredPerApp(let riskClass): riskClass
+        }
+    }
+}
+
+/// A method's params, decoded once from params already validated against its schema.
+public protocol APIParams: Sendable {
+    init(_ params: ParamsObject) throws(RPCError)
+}
+
+/// For methods without params.
+public struct NoParams: APIParams {
+    public init(_ params: ParamsObject) {}
+}
+
+/// A method's result as the transport writes it.
+public enum APIReply: Sendable {
+    case value(JSONValue)
+    /// JSON text written by the handler without a ``JSONValue`` tree (large results).
+    case encoded(EncodedJSON)
+}
+
+/// A method's typed result.
+public protocol APIResult: Sendable {
+    var reply: APIReply { get }
+}
+
+extension JSONValue: APIResult {
+    public var reply: APIReply { .value(self) }
+}
+
+extension EncodedJSON: APIResult {
+    public var reply: APIReply { .encoded(self) }
+}
+
+/// A deskgate JSON-RPC method: its name, params, result and gating, declared once.
 ///
-/// The dispatcher validates params against ``fields``, `rpc.discover` publishes them, the CLI and
-/// `deskgate-mcp` derive their arguments from them. A handler can only be registered for a type
-/// conforming to this protocol, so a method cannot exist without its schema.
+/// The dispatcher validates params against ``fields`` and decodes them into ``Params``;
+/// `rpc.discover` publishes the schemas, the CLI and `deskgate-mcp` derive their arguments from
+/// them. A handler can only be registered for a type conforming to this protocol, so a method
+/// cannot exist without its schema, and the handler receives ``Params`` and returns ``Result``.
 public protocol APIMethod: Sendable {
+    associatedtype Params: APIParams = NoParams
+    associatedtype Result: APIResult = JSONValue
     /// Wire name, e.g. `tree.snapshot`.
     static var name: String { get }
     /// One sentence for `rpc.discover` and tool descriptions.
     static var summary: String { get }
-    /// The method's own params (the reserved `interactive` param is added for gated methods).
+    /// The schema of the method's own params (the reserved `interactive` param is added for
+    /// gated methods).
     static var params: [Schema.Field] { get }
     static var result: Schema { get }
-    /// Risk class for the broker; nil for methods that are never gated.
-    static var riskClass: RiskClass? { get }
+    static var gating: Gating { get }
+    /// The param carrying text typed into an app, recorded in the audit log as `{len, hmac}`
+    /// (`{len}` alone for password fields), never as itself.
+    static var auditedText: String? { get }
     /// Errors beyond the JSON-RPC standard ones that the method may return.
     static var errors: [ErrorCode] { get }
 }
 
 extension APIMethod {
     public static var params: [Schema.Field] { [] }
-    public static var riskClass: RiskClass? { nil }
+    public static var gating: Gating { .ungated }
+    public static var auditedText: String? { nil }
     public static var errors: [ErrorCode] { [] }
+
+    /// Risk class for the broker; nil for methods that are never gated.
+    public static var riskClass: RiskClass? { gating.riskClass }
 
     /// Every field the wire accepts: the method's params, plus `interactive` when gated.
     public static var fields: [Schema.Field] {
@@ -38,7 +98,8 @@ extension APIMethod {
     }
 
     public static var descriptor: MethodDescriptor {
-        MethodDescriptor(name: name, summary: summary, fields: fields, result: result, riskClass: riskClass, errors: errors)
+        MethodDescriptor(name: name, summary: summary, fields: fields, result: result, gating: gating,
+                         auditedText: auditedText, errors: errors)
     }
 
     /// Validates raw params for this method.
@@ -53,8 +114,11 @@ public struct MethodDescriptor: Sendable, Hashable {
     public var summary: String
     public var fields: [Schema.Field]
     public var result: Schema
-    public var riskClass: RiskClass?
+    public var gating: Gating
+    public var auditedText: String?
     public var errors: [ErrorCode]
+
+    public var riskClass: RiskClass? { gating.riskClass }
 }
 
 /// Params shared by several methods.

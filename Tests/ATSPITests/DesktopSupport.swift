@@ -1,4 +1,5 @@
 import ATSPI
+import Daemon
 import Foundation
 import JSONRPC
 import Logging
@@ -171,6 +172,8 @@ func rpcError(_ body: () async throws -> Any) async -> RPCError? {
         return nil
     } catch let error as RPCError {
         return error
+    } catch let error as any RPCErrorConvertible {
+        return error.rpcError
     } catch {
         Issue.record("unexpected error \(error)")
         return nil

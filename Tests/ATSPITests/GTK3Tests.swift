@@ -21,8 +21,8 @@ struct GTK3Tests {
         #expect(info.windows.first?.name == "deskgate fixture")
         #expect(info.windows.first?.role == "frame")
         // resolveApp takes the id or the name.
-        #expect(try await service.resolveApp(info.id).pid == app.pid)
-        #expect(try await service.resolveApp(app.name).id == info.id)
+        #expect(try await service.resolveApp(info.id).app.pid == app.pid)
+        #expect(try await service.resolveApp(app.name).app.id == info.id)
         let missing = await rpcError { try await service.resolveApp("no-such-app-\(UUID())") }
         #expect(missing?.code == .appNotFound)
     }
@@ -220,11 +220,12 @@ struct GTK3Tests {
         #expect(node["bounds"]?["height"]?.intValue ?? 0 > 0)
         let labelNode = try await service.get(ref: label)
         #expect(labelNode["relations"]?["label-for"] == [.string(nameField)])
-        let target = try await service.elementTarget(ref: nameField)
-        #expect(target.role == "text")
-        #expect(target.label == "Name")
-        #expect(target.pid == app.pid)
-        #expect(target.appName == app.name)
+        let target = try await service.resolveElement(ref: nameField)
+        #expect(target.element?.role == "text")
+        #expect(target.element?.label == "Name")
+        #expect(target.element?.displayName == "Name")
+        #expect(target.app.pid == app.pid)
+        #expect(target.app.name == app.name)
     }
 
     @Test("field.fill by label, exact then ignoring case; unknown field is -32003")
@@ -242,15 +243,19 @@ struct GTK3Tests {
         #expect(none?.code == .elementNotFound)
     }
 
-    @Test("field.fill with a label that several fields share is -32009 with candidates")
+    @Test("field.fill with a label that several fields share is -32009 with candidates; an empty label names nothing")
     func fieldFillAmbiguous() async throws {
         let service = try await Desktop.shared.get()
-        let app = try await FixtureApp.launch("gtk3", service: service)
-        // Both "Name" and "Email" are text fields; an empty-named match is ambiguous: the two
-        // plain entries have no name of their own in GTK3.
-        let error = await rpcError { try await service.fillField(app: app.name, field: "", value: "x") }
+        let app = try await FixtureApp.launch("gtk3", arguments: ["--twin-email"], service: service)
+        let error = await rpcError { try await service.fillField(app: app.name, field: "email:", value: "x") }
         #expect(error?.code == .ambiguous)
-        #expect((error?.data?["candidates"]?.arrayValue ?? []).count >= 2)
+        let candidates = error?.data?["candidates"]?.arrayValue ?? []
+        #expect(candidates.count == 2)
+        #expect(candidates.allSatisfy { $0["label"] == "Email" && $0["role"] == "text" })
+        // Blank fields are not a way to match every unlabelled entry at once.
+        let blank = await rpcError { try await service.fillField(app: app.name, field: "  ", value: "x") }
+        #expect(blank?.code == .invalidParams)
+        #expect(!app.output.contains { $0.hasPrefix("text-changed") })
     }
 
     @Test("value.set within min/max; outside is -32006")

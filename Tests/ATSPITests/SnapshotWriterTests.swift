@@ -48,15 +48,17 @@ struct SnapshotWriterTests {
                                                               (0.1 + 0.2, 1e-7, 123456789.125)]
                     extra.value = values[index % 4]
                 }
+                if variant == 6 || variant == 3 { extra.contentWithheld = true }
                 if variant == 5 { extra.relations = ["labelled-by": ["aaaa", name], "label-for": [], name: ["x"]] }
                 extras.append(extra)
                 refs.append(index % 2 == 0 ? "ref\(position)" : name + "\(position)")
             }
         }
-        var stats: JSONObject = ["nodes": .int(Int64(nodes.count)), "ms": .double(12.34), "method": "cache", "fetch_ms": .double(0.5)]
-        stats.append("deadline_reached", true)
+        var stats = SnapshotStats(nodes: nodes.count, ms: 12.34, fetchMs: 0.5, method: "cache")
+        stats.deadlineReached = true
+        stats.contentWithheld = 2
         return SnapshotResult(app: ":1.42 \"app\"\u{0}", nodes: nodes, extras: extras, refs: refs, actions: true,
-                              outline: outline ? AccessibilityService.outline(nodes, extras, refs) : nil,
+                              outline: outline ? Outline.render(nodes, extras, refs) : nil,
                               truncated: true, stats: stats)
     }
 
@@ -81,10 +83,11 @@ struct SnapshotWriterTests {
         #expect(Self.written(outline) == JSONWriter.bytes(outline.json))
         let plain = Self.hostileResult()
         let withoutActions = SnapshotResult(app: plain.app, nodes: plain.nodes, extras: plain.extras, refs: plain.refs,
-                                            actions: false, outline: nil, truncated: false, stats: [:])
+                                            actions: false, outline: nil, truncated: false,
+                                            stats: SnapshotStats(nodes: 0, ms: 0, fetchMs: 0, method: "walk"))
         #expect(Self.written(withoutActions) == JSONWriter.bytes(withoutActions.json))
         let empty = SnapshotResult(app: "", nodes: [], extras: [], refs: [], actions: false, outline: nil, truncated: false,
-                                   stats: [:])
+                                   stats: SnapshotStats(nodes: 0, ms: 0, fetchMs: 0, method: "cache"))
         #expect(Self.written(empty) == JSONWriter.bytes(empty.json))
     }
 
@@ -92,17 +95,17 @@ struct SnapshotWriterTests {
     func namesTables() {
         for role in UInt32(0)...UInt32(200) {
             var writer = JSONWriter()
-            SnapshotResult.writeNode(Self.node(1, role: role, name: "", description: "", states: 0), ref: "r", parent: nil,
+            NodeWire.write(Self.node(1, role: role, name: "", description: "", states: 0), ref: "r", parent: nil,
                                      depth: 0, extras: NodeExtras(), actions: false, into: &writer)
-            let expected = AccessibilityService.nodeJSON(Self.node(1, role: role, name: "", description: "", states: 0),
+            let expected = NodeWire.json(Self.node(1, role: role, name: "", description: "", states: 0),
                                                          ref: "r", parent: nil, depth: 0, extras: NodeExtras(), actions: false)
             #expect(writer.bytes == JSONWriter.bytes(expected))
         }
         for bit in 0..<64 {
             let node = Self.node(1, role: 43, name: "", description: "", states: 1 << UInt64(bit))
             var writer = JSONWriter()
-            SnapshotResult.writeNode(node, ref: "r", parent: "p", depth: bit, extras: NodeExtras(), actions: false, into: &writer)
-            let expected = AccessibilityService.nodeJSON(node, ref: "r", parent: "p", depth: bit, extras: NodeExtras(), actions: false)
+            NodeWire.write(node, ref: "r", parent: "p", depth: bit, extras: NodeExtras(), actions: false, into: &writer)
+            let expected = NodeWire.json(node, ref: "r", parent: "p", depth: bit, extras: NodeExtras(), actions: false)
             #expect(writer.bytes == JSONWriter.bytes(expected))
         }
     }

@@ -83,7 +83,7 @@ struct Qt5Tests {
         let ours = snapshot.nodes.map { "\($0["depth"]!.intValue!) \($0["role"]!.stringValue!) \($0["name"]!.stringValue!)" }
         #expect(ours == reference.map { "\($0.depth) \($0.role) \($0.name)" })
         // The app survived (Qt crashes on Properties.GetAll).
-        #expect(try await service.resolveApp(Self.appName).responding)
+        #expect(try await service.listed(Self.appName)?.responding == true)
     }
 
     @Test("activate presses the button; text.set writes the line edit")

@@ -17,7 +17,7 @@ struct TreeBuildTests {
     }
 
     static func order(_ tree: FetchedTree, maxDepth: Int? = nil, showingOnly: Bool = false) -> [String] {
-        AccessibilityService.depthFirst(tree, maxDepth: maxDepth, showingOnly: showingOnly).map {
+        TreeOrder.depthFirst(tree, maxDepth: maxDepth, showingOnly: showingOnly).map {
             "\($0.depth):\($0.node.name)"
         }
     }
@@ -30,7 +30,7 @@ struct TreeBuildTests {
             Self.item("/b", parent: "/r", index: 1), Self.item("/b1", parent: "/b", index: 0),
         ], root: "/r")
         #expect(tree["/r"]?.children == ["/a", "/b", "/c", "/t"])
-        let emitted = AccessibilityService.depthFirst(tree, maxDepth: nil, showingOnly: false)
+        let emitted = TreeOrder.depthFirst(tree, maxDepth: nil, showingOnly: false)
         #expect(emitted.map(\.node.path) == ["/r", "/a", "/b", "/b1", "/c", "/t"])
         #expect(emitted.map(\.depth) == [0, 1, 1, 2, 1, 1])
         #expect(emitted.map(\.parentIndex) == [nil, 0, 0, 2, 0, 0])

@@ -173,23 +173,36 @@ struct GrantStoreTests {
             TargetInfo(appName: "Secret Santa", appExe: "/usr/bin/santa", appPid: 15),
         ]
         for app in hidden {
-            #expect(!broker.mayList(client: requester, app: app), "\(app)")
+            #expect(!mayList(broker, requester, app), "\(app)")
             for method in ["tree.snapshot", "text.read", "element.activate", "text.set"] {
                 let decision = await broker.decide(request(method, app: app.appName, appExe: app.appExe, appPid: app.appPid))
                 #expect(decision.reason == .hardDeny)
                 #expect(decision.message.contains("sensitive app"))
             }
         }
-        #expect(broker.mayList(client: requester, app: TargetInfo(appName: "Mousepad", appExe: "/usr/bin/mousepad", appPid: 20)))
+        #expect(mayList(broker, requester, TargetInfo(appName: "Mousepad", appExe: "/usr/bin/mousepad", appPid: 20)))
     }
 
-    @Test("apps.list shows allowed and askable apps, hides denied ones")
+    /// Whether apps.list would show `app` to `client`: a standing decision, never a prompt.
+    func mayList(_ broker: Broker, _ client: ClientIdentity, _ app: TargetInfo) -> Bool {
+        broker.standing([.observeApp(client: client, method: "apps.list", target: app)])[0].effect == .allow
+    }
+
+    @Test("apps.list shows apps a rule allows; an app that would need asking is not shown, nor a denied one")
     func listFilter() {
         let sandbox = Sandbox()
-        sandbox.writeUser("[[rule]]\neffect = \"deny\"\nactions = [\"observe\"]\napp = \"private\"\n")
+        sandbox.writeUser("""
+            [[rule]]\neffect = "deny"\nactions = ["observe"]\napp = "private"\n
+            [[rule]]\neffect = "allow"\nactions = ["apps.list"]\napp = "public"\n
+            """)
         let broker = makeBroker(sandbox)
-        #expect(!broker.mayList(client: client(), app: TargetInfo(appName: "private", appExe: "/usr/bin/private")))
-        #expect(broker.mayList(client: client(), app: TargetInfo(appName: "public", appExe: "/usr/bin/public")))
+        #expect(!mayList(broker, client(), TargetInfo(appName: "private", appExe: "/usr/bin/private")))
+        #expect(mayList(broker, client(), TargetInfo(appName: "public", appExe: "/usr/bin/public")))
+        #expect(!mayList(broker, client(), TargetInfo(appName: "other", appExe: "/usr/bin/other")), "ask is never a silent yes")
+        // The decision names why, for the stream's withheld event.
+        let other = broker.standing([.observeApp(client: client(), method: "events.subscribe",
+                                                 target: TargetInfo(appName: "other", appExe: "/usr/bin/other"))])[0]
+        #expect(other.reason == .wouldPrompt)
     }
 
     @Test("password text is denied under an allow-all rule; writing it is a policy question")

@@ -315,7 +315,7 @@ struct GatedFlowTests {
         #expect(daemon.process.terminationReason == .exit && status == 0, "status \(status): \(daemon.log)")
     }
 
-    @Test("handler errors and frozen apps are recorded as outcomes with their codes")
+    @Test("handler errors are recorded as outcomes with their codes; a frozen app fails before anything is decided")
     func errorOutcomes() async throws {
         let daemon = try DaemonProcess(arguments: ["--read-timeout-ms", "300", "--action-timeout-ms", "500", "--request-deadline-ms", "2000"],
                                        userPolicy: Self.allowFixtures)
@@ -324,6 +324,17 @@ struct GatedFlowTests {
         let client = try await daemon.client()
         defer { client.closeNow() }
         let submit = try await ref(client, app: app.name, role: "push button", name: "Submit")
+        let spin = try await ref(client, app: app.name, role: "spin button")
+        let noAction = await Flows.failure(client, "element.activate", ["ref": .string(submit), "action": "no-such-action"])
+        #expect(noAction?.code == .notSupported)
+        let outOfRange = await Flows.failure(client, "value.set", ["ref": .string(spin), "value": 1000])
+        #expect(outOfRange?.code == .invalidValue)
+        #expect(records(daemon, method: "element.activate").map { $0.outcome?["outcome"] } == [-32005])
+        #expect(records(daemon, method: "value.set").map { $0.decision?["decision"]?["effect"] } == ["allow"])
+        #expect(records(daemon, method: "value.set").map { $0.outcome?["outcome"] } == [-32006])
+
+        // A frozen app cannot be resolved (its element is read live before the broker decides):
+        // the request fails with -32004 and nothing is decided or done.
         kill(app.pid, SIGSTOP)
         defer { kill(app.pid, SIGCONT) }
         do {
@@ -335,10 +346,8 @@ struct GatedFlowTests {
         // Other work goes on while the app is frozen.
         #expect(try await client.call("daemon.ping") == "pong")
         kill(app.pid, SIGCONT)
-        let flows = records(daemon, method: "element.activate")
-        #expect(flows.count == 1)
-        #expect(flows.first?.decision?["decision"]?["effect"] == "allow")
-        #expect([-32004, -32002].contains(flows.first?.outcome?["outcome"]?.intValue ?? 0))
+        #expect(records(daemon, method: "element.activate").count == 1)
+        #expect(!app.output.contains { $0.hasPrefix("clicked") })
     }
 }
 

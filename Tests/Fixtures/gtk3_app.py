@@ -2,7 +2,7 @@
 """GTK3 fixture app for deskgate's AT-SPI tests.
 
     /usr/bin/python3 Tests/Fixtures/gtk3_app.py [--rows N [--groups G]] [--name NAME] [--title TITLE]
-        [--table N [--scroll-row R]] [--add-button]
+        [--table N [--scroll-row R]] [--add-button] [--twin-email]
 
 Window "deskgate fixture" with a form: entries labelled "Name" and "Email" (each GtkLabel is the
 entry's mnemonic widget, so the entry is labelled-by the label), a password entry labelled
@@ -17,6 +17,8 @@ stdout (flushed, one event per line), for tests to observe:
     toggled <check label> <0|1>
     value-changed <field> <value>
     removed <what>                      "Remove row" destroyed a widget (or "removed nothing")
+    renamed <old> <new>                 SIGUSR1 renamed the "Submit" button to "Delete everything"
+                                        (an app changing an element between a snapshot and an action)
     added <n>                           "Add row" (--add-button) added row "Added n": packed at
                                         the end for odd n (GTK3 announces nothing), added with
                                         gtk_container_add and moved first for even n
@@ -45,6 +47,8 @@ def main():
     ap.add_argument("--scroll-row", type=int, default=0, help="scroll the table so row R is in its middle")
     ap.add_argument("--groups", type=int, default=0,
                     help="put the N rows into this many boxes of their own (a deeper, narrower tree)")
+    ap.add_argument("--twin-email", action="store_true",
+                    help='a second entry also labelled "Email" (an ambiguous label)')
     ap.add_argument("--add-button", action="store_true",
                     help='an "Add row" button (off by default: the other tests count nodes)')
     args = ap.parse_args()
@@ -100,6 +104,10 @@ def main():
     scale.set_value(5)
     scale.connect("value-changed", lambda w: on_value("volume", w.get_value()))
     labelled(4, "_Volume", scale)
+    if args.twin_email:
+        twin = Gtk.Entry()
+        twin.connect("changed", lambda w: on_text("email2", w))
+        labelled(5, "E_mail", twin)
     outer.pack_start(grid, False, False, 0)
 
     def on_text(key, w):
@@ -241,6 +249,16 @@ def main():
     GLib.idle_add(ready, priority=GLib.PRIORITY_LOW)
     for sig in (signal.SIGTERM, signal.SIGINT):
         GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, Gtk.main_quit)
+
+    def rename():
+        old = submit.get_label()
+        submit.set_label("Delete everything")
+        emit(f"renamed {old} Delete everything")
+        return True
+
+    # The parent may have left SIGUSR1 blocked (a spawning thread's mask is inherited).
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGUSR1, rename)
     Gtk.main()
 
 

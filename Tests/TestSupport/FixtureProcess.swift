@@ -36,17 +36,27 @@ public final class FixtureProcess: Sendable {
     /// - Parameter detached: start the app outside this process's tree (`setsid -f`), as a
     ///   user's apps are; tests that register the test process as a prompt helper need it,
     ///   since apps descending from the helper are off limits.
-    public init(_ kind: String = "gtk3", rows: Int = 0, name: String? = nil, detached: Bool = false) throws {
+    /// - Parameter arguments: more options for the fixture (e.g. `["--title", "T"]`).
+    public init(_ kind: String = "gtk3", rows: Int = 0, name: String? = nil, arguments: [String] = [],
+                detached: Bool = false) throws {
         self.name = name ?? "deskgate-e2e-\(kind)-\(UInt32.random(in: 0...UInt32.max))"
-        process = Process()
-        let command = ["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/\(kind)_app.py", "--rows", String(rows), "--name", self.name]
-        if detached {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-            process.arguments = ["-f"] + command
-        } else {
-            process.executableURL = URL(fileURLWithPath: command[0])
-            process.arguments = Array(command.dropFirst())
-        }
+        let command = ["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/\(kind)_app.py", "--rows", String(rows),
+                       "--name", self.name] + arguments
+        process = try Self.start(detached ? ["/usr/bin/setsid", "-f"] + command : command, into: lines)
+    }
+
+    /// Runs another script of `Tests/Fixtures` (e.g. `event_stream.py`) with `/usr/bin/python3`,
+    /// collecting its stdout lines like an app's.
+    public init(script: String, arguments: [String]) throws {
+        name = script
+        process = try Self.start(["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/" + script] + arguments,
+                                 into: lines)
+    }
+
+    private static func start(_ command: [String], into lines: LineBuffer) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
@@ -66,6 +76,7 @@ public final class FixtureProcess: Sendable {
                 }
             }
         }
+        return process
     }
 
     public var output: [String] { lines.all }

@@ -1,16 +1,26 @@
+public import ATSPI
 public import DeskgateAPI
 public import JSONRPC
 public import Logging
 
-/// A gated request as the gate sees it: verified subject, method and class, resolved target.
+/// A gated request as the gate sees it: verified subject, method and class, and the one target
+/// resolved for it (the same value the handler then acts on).
 public struct GatedCall: Sendable {
     public let context: RequestContext
     public let descriptor: MethodDescriptor
     public let riskClass: RiskClass
     public let params: ParamsObject
-    public let target: RequestTarget?
-    /// The reserved `interactive` param (default true).
-    public let interactive: Bool
+    /// The app and element, read live before the broker decides; nil for methods that name none
+    /// (admin methods, and listings and streams, which are decided per app inside).
+    public let target: ResolvedTarget?
+
+    /// The reserved `interactive` param.
+    public var interactive: Bool { context.interactive }
+    /// Listings and streams: accepted as a call, decided per app inside.
+    public var filteredPerApp: Bool {
+        if case .filteredPerApp = descriptor.gating { return true }
+        return false
+    }
 }
 
 /// The permission broker and audit log as the dispatcher sees them.
@@ -20,6 +30,9 @@ public struct GatedCall: Sendable {
 public protocol RequestGate: Sendable {
     func authorize(_ call: GatedCall) async throws -> GateTicket
     func complete(_ ticket: GateTicket, outcome: Result<MethodResult, RPCError>) async throws
+    /// A request refused before any decision because the element it names is no longer the one
+    /// the client was shown (-32003 `changed`): recorded, since the client meant to act on it.
+    func refused(_ call: GatedCall, error: RPCError) async throws
 }
 
 /// What a gate hands from `authorize` to `complete` for one request (its own state, opaque here).
@@ -36,10 +49,13 @@ public struct DenyAllGate: RequestGate {
         throw RPCError(.denied, "Denied: no permission broker is configured", data: ["reason": "policy_error", "class": .string(call.riskClass.rawValue)])
     }
     public func complete(_ ticket: GateTicket, outcome: Result<MethodResult, RPCError>) async throws {}
+    public func refused(_ call: GatedCall, error: RPCError) async throws {}
 }
 
-/// Reads one request top to bottom: method lookup → params validation → target → gate → handler
-/// → outcome → reply. Transport-free: the server hands it requests and sends what it returns.
+/// Reads one request top to bottom: method lookup → params validated and decoded → target
+/// resolved once, live → gate (broker decides, audit records) → handler acts on that target →
+/// outcome recorded → reply. Transport-free: the server hands it requests and sends what it
+/// returns.
 public struct Dispatcher: Sendable {
     public let table: MethodTable
     public let gate: any RequestGate
@@ -54,10 +70,14 @@ public struct Dispatcher: Sendable {
     /// Serves the request at once if its method is inline; nil means "dispatch it as a task".
     public func dispatchInline(_ request: Request, session: ClientSession) -> Result<JSONValue, RPCError>? {
         guard let entry = table.entry(request.method), let inline = entry.inlineHandler else { return nil }
-        let context = RequestContext(session: session, requestID: request.id, method: request.method, logger: logger)
+        let context = RequestContext(session: session, requestID: request.id, method: request.method, logger: logger,
+                                     interactive: true)
         do {
             let params = try ParamsObject(validating: request.params, fields: entry.descriptor.fields)
-            return .success(try inline(params, context))
+            switch try inline(try entry.decode(params), context) {
+            case .value(let value): return .success(value)
+            case .encoded(let encoded): return .success((try? JSONParser.parse(encoded.bytes)) ?? .null)
+            }
         } catch {
             return .failure(Self.rpcError(error))
         }
@@ -69,33 +89,44 @@ public struct Dispatcher: Sendable {
         var requestLogger = logger
         requestLogger[metadataKey: "client"] = "\(session.id)"
         requestLogger[metadataKey: "method"] = "\(request.method)"
-        let context = RequestContext(session: session, requestID: request.id, method: request.method, logger: requestLogger)
-        let params: ParamsObject
+        let raw: ParamsObject
+        let params: any APIParams
         do {
-            params = try ParamsObject(validating: request.params, fields: entry.descriptor.fields)
+            raw = try ParamsObject(validating: request.params, fields: entry.descriptor.fields)
+            params = try entry.decode(raw)
         } catch {
-            return .failure(error)
-        }
-        guard let riskClass = entry.descriptor.riskClass else {
-            return await run { try await entry.handler(params, context) }
-        }
-        let target: RequestTarget?
-        do {
-            target = try await entry.resolveTarget?(params, context)
-        } catch {
-            // The target could not be resolved (unknown app, stale ref): the broker never sees it,
-            // but the failure is still an answer to the request.
             return .failure(Self.rpcError(error))
         }
-        let call = GatedCall(context: context, descriptor: entry.descriptor, riskClass: riskClass, params: params,
-                             target: target, interactive: (try? params.bool("interactive", default: true)) ?? true)
+        let interactive = entry.descriptor.riskClass == nil ? true : ((try? raw.bool("interactive", default: true)) ?? true)
+        let context = RequestContext(session: session, requestID: request.id, method: request.method, logger: requestLogger,
+                                     interactive: interactive)
+        guard let riskClass = entry.descriptor.riskClass else {
+            return await run { try await entry.handler(params, context, nil) }
+        }
+        var target: ResolvedTarget?
+        if let resolve = entry.resolve {
+            do {
+                target = try await resolve(params, context)
+            } catch {
+                // The target could not be resolved (unknown app, stale ref): the broker never sees
+                // it, but the failure is still an answer to the request.
+                let rpcError = Self.rpcError(error)
+                if rpcError.data?["reason"] == "changed" {
+                    let call = GatedCall(context: context, descriptor: entry.descriptor, riskClass: riskClass, params: raw,
+                                         target: nil)
+                    do { try await gate.refused(call, error: rpcError) } catch { return .failure(Self.rpcError(error)) }
+                }
+                return .failure(rpcError)
+            }
+        }
+        let call = GatedCall(context: context, descriptor: entry.descriptor, riskClass: riskClass, params: raw, target: target)
         let ticket: GateTicket
         do {
             ticket = try await gate.authorize(call)
         } catch {
             return .failure(Self.rpcError(error))
         }
-        let outcome = await run { try await entry.handler(params, context) }
+        let outcome = await run { try await entry.handler(params, context, target) }
         do {
             try await gate.complete(ticket, outcome: outcome)
         } catch {

@@ -1,3 +1,4 @@
+public import ATSPI
 public import Broker
 public import DeskgateAPI
 public import JSONRPC
@@ -9,73 +10,87 @@ public struct RequestContext: Sendable {
     public let requestID: RequestID
     public let method: String
     public let logger: Logger
+    /// The reserved `interactive` param of gated methods (default true), read in one place.
+    public let interactive: Bool
+
+    /// The caller as the broker sees it: verified identity, advisory label, connection.
+    public var client: ClientIdentity { AuditedBrokerGate.clientIdentity(session) }
 }
-
-/// What a gated request touches, resolved before the broker decides (from the app and element
-/// the params name, using facts from the accessibility bus, never from the client). The broker's
-/// own type, so resolvers hand the broker exactly what it matches on.
-public typealias RequestTarget = TargetInfo
-
-public typealias MethodHandler = @Sendable (ParamsObject, RequestContext) async throws -> JSONValue
-/// A handler that writes its result as JSON text itself (large results such as snapshots).
-public typealias EncodedMethodHandler = @Sendable (ParamsObject, RequestContext) async throws -> EncodedJSON
-/// A handler that completes without suspending or blocking; served inline on the event loop.
-public typealias InlineMethodHandler = @Sendable (ParamsObject, RequestContext) throws -> JSONValue
-public typealias TargetResolver = @Sendable (ParamsObject, RequestContext) async throws -> RequestTarget?
 
 /// A method's successful result as the transport writes it.
-public enum MethodResult: Sendable {
-    case value(JSONValue)
-    /// The result's JSON text, written by the handler without a ``JSONValue`` tree.
-    case encoded(EncodedJSON)
-}
+public typealias MethodResult = APIReply
 
-/// One registered method: its declaration and its code.
+/// One registered method: its declaration and its code, typed by its ``APIMethod`` and erased
+/// here so the table can hold them all.
 public struct MethodEntry: Sendable {
     public let descriptor: MethodDescriptor
-    public let resolveTarget: TargetResolver?
-    public let handler: @Sendable (ParamsObject, RequestContext) async throws -> MethodResult
+    /// Decodes validated params into the method's ``APIMethod/Params``.
+    let decode: @Sendable (ParamsObject) throws -> any APIParams
+    /// Resolves the target of a gated method, live, before the broker decides.
+    let resolve: (@Sendable (any APIParams, RequestContext) async throws -> ResolvedTarget)?
+    let handler: @Sendable (any APIParams, RequestContext, ResolvedTarget?) async throws -> APIReply
     /// Set for ungated methods that never suspend: they skip the task hop (latency matters for pings).
-    public let inlineHandler: InlineMethodHandler?
+    let inlineHandler: (@Sendable (any APIParams, RequestContext) throws -> APIReply)?
+
+    public var gating: Gating { descriptor.gating }
 }
 
 /// The dispatcher's registry. Handlers can only be registered through an ``APIMethod`` type, so
-/// every callable method has a published schema, and `rpc.discover` is generated from this table.
+/// every callable method has a published schema and typed params, and `rpc.discover` is
+/// generated from this table.
 public struct MethodTable: Sendable {
     private var entries: [String: MethodEntry] = [:]
     private var order: [String] = []
 
     public init() {}
 
-    /// Registers `handler` for `method`. Gated methods may give a `target` resolver so the broker
-    /// sees the app and element before the handler runs.
-    public mutating func register<M: APIMethod>(_ method: M.Type, target: TargetResolver? = nil, handler: @escaping MethodHandler) {
-        precondition(entries[M.name] == nil, "method \(M.name) registered twice")
-        entries[M.name] = MethodEntry(descriptor: M.descriptor, resolveTarget: target,
-                                      handler: { .value(try await handler($0, $1)) }, inlineHandler: nil)
-        order.append(M.name)
+    private mutating func add(_ entry: MethodEntry) {
+        precondition(entries[entry.descriptor.name] == nil, "method \(entry.descriptor.name) registered twice")
+        entries[entry.descriptor.name] = entry
+        order.append(entry.descriptor.name)
     }
 
-    /// Registers a method whose handler writes its result as JSON text (see ``EncodedJSON``); the
-    /// text must be what the method's JSON value would be written as.
-    public mutating func register<M: APIMethod>(_ method: M.Type, target: TargetResolver? = nil,
-                                                encodedHandler: @escaping EncodedMethodHandler)
-    {
-        precondition(entries[M.name] == nil, "method \(M.name) registered twice")
-        entries[M.name] = MethodEntry(descriptor: M.descriptor, resolveTarget: target,
-                                      handler: { .encoded(try await encodedHandler($0, $1)) }, inlineHandler: nil)
-        order.append(M.name)
+    /// Registers a method that names no target: ungated methods, admin methods and methods
+    /// filtered per app (their handler decides per app itself).
+    public mutating func register<M: APIMethod>(
+        _ method: M.Type, handler: @escaping @Sendable (M.Params, RequestContext) async throws -> M.Result
+    ) {
+        if case .gated(let riskClass) = M.gating {
+            precondition(riskClass == .admin, "\(M.name): a gated method that touches apps needs a target resolver")
+        }
+        add(MethodEntry(descriptor: M.descriptor, decode: { try M.Params($0) }, resolve: nil,
+                        handler: { params, context, _ in try await handler(params as! M.Params, context).reply },
+                        inlineHandler: nil))
+    }
+
+    /// Registers a gated method with its target: `target` resolves it live from the params;
+    /// the broker decides on what it returns, and `handler` acts on exactly that.
+    public mutating func register<M: APIMethod>(
+        _ method: M.Type,
+        target: @escaping @Sendable (M.Params, RequestContext) async throws -> ResolvedTarget,
+        handler: @escaping @Sendable (M.Params, RequestContext, ResolvedTarget) async throws -> M.Result
+    ) {
+        guard case .gated = M.gating else { preconditionFailure("\(M.name) is not gated; it takes no target") }
+        add(MethodEntry(descriptor: M.descriptor, decode: { try M.Params($0) },
+                        resolve: { params, context in try await target(params as! M.Params, context) },
+                        handler: { params, context, resolved in
+                            guard let resolved else { throw RPCError.internalError("\(M.name) ran without its target") }
+                            return try await handler(params as! M.Params, context, resolved).reply
+                        },
+                        inlineHandler: nil))
     }
 
     /// Registers an ungated method whose handler neither suspends nor blocks; it runs on the
     /// connection's event loop without a task.
-    public mutating func registerInline<M: APIMethod>(_ method: M.Type, handler: @escaping InlineMethodHandler) {
-        precondition(entries[M.name] == nil, "method \(M.name) registered twice")
-        precondition(M.riskClass == nil, "gated methods cannot be inline: the broker may suspend")
-        entries[M.name] = MethodEntry(descriptor: M.descriptor, resolveTarget: nil,
-                                      handler: { params, context in .value(try handler(params, context)) },
-                                      inlineHandler: handler)
-        order.append(M.name)
+    public mutating func registerInline<M: APIMethod>(
+        _ method: M.Type, handler: @escaping @Sendable (M.Params, RequestContext) throws -> M.Result
+    ) {
+        precondition(M.gating == .ungated, "gated methods cannot be inline: the broker may suspend")
+        let inline: @Sendable (any APIParams, RequestContext) throws -> APIReply = { params, context in
+            try handler(params as! M.Params, context).reply
+        }
+        add(MethodEntry(descriptor: M.descriptor, decode: { try M.Params($0) }, resolve: nil,
+                        handler: { params, context, _ in try inline(params, context) }, inlineHandler: inline))
     }
 
     public func entry(_ name: String) -> MethodEntry? { entries[name] }

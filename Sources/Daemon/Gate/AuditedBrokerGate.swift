@@ -1,3 +1,4 @@
+import ATSPI
 import Audit
 import Broker
 import DeskgateAPI
@@ -7,17 +8,15 @@ import Synchronization
 
 /// The gate in front of every gated method: the broker decides, the audit log records.
 ///
-/// Order per request: the broker's decision → exec-after-connect re-check for mutating classes →
-/// the decision record made durable → (handler runs) → the outcome record made durable → reply.
+/// Order per request: the target resolved (before this gate) → the broker's decision on it →
+/// exec-after-connect re-check for mutating classes → the decision record made durable →
+/// (the handler re-checks the target and acts) → the outcome record made durable → reply.
 /// A request whose decision cannot be recorded fails with -32007 and does not run.
 struct AuditedBrokerGate: RequestGate {
     let broker: Broker
     let audit: AuditLog
     let logger: Logger
     private let counter = RequestCounter()
-
-    /// Methods decided per app inside the handler (the result is filtered, not refused whole).
-    static let filteredMethods: Set<String> = [AppsList.name, EventsSubscribe.name]
 
     struct Ticket: Sendable {
         let requestID: String
@@ -28,68 +27,87 @@ struct AuditedBrokerGate: RequestGate {
     }
 
     func authorize(_ call: GatedCall) async throws -> GateTicket {
-        let started = ContinuousClock.now
         let session = call.context.session
-        let requestID = counter.next(session: session.id)
-        let client = Self.clientIdentity(session)
-        let target = call.target
-        var targetJSON = target?.json
-        if let value = try? call.params.value("value"), case .string(let text) = value {
-            // Values being typed are recorded as {len, hmac}; for password fields only the length.
-            let digest = target?.role == "password text" ? AuditLog.lengthOnly(text) : audit.valueDigest(text)
-            if case .object(var object)? = targetJSON {
-                object["value"] = digest
-                targetJSON = .object(object)
-            } else {
-                targetJSON = ["value": digest]
-            }
+        let ticket = Ticket(requestID: counter.next(session: session.id), started: ContinuousClock.now,
+                            client: session.identityJSON, method: call.descriptor.name, target: Self.targetJSON(call, audit: audit))
+
+        if call.filteredPerApp {
+            // The call is accepted; what it shows is decided per app by standing permits.
+            let decision: JSONValue = ["effect": "allow", "reason": "filtered_per_app", "rule": .null,
+                                       "class": .string(call.riskClass.rawValue)]
+            try await appendDecision(ticket, decision)
+            return GateTicket(ticket)
         }
 
-        var decisionJSON: JSONValue
-        var denial: RPCError?
+        // A ref whose element is no longer named as the client was shown it, for an action: the
+        // client meant another element. Refused before any decision; recorded as changed.
+        if call.riskClass.isMutating, let element = call.target?.element, element.renamedSinceShown {
+            let error = AccessibilityError.changed(ChangeDetail(what: "name", was: element.shownName, now: element.name,
+                                                                ref: element.ref)).rpcError
+            try await appendOutcome(ticket, outcome: .failure(error))
+            throw error
+        }
+
+        let request = BrokerRequest(client: Self.clientIdentity(session), method: call.descriptor.name,
+                                    riskClass: call.riskClass, target: call.target?.brokerTarget,
+                                    interactive: call.interactive, preview: Self.preview(call),
+                                    requestKey: call.context.requestID.description)
+        let decision = await broker.decide(request)
+        var decisionJSON = decision.json
+        var denial = decision.rpcError
         var dropConnection = false
-        if Self.filteredMethods.contains(call.descriptor.name) {
-            decisionJSON = ["effect": "allow", "reason": "filtered_per_app", "rule": .null, "class": .string(call.riskClass.rawValue)]
-        } else {
-            let request = BrokerRequest(client: client, method: call.descriptor.name, riskClass: call.riskClass, target: target,
-                                        interactive: call.interactive, preview: Self.preview(call, target: target),
-                                        requestKey: call.context.requestID.description)
-            var decision = await broker.decide(request)
-            if decision.requiresExeRecheck && !session.executableUnchanged() {
-                // The process behind this connection exec'd another program (or died) since it
-                // connected: the identity the broker decided on is no longer true.
-                decision.effect = .deny
-                decision.reason = .policy
-                dropConnection = true
-            }
-            decisionJSON = decision.json
-            denial = decision.rpcError
-            if dropConnection {
-                if case .object(var object) = decisionJSON {
-                    object["detail"] = "exec_after_connect"
-                    decisionJSON = .object(object)
-                }
-                denial = RPCError(.denied, "Denied: the client executable changed since it connected (was \(session.identity.exe)); reconnect to be identified again.",
-                                  data: ["reason": "policy", "class": .string(call.riskClass.rawValue), "detail": "exec_after_connect"])
-            }
+        if decision.requiresExeRecheck && !session.executableUnchanged() {
+            // The process behind this connection exec'd another program (or died) since it
+            // connected: the identity the broker decided on is no longer true.
+            dropConnection = true
+            decisionJSON = ["effect": "deny", "reason": "policy", "detail": "exec_after_connect", "rule": .null,
+                            "class": .string(call.riskClass.rawValue)]
+            denial = RPCError(.denied, "Denied: the client executable changed since it connected (was \(session.identity.exe)); reconnect to be identified again.",
+                              data: ["reason": "policy", "class": .string(call.riskClass.rawValue), "detail": "exec_after_connect"])
         }
         do {
-            _ = try await audit.append(AuditEntry(kind: "decision", requestID: requestID, client: session.identityJSON,
-                                                  method: call.descriptor.name, target: targetJSON, decision: decisionJSON))
+            try await appendDecision(ticket, decisionJSON)
         } catch {
-            logger.error("audit log unavailable; refusing request", metadata: ["error": "\(error)", "method": "\(call.descriptor.name)"])
             if dropConnection { session.disconnectAfterReply() }
-            throw Dispatcher.rpcError(error)
+            throw error
         }
         if let denial {
             // A denied request still gets its outcome record: one decision and one outcome per request.
-            try await appendOutcome(Ticket(requestID: requestID, started: started, client: session.identityJSON,
-                                           method: call.descriptor.name, target: targetJSON), outcome: .failure(denial))
+            try await appendOutcome(ticket, outcome: .failure(denial))
             if dropConnection { session.disconnectAfterReply() }
             throw denial
         }
-        return GateTicket(Ticket(requestID: requestID, started: started, client: session.identityJSON,
-                                 method: call.descriptor.name, target: targetJSON))
+        return GateTicket(ticket)
+    }
+
+    func refused(_ call: GatedCall, error: RPCError) async throws {
+        var target: JSONValue?
+        if let ref = error.data?["ref"] { target = ["ref": ref] }
+        let ticket = Ticket(requestID: counter.next(session: call.context.session.id), started: ContinuousClock.now,
+                            client: call.context.session.identityJSON, method: call.descriptor.name, target: target)
+        try await appendOutcome(ticket, outcome: .failure(error))
+    }
+
+    private func appendDecision(_ ticket: Ticket, _ decision: JSONValue) async throws {
+        do {
+            _ = try await audit.append(AuditEntry(kind: "decision", requestID: ticket.requestID, client: ticket.client,
+                                                  method: ticket.method, target: ticket.target, decision: decision))
+        } catch {
+            logger.error("audit log unavailable; refusing request", metadata: ["error": "\(error)", "method": "\(ticket.method)"])
+            throw Dispatcher.rpcError(error)
+        }
+    }
+
+    /// What the audit records of the target: the resolved facts, and a value being typed as
+    /// `{len, hmac}`, or `{len}` alone for a password field.
+    static func targetJSON(_ call: GatedCall, audit: AuditLog) -> JSONValue? {
+        var object = call.target?.auditJSON
+        if let param = call.descriptor.auditedText, let text = try? call.params.optionalString(param) {
+            let digest = call.target?.element?.isPassword == true ? AuditLog.lengthOnly(text) : audit.valueDigest(text)
+            object = object ?? [:]
+            object?.append("value", digest)
+        }
+        return object.map(JSONValue.object)
     }
 
     func complete(_ ticket: GateTicket, outcome: Result<MethodResult, RPCError>) async throws {
@@ -100,6 +118,7 @@ struct AuditedBrokerGate: RequestGate {
     private func appendOutcome(_ ticket: Ticket, outcome: Result<MethodResult, RPCError>) async throws {
         let auditOutcome: AuditOutcome = switch outcome {
         case .success: .ok
+        case .failure(let error) where error.data?["reason"] == "changed": .changed
         case .failure(let error): .error(error.code)
         }
         let elapsed = ContinuousClock.now - ticket.started
@@ -121,12 +140,13 @@ struct AuditedBrokerGate: RequestGate {
                        connectionID: session.id)
     }
 
-    /// What the person is shown in a prompt; never the value being typed.
-    static func preview(_ call: GatedCall, target: TargetInfo?) -> String {
+    /// What the person is shown in a prompt, built from the resolved target; never the value
+    /// being typed.
+    static func preview(_ call: GatedCall) -> String {
         var text = call.descriptor.summary
-        if let role = target?.role {
-            text = "\(call.descriptor.name) on \(role)"
-            if let name = target?.name, !name.isEmpty { text += " \"\(name)\"" }
+        if let element = call.target?.element {
+            text = "\(call.descriptor.name) on \(element.role)"
+            if !element.displayName.isEmpty { text += " \"\(element.displayName)\"" }
         }
         if let value = try? call.params.value("value") {
             switch value {

@@ -22,7 +22,7 @@ enum BrokerAuditEvents {
             return AuditEntry(kind: "helper_registered", client: identity.json)
         case .helperUnregistered(let identity):
             return AuditEntry(kind: "helper_unregistered", client: identity.json)
-        case .grantsLoaded, .promptSent, .promptEnded:
+        case .grantsLoaded, .promptSent, .promptEnded, .decisionsChanged:
             return nil
         }
     }
@@ -34,4 +34,7 @@ struct AuditUnavailableGate: RequestGate {
         throw RPCError(.auditUnavailable, "the audit log cannot be written; gated requests are refused until it can (see daemon.info)")
     }
     func complete(_ ticket: GateTicket, outcome: Result<MethodResult, RPCError>) async throws {}
+    func refused(_ call: GatedCall, error: RPCError) async throws {
+        throw RPCError(.auditUnavailable, "the audit log cannot be written; gated requests are refused until it can (see daemon.info)")
+    }
 }

@@ -1,17 +1,49 @@
-import ATSPI
+public import ATSPI
 import Broker
 import DeskgateAPI
-import JSONRPC
+public import JSONRPC
 import Logging
-import Synchronization
+
+/// The accessibility operations the handlers use: ``AccessibilityService`` on a real bus, or a
+/// fake in tests of the request path (dispatcher, gate, handlers) without a desktop.
+public protocol Accessibility: Sendable {
+    func resolveApp(_ idOrName: String) async throws(AccessibilityError) -> ResolvedTarget
+    func resolveElement(ref: String) async throws(AccessibilityError) -> ResolvedTarget
+    func resolveElement(ref: String, in app: ResolvedTarget) async throws(AccessibilityError) -> ResolvedTarget
+    func resolveField(app: String, field: String) async throws(AccessibilityError) -> ResolvedTarget
+    func listApps(where include: @Sendable (AppTarget) -> Bool) async throws(AccessibilityError) -> [AppInfo]
+    func snapshot(_ target: ResolvedTarget, options: SnapshotOptions, content: ContentDecider?) async throws(AccessibilityError)
+        -> SnapshotResult
+    func find(_ target: ResolvedTarget, role: String?, name: String?, nameContains: String?, states: [String],
+              limit: Int) async throws(AccessibilityError) -> FoundElements
+    func details(_ target: ResolvedTarget, content: Bool) async throws(AccessibilityError) -> ElementNode
+    func readText(_ target: ResolvedTarget) async throws(AccessibilityError) -> String
+    func activate(_ target: ResolvedTarget, action: String?) async throws(AccessibilityError) -> ActivateResult
+    func focus(_ target: ResolvedTarget) async throws(AccessibilityError) -> FocusResult
+    func setText(_ target: ResolvedTarget, value: String) async throws(AccessibilityError) -> SetTextResult
+    func setValue(_ target: ResolvedTarget, value: Double) async throws(AccessibilityError) -> SetValueResult
+    func subscribe(_ kinds: Set<AccessibilityEvent.Kind>, handler: @escaping @Sendable (AccessibilityEvent) -> Void)
+        async throws(AccessibilityError) -> SubscriptionID
+    func unsubscribe(_ id: SubscriptionID) async
+}
+
+extension AccessibilityService: Accessibility {}
+
+/// Where the handlers get their ``Accessibility`` from.
+public protocol AccessibilitySource: Sendable {
+    func get() async throws -> any Accessibility
+    /// `{connected, error?}` for `daemon.info`.
+    var status: JSONValue { get async }
+    func shutdown() async
+}
 
 /// Connects to the accessibility bus on first need and again after a failure, so a daemon
 /// started before the desktop session's bus still serves AT-SPI once the bus exists.
-actor AccessibilityProvider {
+actor AccessibilityProvider: AccessibilitySource {
     private let config: AccessibilityConfig
     private let logger: Logger
     private var service: AccessibilityService?
-    private var lastFailure: (error: RPCError, at: ContinuousClock.Instant)?
+    private var lastFailure: (error: AccessibilityError, at: ContinuousClock.Instant)?
     private var connecting: Task<AccessibilityService, any Error>?
 
     init(config: AccessibilityConfig, logger: Logger) {
@@ -19,8 +51,8 @@ actor AccessibilityProvider {
         self.logger = logger
     }
 
-    /// The connected service, or -32008 while the accessibility bus is unavailable.
-    func get() async throws -> AccessibilityService {
+    /// The connected service, or ``AccessibilityError/busUnavailable(_:)`` while the bus is unavailable.
+    func get() async throws -> any Accessibility {
         if let service { return service }
         if let lastFailure, ContinuousClock.now - lastFailure.at < .seconds(1) { throw lastFailure.error }
         if connecting == nil {
@@ -36,16 +68,15 @@ actor AccessibilityProvider {
             return started
         } catch {
             connecting = nil
-            let rpc = (error as? any RPCErrorConvertible)?.rpcError
-                ?? RPCError(.busUnavailable, "accessibility bus unavailable: \(error)")
-            lastFailure = (rpc, ContinuousClock.now)
-            throw rpc
+            let failure = (error as? AccessibilityError) ?? .busUnavailable("\(error)")
+            lastFailure = (failure, ContinuousClock.now)
+            throw failure
         }
     }
 
     var status: JSONValue {
         if service != nil { return ["connected": true] }
-        if let lastFailure { return ["connected": false, "error": .string(lastFailure.error.message)] }
+        if let lastFailure { return ["connected": false, "error": .string(lastFailure.error.description)] }
         return ["connected": false]
     }
 
@@ -55,117 +86,165 @@ actor AccessibilityProvider {
     }
 }
 
-/// The AT-SPI methods: thin adapters from validated params to ``AccessibilityService``, each
-/// with a target resolver so the broker sees the app and element before anything is touched.
+/// The AT-SPI methods: each resolves its target once, live; the gate decides on that target;
+/// the handler acts on exactly it (the service re-checks it right before acting).
 enum AccessibilityHandlers {
-    static func register(into table: inout MethodTable, provider: AccessibilityProvider, broker: Broker?) {
-        let appTarget: TargetResolver = { params, _ in
-            // Identity only: reading the app's windows (resolveApp) would cost round trips to
-            // the app before the broker has even decided.
-            let app = try await provider.get().appIdentity(try params.string("app"))
-            return RequestTarget(appName: app.name, appExe: app.exe, appPid: app.pid)
-        }
-        let refTarget: TargetResolver = { params, _ in
-            try await elementTarget(provider, ref: try params.string("ref"))
-        }
+    static func register(into table: inout MethodTable, source: any AccessibilitySource, broker: Broker?,
+                         streams: EventStreams) {
+        let decisions = StandingDecisions(broker: broker)
 
         table.register(AppsList.self) { _, context in
-            let apps = try await provider.get().listApps()
-            let client = AuditedBrokerGate.clientIdentity(context.session)
-            let visible = apps.filter { app in
-                broker?.mayList(client: client, app: TargetInfo(appName: app.name, appExe: app.exe, appPid: app.pid)) ?? false
+            let client = context.client
+            let apps = try await source.get().listApps { app in
+                decisions.mayObserve(client, method: AppsList.name, app: app)
             }
-            return .array(visible.map(\.json))
+            return apps.map { app in
+                AppsList.Entry(id: app.id, name: app.name, pid: app.pid, exe: app.exe, toolkit: app.toolkit,
+                               windows: app.windows.map { .init(ref: $0.ref, name: $0.name, role: $0.role, active: $0.active) },
+                               responding: app.responding)
+            }
         }
 
         table.register(TreeSnapshot.self, target: { params, context in
-            if let root = try params.optionalString("root") { return try await elementTarget(provider, ref: root) }
-            return try await appTarget(params, context)
-        }, encodedHandler: { params, _ in
-            let service = try await provider.get()
-            let filter = SnapshotFilter(rawValue: try params.optionalString("filter") ?? "all") ?? .all
-            let format = SnapshotFormat(rawValue: try params.optionalString("format") ?? "json") ?? .json
-            let include = try SnapshotIncludes(names: try params.stringArray("include") ?? [])
-            let result = try await service.snapshotResult(app: try params.string("app"),
-                                                          root: try params.optionalString("root"),
-                                                          maxDepth: try params.optionalInt("max_depth"),
-                                                          maxNodes: try params.int("max_nodes", default: 5000),
-                                                          filter: filter, format: format, include: include)
+            let app = try await resolveApp(params.app, source: source, decisions: decisions, client: context.client)
+            guard let root = params.root else { return app }
+            return try await source.get().resolveElement(ref: root, in: app)
+        }, handler: { params, context, target in
+            let options = SnapshotOptions(maxDepth: params.maxDepth, maxNodes: params.maxNodes,
+                                          filter: SnapshotFilter(rawValue: params.filter.rawValue) ?? .all,
+                                          format: SnapshotFormat(rawValue: params.format.rawValue) ?? .json,
+                                          include: try SnapshotIncludes(names: params.include))
+            let result = try await source.get().snapshot(target, options: options,
+                                                         content: decisions.contentDecider(context.client, app: target.app))
             // Thousands of nodes: written straight into the reply, no JSONValue tree.
             var writer = JSONWriter(capacity: result.estimatedSize)
             result.write(into: &writer)
             return EncodedJSON(writer)
         })
 
-        table.register(ElementsFind.self, target: appTarget) { params, _ in
-            try await provider.get().find(app: try params.string("app"), role: try params.optionalString("role"),
-                                          name: try params.optionalString("name"),
-                                          nameContains: try params.optionalString("name_contains"),
-                                          states: try params.stringArray("states") ?? [],
-                                          limit: try params.int("limit", default: 100))
-        }
+        table.register(ElementsFind.self, target: { params, context in
+            try await resolveApp(params.app, source: source, decisions: decisions, client: context.client)
+        }, handler: { params, _, target in
+            let found = try await source.get().find(target, role: params.role, name: params.name,
+                                                    nameContains: params.nameContains, states: params.states,
+                                                    limit: params.limit)
+            return ["app": .string(found.app), "nodes": .array(found.nodes.map(\.json)), "truncated": .bool(found.truncated),
+                    "method": .string(found.method)]
+        })
 
-        table.register(ElementGet.self, target: refTarget) { params, _ in
-            try await provider.get().get(ref: try params.string("ref"))
+        let element: @Sendable (RefParams, RequestContext) async throws -> ResolvedTarget = { params, _ in
+            try await source.get().resolveElement(ref: params.ref)
         }
-        table.register(TextRead.self, target: refTarget) { params, _ in
-            try await provider.get().readText(ref: try params.string("ref"))
+        table.register(ElementGet.self, target: element) { _, context, target in
+            // Content (text, value) only where the caller may read this element: decided as
+            // text.read would be, without asking.
+            let content = decisions.mayRead(context.client, target: target)
+            return try await source.get().details(target, content: content).json
         }
-        table.register(ElementActivate.self, target: refTarget) { params, _ in
-            try await provider.get().activate(ref: try params.string("ref"), action: try params.optionalString("action"))
+        table.register(TextRead.self, target: element) { _, _, target in
+            TextRead.Result(text: try await source.get().readText(target))
         }
-        table.register(ElementFocus.self, target: refTarget) { params, _ in
-            try await provider.get().focus(ref: try params.string("ref"))
+        table.register(ElementActivate.self, target: { params, _ in
+            try await source.get().resolveElement(ref: params.ref)
+        }, handler: { params, _, target in
+            let done = try await source.get().activate(target, action: params.action)
+            return ElementActivate.Result(ok: done.performed, action: done.action, states: done.states)
+        })
+        table.register(ElementFocus.self, target: element) { _, _, target in
+            let done = try await source.get().focus(target)
+            return ElementFocus.Result(ok: done.accepted, states: done.states)
         }
-        table.register(TextSet.self, target: refTarget) { params, _ in
-            try await provider.get().setText(ref: try params.string("ref"), value: try params.string("value"))
-        }
-        table.register(ValueSet.self, target: refTarget) { params, _ in
-            try await provider.get().setValue(ref: try params.string("ref"), value: try params.double("value"))
-        }
+        table.register(TextSet.self, target: { params, _ in
+            try await source.get().resolveElement(ref: params.ref)
+        }, handler: { params, _, target in
+            let done = try await source.get().setText(target, value: params.value)
+            return TextSet.Result(ok: done.accepted, matches: done.matches, length: done.length)
+        })
+        table.register(ValueSet.self, target: { params, _ in
+            try await source.get().resolveElement(ref: params.ref)
+        }, handler: { params, _, target in
+            let done = try await source.get().setValue(target, value: params.value)
+            return ValueSet.Result(ok: done.accepted, value: done.value)
+        })
         table.register(FieldFill.self, target: { params, context in
-            var target = try await appTarget(params, context)
-            // The field is named by its label; its role is only known once it is found.
-            target?.name = try params.string("field")
-            return target
-        }) { params, _ in
-            try await provider.get().fillField(app: try params.string("app"), field: try params.string("field"),
-                                               value: try params.string("value"))
-        }
+            do {
+                return try await source.get().resolveField(app: params.app, field: params.field)
+            } catch AccessibilityError.ambiguousField(let field, let candidates) {
+                // The candidates describe the app's fields: only for a caller that may observe it.
+                let app = try await source.get().resolveApp(params.app)
+                let look = decisions.observe(context.client, method: ElementsFind.name, app: app.app)
+                guard look.effect == .allow else {
+                    throw look.rpcError ?? RPCError(.denied, "Denied", data: ["reason": "policy", "class": "observe"])
+                }
+                throw AccessibilityError.ambiguousField(field, candidates: candidates)
+            }
+        }, handler: { params, _, target in
+            let done = try await source.get().setText(target, value: params.value)
+            return TextSet.Result(ok: done.accepted, matches: done.matches, length: done.length, ref: target.element?.ref)
+        })
 
         table.register(EventsSubscribe.self) { params, context in
-            let service = try await provider.get()
-            let types = Set(try params.stringArray("events") ?? [])
-            let session = context.session
-            let client = AuditedBrokerGate.clientIdentity(session)
-            // Events are filtered per app like apps.list: a client sees only apps it may observe.
-            let (stream, continuation) = AsyncStream.makeStream(of: JSONValue.self, bufferingPolicy: .bufferingNewest(1024))
-            let id = try await service.subscribe(types) { event in continuation.yield(event) }
-            let forwarder = Task {
-                var visibility: [String: Bool] = [:]
-                for await event in stream {
-                    guard let appID = event["app"]?.stringValue else { continue }
-                    if visibility[appID] == nil {
-                        let app = try? await service.resolveApp(appID)
-                        visibility[appID] = app.map {
-                            broker?.mayList(client: client, app: TargetInfo(appName: $0.name, appExe: $0.exe, appPid: $0.pid)) ?? false
-                        } ?? false
-                    }
-                    if visibility[appID] == true { session.notify(ServerMessages.event, event) }
-                }
-            }
-            session.onClose {
-                continuation.finish()
-                forwarder.cancel()
-                Task { await service.unsubscribe(id) }
-            }
-            return ["events": JSONValue(types.sorted())]
+            let kinds = Set(params.events.compactMap(AccessibilityEvent.Kind.init(rawValue:)))
+            try await streams.open(source.get(), session: context.session, client: context.client, kinds: kinds)
+            return ["events": JSONValue(params.events.sorted())]
         }
     }
 
-    static func elementTarget(_ provider: AccessibilityProvider, ref: String) async throws -> RequestTarget {
-        let element = try await provider.get().elementTarget(ref: ref)
-        return RequestTarget(appName: element.appName, appExe: element.exe, appPid: element.pid, role: element.role,
-                             name: element.label ?? element.name, ref: ref)
+    /// Resolves an app by id or name. When several apps share the name, the candidates named in
+    /// the error are only those the caller may observe.
+    static func resolveApp(_ idOrName: String, source: any AccessibilitySource, decisions: StandingDecisions,
+                           client: ClientIdentity) async throws -> ResolvedTarget {
+        do {
+            return try await source.get().resolveApp(idOrName)
+        } catch AccessibilityError.ambiguousApp(let name, let candidates) {
+            throw AccessibilityError.ambiguousApp(name, candidates: candidates.filter { candidate in
+                decisions.mayObserve(client, method: AppsList.name,
+                                     app: AppTarget(id: candidate.id, name: candidate.name, pid: candidate.pid,
+                                                    exe: candidate.exe, startTime: nil))
+            })
+        }
+    }
+}
+
+/// Decisions made without prompting, from rules and remembered grants (see
+/// ``StandingQuestion``): which apps a listing or stream shows, and whose content a result carries.
+struct StandingDecisions: Sendable {
+    let broker: Broker?
+
+    /// Whether `client` may see `app` in a listing or stream (`method`: the call asking).
+    func mayObserve(_ client: ClientIdentity, method: String, app: AppTarget) -> Bool {
+        observe(client, method: method, app: app).effect == .allow
+    }
+
+    /// The standing decision on observing `app`.
+    func observe(_ client: ClientIdentity, method: String, app: AppTarget) -> Decision {
+        let question = StandingQuestion.observeApp(client: client, method: method, target: app.brokerTarget)
+        guard let broker else { return Decision.unavailable(question.request) }
+        return broker.standing([question])[0]
+    }
+
+    /// Whether `client` may read the content of the element `target` names, as `text.read` of
+    /// it would be decided without asking.
+    func mayRead(_ client: ClientIdentity, target: ResolvedTarget) -> Bool {
+        guard let element = target.element else { return false }
+        return readDecisions(client, app: target.app, [ContentSubject(role: element.role, name: element.displayName)])[0]
+    }
+
+    /// One answer per subject; each distinct subject is decided once.
+    func readDecisions(_ client: ClientIdentity, app: AppTarget, _ subjects: [ContentSubject]) -> [Bool] {
+        guard let broker else { return subjects.map { _ in false } }
+        var unique: [ContentSubject: Int] = [:]
+        var questions: [StandingQuestion] = []
+        for subject in subjects where unique[subject] == nil {
+            unique[subject] = questions.count
+            questions.append(.readContent(client: client, app: app.brokerTarget, role: subject.role, name: subject.name))
+        }
+        let answers = broker.standing(questions).map { $0.effect == .allow }
+        return subjects.map { answers[unique[$0]!] }
+    }
+
+    /// The snapshot's content gate for `client` on `app`.
+    func contentDecider(_ client: ClientIdentity, app: AppTarget) -> ContentDecider {
+        { subjects in readDecisions(client, app: app, subjects) }
     }
 }

@@ -1,3 +1,4 @@
+import ATSPI
 import Audit
 import Broker
 import DeskgateAPI
@@ -22,11 +23,14 @@ struct SessionPromptChannel: PromptHelperChannel {
 
 /// Broker methods: helper registration, grants, dry-run checks.
 enum BrokerHandlers {
-    static func register(into table: inout MethodTable, broker: Broker, audit: AuditLog?, resolveTarget: @escaping @Sendable (String, ParamsObject, RequestContext) async throws -> RequestTarget?, logger: Logger) {
+    /// Resolves a method's target exactly as the real call would (`broker.check`).
+    typealias TargetResolver = @Sendable (String, ParamsObject, RequestContext) async throws -> ResolvedTarget?
+
+    static func register(into table: inout MethodTable, broker: Broker, audit: AuditLog?, resolveTarget: @escaping TargetResolver,
+                         logger: Logger) {
         table.register(AgentRegister.self) { _, context in
             let session = context.session
-            let identity = AuditedBrokerGate.clientIdentity(session)
-            try broker.registerHelper(SessionPromptChannel(session: session, identity: identity))
+            try broker.registerHelper(SessionPromptChannel(session: session, identity: context.client))
             return ["registered": true]
         }
 
@@ -35,10 +39,9 @@ enum BrokerHandlers {
         // Revoking is never blocked: not by policy, not by a broken policy file, not by an
         // unwritable audit log (the record is best effort; the broker's own event is logged).
         table.register(GrantsRevoke.self) { params, context in
-            let id = try params.string("id")
-            let revoked = broker.revoke(id: id)
+            let revoked = broker.revoke(id: params.id)
             await recordBestEffort(audit, logger, AuditEntry(kind: "grant_revoke_request", client: context.session.identityJSON,
-                                                             method: GrantsRevoke.name, details: ["id": .string(id), "revoked": .bool(revoked)]))
+                                                             method: GrantsRevoke.name, details: ["id": .string(params.id), "revoked": .bool(revoked)]))
             return ["revoked": .bool(revoked)]
         }
         table.register(GrantsRevokeAll.self) { _, context in
@@ -49,28 +52,50 @@ enum BrokerHandlers {
         }
 
         table.register(BrokerCheck.self) { params, context in
-            let method = try params.string("method")
-            guard let descriptor = DeskgateAPI.descriptor(named: method) else { throw RPCError.methodNotFound(method) }
-            guard let riskClass = descriptor.riskClass else {
-                return ["effect": "allow", "rule": .null, "reason": "ungated", "class": .null]
-            }
+            try await check(params, context: context, broker: broker, resolveTarget: resolveTarget)
+        }
+    }
+
+    /// `broker.check`: the decision the real call would get, without prompting or consuming
+    /// anything. The target is resolved as the real call resolves it. It tells nothing about an
+    /// element whose app the caller may not observe: then the answer names no rule and no element.
+    static func check(_ params: BrokerCheck.Params, context: RequestContext, broker: Broker,
+                      resolveTarget: TargetResolver) async throws -> JSONValue {
+        guard let descriptor = DeskgateAPI.descriptor(named: params.method) else { throw RPCError.methodNotFound(params.method) }
+        switch descriptor.gating {
+        case .ungated:
+            return ["effect": "allow", "rule": .null, "reason": "ungated", "class": .null,
+                    "message": .string("\(descriptor.name) is never gated.")]
+        case .filteredPerApp(let riskClass):
+            return ["effect": "allow", "rule": .null, "reason": "filtered_per_app", "class": .string(riskClass.rawValue),
+                    "message": .string("The call is accepted; it shows only apps this client may observe by a rule or a remembered grant (it never prompts).")]
+        case .gated(let riskClass):
             // The inner params are validated like the real request would be, then its target is resolved.
             let inner: ParamsObject
-            let raw = try params.value("params")
             do throws(RPCError) {
-                inner = try ParamsObject(validating: raw, fields: descriptor.fields)
+                inner = try ParamsObject(validating: params.params, fields: descriptor.fields)
             } catch var e {
                 if let field = e.data?["field"]?.stringValue { e.data = ["field": .string("params.\(field)")] }
                 throw e
             }
-            let target = try await resolveTarget(method, inner, context)
-            let request = BrokerRequest(client: AuditedBrokerGate.clientIdentity(context.session), method: method,
-                                        riskClass: riskClass, target: target,
+            let target = try await resolveTarget(params.method, inner, context)
+            let client = context.client
+            if riskClass.isMutating, let element = target?.element, element.renamedSinceShown {
+                return ["effect": "deny", "rule": .null, "reason": "changed", "class": .string(riskClass.rawValue),
+                        "message": "The element was renamed since it was shown; the call would fail with -32003 changed."]
+            }
+            let request = BrokerRequest(client: client, method: params.method, riskClass: riskClass, target: target?.brokerTarget,
                                         interactive: (try? inner.bool("interactive", default: true)) ?? true)
             let decision = broker.check(request)
             var result = decision.json.objectValue ?? [:]
             result["reason"] = .string(decision.reason?.rawValue ?? decision.message)
             result["message"] = .string(decision.message)
+            if let target, target.element != nil,
+               !StandingDecisions(broker: broker).mayObserve(client, method: ElementsFind.name, app: target.app)
+            {
+                result["rule"] = .null
+                result["message"] = .string("The broker would \(decision.effect == .allow ? "allow" : decision.effect == .ask ? "ask a person about" : "deny") this request. Its element is not described: this client may not observe its app.")
+            }
             return .object(result)
         }
     }
@@ -89,8 +114,7 @@ enum BrokerHandlers {
 enum AuditHandlers {
     static func register(into table: inout MethodTable, audit: AuditLog) {
         table.register(AuditQuery.self) { params, _ in
-            let filter = try AuditFilter(json: .object(JSONObject(params.object.members.filter { $0.key != "interactive" })))
-            return try await audit.query(filter).json
+            try await audit.query(try AuditFilter(json: .object(params.filter))).json
         }
         table.register(AuditVerify.self) { _, _ in
             await audit.verify().json

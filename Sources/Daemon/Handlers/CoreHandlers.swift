@@ -31,7 +31,7 @@ enum CoreHandlers {
         }
 
         table.registerInline(SessionHello.self) { params, context in
-            let label = try params.string("client")
+            let label = params.client
             context.session.label = label
             return ["label": .string(label), "note": "advisory: shown apart from your verified identity, never used for decisions"]
         }
@@ -50,7 +50,7 @@ enum CoreHandlers {
         let running = Atomic<Int>(0)
         let maxRunning = Atomic<Int>(0)
         table.register(DebugSleep.self) { params, _ in
-            let ms = try params.int("ms")
+            let ms = params.ms
             let now = running.add(1, ordering: .relaxed).newValue
             defer { running.subtract(1, ordering: .relaxed) }
             var seen = maxRunning.load(ordering: .relaxed)

@@ -1,3 +1,4 @@
+import DeskgateAPI
 import JSONRPC
 import Logging
 import NIOCore

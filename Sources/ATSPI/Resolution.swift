@@ -1,0 +1,227 @@
+import CAtspiConstants
+import DBus
+import Glibc
+
+/// One resolution per request: the app and element a request names are read live, once,
+/// before the broker decides; the action re-reads them right before it acts (``confirm(_:)``).
+extension AccessibilityService {
+    /// Roles whose `labelled-by` label is read: what a person calls a field is its label.
+    static let labelledRoles: Set<UInt32> = [
+        ATSPI_ROLE_TEXT.rawValue, ATSPI_ROLE_ENTRY.rawValue, ATSPI_ROLE_PASSWORD_TEXT.rawValue,
+        ATSPI_ROLE_SPIN_BUTTON.rawValue, ATSPI_ROLE_COMBO_BOX.rawValue, ATSPI_ROLE_SLIDER.rawValue,
+        ATSPI_ROLE_CHECK_BOX.rawValue, ATSPI_ROLE_RADIO_BUTTON.rawValue, ATSPI_ROLE_TOGGLE_BUTTON.rawValue,
+        ATSPI_ROLE_LIST_BOX.rawValue, ATSPI_ROLE_DOCUMENT_TEXT.rawValue,
+    ]
+
+    /// The app with this id, or the only app with this name.
+    /// - Throws: ``AccessibilityError/appNotFound(_:someUnresponsive:)``,
+    ///   ``AccessibilityError/ambiguousApp(_:candidates:)``.
+    public func resolveApp(_ idOrName: String) async throws(AccessibilityError) -> ResolvedTarget {
+        ResolvedTarget(app: try await resolveHandle(idOrName).target)
+    }
+
+    /// The element behind a ref, read live: role, name, states, interfaces and (for fields) its
+    /// label. A ref whose element now has another role is another element: ``AccessibilityError/changed(_:)``.
+    public func resolveElement(ref: String) async throws(AccessibilityError) -> ResolvedTarget {
+        let entry = try target(ref: ref)
+        let app = try await appHandle(for: entry)
+        let (node, label) = try await readElement(app, path: entry.path, ref: ref)
+        if node.role != entry.role {
+            throw .changed(ChangeDetail(what: "role", was: AtspiNames.role(entry.role), now: AtspiNames.role(node.role), ref: ref))
+        }
+        return ResolvedTarget(app: app.target, element: ElementTarget(ref: ref, node: node, label: label, shownName: entry.name))
+    }
+
+    /// The element of `app` under `ref`, for requests naming both (a snapshot's root).
+    public func resolveElement(ref: String, in app: ResolvedTarget) async throws(AccessibilityError) -> ResolvedTarget {
+        let entry = try target(ref: ref)
+        guard entry.app == app.app.id else {
+            throw .elementGone("ref \(Text.quoted(ref, limit: 64)) is not an element of this app")
+        }
+        return try await resolveElement(ref: ref)
+    }
+
+    /// Reads one element and, for field-like roles, its label.
+    func readElement(_ app: AppHandle, path: String, ref: String) async throws(AccessibilityError)
+        -> (AccessibleNode, String?)
+    {
+        guard let node = try await readNodes(app, paths: [path], withChildren: false).first else {
+            throw .elementGone("element \(ref) no longer exists")
+        }
+        if node.states.isDefunct { throw .elementGone("element \(ref) is defunct") }
+        let label = Self.labelledRoles.contains(node.role) ? try await labelNames(app, path: path).first : nil
+        return (node, label)
+    }
+
+    /// Right before acting: re-reads the element's role, name and label and checks the app's
+    /// process is the one decided on (same pid, start time and executable). Returns the app and
+    /// the element as read now.
+    /// - Throws: ``AccessibilityError/changed(_:)`` when anything differs; nothing is done then.
+    func confirm(_ target: ResolvedTarget) async throws(AccessibilityError) -> (AppHandle, AccessibleNode?) {
+        let app = try await liveHandle(target.app.id)
+        let startTime = ProcessFacts.startTime(of: app.pid)
+        let exe = ProcessFacts.executable(of: app.pid)
+        if app.pid != target.app.pid || startTime != target.app.startTime || exe != target.app.exe {
+            throw .changed(ChangeDetail(what: "app", was: "\(target.app.exe ?? "?") (pid \(target.app.pid))",
+                                        now: "\(exe ?? "?") (pid \(app.pid))", ref: target.element?.ref))
+        }
+        guard let element = target.element else { return (app, nil) }
+        let (node, label) = try await readElement(app, path: element.path, ref: element.ref)
+        let role = AtspiNames.role(node.role)
+        if role != element.role {
+            throw .changed(ChangeDetail(what: "role", was: element.role, now: role, ref: element.ref))
+        }
+        if node.name != element.name {
+            throw .changed(ChangeDetail(what: "name", was: element.name, now: node.name, ref: element.ref))
+        }
+        if label != element.label {
+            throw .changed(ChangeDetail(what: "label", was: element.label ?? "", now: label ?? "", ref: element.ref))
+        }
+        return (app, node)
+    }
+
+    /// The handle of an app by id, if it is still on the bus (no registry round trip when it is
+    /// known; a call to a vanished app fails as ``AccessibilityError/appGone(app:)`` anyway).
+    func liveHandle(_ id: String) async throws(AccessibilityError) -> AppHandle {
+        if let known = knownHandle(id) { return known }
+        let children = try await registryChildren()
+        guard let child = children.first(where: { $0.name == id }) else { throw .appGone(app: id) }
+        return try await handle(busName: child.name, rootPath: child.path)
+    }
+
+    // MARK: - Fields
+
+    /// `field.fill`'s target: the editable field named or labelled `field` (see ``FieldMatcher``).
+    /// - Throws: ``AccessibilityError/fieldNotFound(_:)``, ``AccessibilityError/ambiguousField(_:candidates:)``.
+    public func resolveField(app idOrName: String, field: String) async throws(AccessibilityError) -> ResolvedTarget {
+        guard !FieldMatcher.normalized(field).isEmpty else {
+            throw .invalidArgument(field: "field", "must name a field")
+        }
+        let handle = try await resolveHandle(idOrName)
+        let deadline = Deadline(after: config.requestDeadline)
+        let tree = try await fetchTree(handle, root: handle.rootPath, maxDepth: nil, maxNodes: 100_000,
+                                       pruneHidden: false, deadline: deadline)
+        let editable = try await withInterfaces(handle, TreeOrder.depthFirst(tree, maxDepth: nil, showingOnly: false)
+            .map(\.node).filter(\.states.isEditable), deadline: deadline)
+            .filter { $0.interfaces.contains(.editableText) }
+        let labels = try await firstLabels(handle, of: editable.map(\.path), known: tree, deadline: deadline)
+        let found = FieldMatcher.matches(field, candidates: zip(editable, labels).map { node, label in
+            FieldMatcher.Candidate(name: node.name, label: label)
+        })
+        guard !found.isEmpty else { throw .fieldNotFound(field) }
+        let refList = refs.refs(app: handle.busName, elements: found.map { (editable[$0].path, editable[$0].role, editable[$0].name) })
+        if found.count > 1 {
+            throw .ambiguousField(field, candidates: zip(found, refList).map { index, ref in
+                FieldCandidate(ref: ref, role: AtspiNames.role(editable[index].role), name: editable[index].name,
+                               label: labels[index])
+            })
+        }
+        let node = editable[found[0]]
+        return ResolvedTarget(app: handle.target,
+                              element: ElementTarget(ref: refList[0], node: node, label: labels[found[0]], shownName: node.name))
+    }
+
+    /// The first `labelled-by` label's name of each object (nil where it has none), with one
+    /// batch of relation reads and one of the labels not already in `known`.
+    func firstLabels(_ app: AppHandle, of paths: [String], known: FetchedTree?, deadline: Deadline) async throws(AccessibilityError)
+        -> [String?]
+    {
+        guard !paths.isEmpty else { return [] }
+        let replies = try await batch(app, paths.map { ($0, Atspi.accessible, "GetRelationSet", []) },
+                                      timeout: deadline.remaining(cap: config.smallCallTimeout), deadline: deadline)
+        var labelPaths: [String?] = []
+        var missing: Set<String> = []
+        for reply in replies {
+            var first: String?
+            for relation in (try? reply.get())?.first?.arrayValue ?? [] {
+                guard let fields = relation.structFields, fields.count == 2,
+                      fields[0].integerValue == Int64(AtspiNames.labelledBy) else { continue }
+                first = (fields[1].arrayValue ?? []).compactMap { $0.objectReference?.path }.first
+                if first != nil { break }
+            }
+            if let first, known?[first] == nil { missing.insert(first) }
+            labelPaths.append(first)
+        }
+        var names: [String: String] = [:]
+        for node in try await readNodes(app, paths: Array(missing), withChildren: false, interfaces: false) {
+            names[node.path] = node.name
+        }
+        return labelPaths.map { path in path.flatMap { known?[$0]?.name ?? names[$0] } }
+    }
+}
+
+/// How `field.fill` finds its field: the pure rule, tested without a desktop.
+///
+/// A field's display name is its first `labelled-by` label when that is not empty, else its
+/// accessible name. Tiers, first tier with any match wins:
+/// 1. display name equal to `field`;
+/// 2. accessible name equal to `field`;
+/// 3. display name equal after normalising both (case folded, whitespace trimmed and collapsed,
+///    one trailing colon dropped);
+/// 4. accessible name equal after normalising.
+/// More than one match in the winning tier is ambiguous. The broker then decides on the field
+/// found (its role and display name), never on the client's string.
+public enum FieldMatcher {
+    public struct Candidate: Sendable, Hashable {
+        public var name: String
+        public var label: String?
+        public init(name: String, label: String?) {
+            self.name = name
+            self.label = label
+        }
+
+        var displayName: String {
+            if let label, !label.isEmpty { return label }
+            return name
+        }
+    }
+
+    /// Indices of the candidates `field` selects.
+    public static func matches(_ field: String, candidates: [Candidate]) -> [Int] {
+        let wanted = normalized(field)
+        let tiers: [(Candidate) -> Bool] = [
+            { $0.displayName == field },
+            { $0.name == field },
+            { normalized($0.displayName) == wanted },
+            { normalized($0.name) == wanted },
+        ]
+        for tier in tiers {
+            let found = candidates.indices.filter { tier(candidates[$0]) }
+            if !found.isEmpty { return found }
+        }
+        return []
+    }
+
+    /// Case folded, whitespace trimmed and collapsed to single spaces, one trailing ":" dropped.
+    public static func normalized(_ s: String) -> String {
+        var words = s.lowercased().split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
+        if words.hasSuffix(":") { words.removeLast() }
+        while words.hasSuffix(" ") { words.removeLast() }
+        return words
+    }
+}
+
+/// Facts about processes read from `/proc`.
+enum ProcessFacts {
+    /// `/proc/PID/exe`, or nil when it cannot be read.
+    static func executable(of pid: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/\(pid)/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Field 22 of `/proc/PID/stat` (start time in clock ticks after boot), or nil.
+    static func startTime(of pid: Int32) -> UInt64? {
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = read(fd, &buffer, buffer.count)
+        guard count > 0, let paren = buffer[0..<count].lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        // After the command name: state is field 3, so start time (22) is the 20th field after ")".
+        let fields = buffer[(paren + 1)..<count].split(separator: UInt8(ascii: " "))
+        guard fields.count >= 20 else { return nil }
+        return UInt64(String(decoding: fields[19], as: UTF8.self))
+    }
+}
