@@ -2,6 +2,7 @@ import Broker
 import DeskgateAPI
 import Foundation
 import JSONRPC
+import Logging
 import Synchronization
 import Testing
 #if canImport(Glibc)
@@ -298,5 +299,91 @@ struct ProcfsInspectorTests {
         #expect(!inspector.isDescendant(me, of: sleeper))
         #expect(!inspector.isDescendant(me, of: me))
         #expect(!inspector.isDescendant(sleeper, of: 999_999))
+    }
+}
+
+/// Standing questions: what listings, streams and content ask the broker, never prompting.
+@Suite("Standing decisions")
+struct StandingDecisionTests {
+    func client() -> ClientIdentity {
+        ClientIdentity(uid: 1000, pid: 500, exe: TestIDs.python, script: "/home/me/agent.py", connectionID: 9)
+    }
+
+    let ledger = TargetInfo(appName: "ledger", appExe: "/usr/bin/ledger", appPid: 77)
+
+    @Test("a remembered grant to see an app's tree lets the app be listed and streamed; a grant on an element does not")
+    func grantsCoverListing() async throws {
+        let sandbox = Sandbox()
+        sandbox.writeUser("")
+        let helper = FakeHelper(behavior: .answer("allow_session"))
+        let broker = Broker(config: sandbox.config(), inspector: FakeProcesses(), logger: Logger(label: "t"))
+        broker.reload()
+        try broker.registerHelper(helper)
+        let list = StandingQuestion.observeApp(client: client(), method: "apps.list", target: ledger)
+        #expect(broker.standing([list])[0].effect == .deny)
+        var fill = BrokerRequest(client: client(), method: "field.fill", riskClass: .write, target: ledger)
+        fill.target?.role = "text"
+        fill.target?.name = "Amount"
+        #expect(await broker.decide(fill).effect == .allow)
+        #expect(broker.standing([list])[0].effect == .deny, "a grant to type into a field is no grant to watch the app")
+        let snapshot = BrokerRequest(client: client(), method: "tree.snapshot", riskClass: .observe, target: ledger)
+        #expect(await broker.decide(snapshot).effect == .allow)
+        let decisions = broker.standing([list, .observeApp(client: client(), method: "events.subscribe", target: ledger)])
+        #expect(decisions.allSatisfy { $0.effect == .allow && $0.grantID != nil })
+        // Content is decided as text.read of that element would be: the grant above is not one.
+        let content = StandingQuestion.readContent(client: client(), app: ledger, role: "text", name: "Amount")
+        #expect(broker.standing([content])[0].effect == .deny)
+    }
+
+    @Test("an explicit ask rule is never answered by a grant; a rule's expiry bounds the answer")
+    func askRulesAndExpiry() {
+        let sandbox = Sandbox()
+        sandbox.writeUser("""
+            [[rule]]
+            effect = "ask"
+            actions = ["events.subscribe"]
+            [[rule]]
+            id = "until"
+            effect = "allow"
+            actions = ["apps.list"]
+            expires = 2030-01-01T00:00:00Z
+            """)
+        let broker = Broker(config: sandbox.config(), inspector: FakeProcesses(), logger: Logger(label: "t"))
+        broker.reload()
+        let stream = broker.standing([.observeApp(client: client(), method: "events.subscribe", target: ledger)])[0]
+        #expect(stream.effect == .deny)
+        #expect(stream.reason == .wouldPrompt)
+        let list = broker.standing([.observeApp(client: client(), method: "apps.list", target: ledger)])[0]
+        #expect(list.effect == .allow)
+        #expect(list.validUntil == Date(timeIntervalSince1970: 1_893_456_000))
+    }
+
+    @Test("password text is never content, whatever the rules")
+    func passwordNeverContent() {
+        let sandbox = Sandbox()
+        sandbox.writeUser("[[rule]]\neffect = \"allow\"\nactions = [\"*\"]\n")
+        let broker = Broker(config: sandbox.config(), inspector: FakeProcesses(), logger: Logger(label: "t"))
+        broker.reload()
+        let answers = broker.standing([
+            .readContent(client: client(), app: ledger, role: "password text", name: "Password"),
+            .readContent(client: client(), app: ledger, role: "text", name: "Name"),
+        ])
+        #expect(answers.map(\.effect) == [.deny, .allow])
+        #expect(answers[0].reason == .hardDeny)
+    }
+
+    @Test("every change that can change a decision bumps the generation and says so once")
+    func generation() {
+        let sandbox = Sandbox()
+        sandbox.writeUser("")
+        let seen = Mutex<[UInt64]>([])
+        let broker = Broker(config: sandbox.config(), inspector: FakeProcesses(), events: { event in
+            if case .decisionsChanged(let generation) = event { seen.withLock { $0.append(generation) } }
+        }, logger: Logger(label: "t"))
+        broker.reload()
+        broker.revokeAll()
+        broker.reload()
+        #expect(seen.withLock { $0 } == [1, 2, 3])
+        #expect(broker.generation == 3)
     }
 }
