@@ -65,7 +65,9 @@ struct ToolBridge: Sendable {
     private func listApps(_ tool: ToolDefinition, _ params: JSONObject) async throws -> ToolOutcome {
         let result = try await link.call(tool.method.name, params, timeout: Self.callTimeout, retryable: true)
         guard let apps = result.arrayValue else { return ToolOutcome(text: ErrorText.compact(result), isError: false) }
-        if apps.isEmpty { return ToolOutcome(text: "No apps that deskgate-mcp may observe are running.", isError: false) }
+        if apps.isEmpty {
+            return ToolOutcome(text: "No apps to show. Apps are listed only where the person's policy (a rule or an earlier approval) lets deskgate-mcp observe them; listing never asks. If you know the app's name, call snapshot with it: that asks the person once.", isError: false)
+        }
         var lines: [String] = []
         var scopes: [String: RefScope] = [:]
         for app in apps {

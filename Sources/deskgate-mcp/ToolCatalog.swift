@@ -89,7 +89,8 @@ struct ToolCatalog: Sendable {
                 name: "snapshot", title: "Snapshot an app",
                 description: TreeSnapshot.summary
                     + " Returns the compact outline, one line per element: `- ROLE \"NAME\" [ref=REF] (STATES): TEXT`."
-                    + " Pass a ref to read_text, activate, focus, set_text or set_value. Password fields never show their text.",
+                    + " Pass a ref to read_text, activate, focus, set_text or set_value. Password fields never show their text."
+                    + " A field's text appears only where you may read it (class read); elsewhere the line ends in `: [content withheld]` and read_text asks the person.",
                 method: TreeSnapshot.descriptor, kind: .snapshot,
                 arguments: [
                     pick(TreeSnapshot.self, "app"),

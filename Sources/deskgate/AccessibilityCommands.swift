@@ -3,14 +3,19 @@ import DeskgateClient
 import JSONRPC
 
 struct Apps: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List accessible apps and their windows.")
+    static let configuration = CommandConfiguration(
+        abstract: "List accessible apps and their windows.",
+        discussion: "Shows only apps this program may observe by a policy rule or a remembered grant: listing never asks a person.")
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
         try await runReporting {
             let result = try await client.call("apps.list")
             client.emit(result) { apps in
-                (apps.arrayValue ?? []).map { app in
+                if apps.arrayValue?.isEmpty ?? true {
+                    return "No apps to show: apps are listed only where a policy rule or a remembered grant lets this program observe them (listing never asks). `deskgate tree APP` asks a person for one app; docs/policy.md shows rules."
+                }
+                return (apps.arrayValue ?? []).map { app in
                     var lines = ["\(app["name"]?.stringValue ?? "?")  id=\(app["id"]?.stringValue ?? "?") pid=\(app["pid"].map { JSONWriter.string($0) } ?? "?") toolkit=\(app["toolkit"]?.stringValue ?? "?") exe=\(app["exe"]?.stringValue ?? "?")"]
                     for window in app["windows"]?.arrayValue ?? [] {
                         let active = window["active"]?.boolValue == true ? " (active)" : ""
