@@ -21,6 +21,8 @@ public final class AuditLog: Sendable {
     private let key: SymmetricKey
     private let writerQueue = DispatchQueue(label: "deskgate.audit.writer")
     private let pending = Mutex(PendingAppends())
+    /// The latest retention change not yet taken up by the writer queue (only the last one counts).
+    private let retentionUpdate = Mutex<RetentionUpdate?>(nil)
     private let writer: AuditWriter
     private let shared: SharedStateBox
     private let journal: JournalMirror?
@@ -29,6 +31,11 @@ public final class AuditLog: Sendable {
         var items: [(body: JSONObject, continuation: CheckedContinuation<AuditReceipt, any Error>)] = []
         var draining = false
         var closed = false
+    }
+
+    private enum RetentionUpdate: Sendable {
+        case apply(AuditRetention)
+        case hold(String)
     }
 
     static let keyFileName = "hmac.key"
@@ -79,7 +86,9 @@ public final class AuditLog: Sendable {
             SharedState(
                 health: AuditHealth(
                     writable: true, lastError: nil, firstBadSeq: scan.firstBadSeq, lastSeq: scan.tail?.seq ?? 0,
-                    lastHash: scan.tail?.hash ?? AuditChain.genesis, journal: journal != nil, directory: directory),
+                    lastHash: scan.tail?.hash ?? AuditChain.genesis, journal: journal != nil, directory: directory,
+                    retention: config.deferRetention ? nil : AuditRetention(days: config.retentionDays, maxBytes: config.maxBytes),
+                    retentionHeld: config.deferRetention ? "waiting for the policy's [audit] settings" : nil),
                 segments: scan.segments))
         let writer = AuditWriter(directory: directory, config: config, logger: logger, journal: journal, shared: shared)
         writer.segments = scan.segments
@@ -210,6 +219,43 @@ public final class AuditLog: Sendable {
         }
     }
 
+    // MARK: Retention
+
+    /// Puts `retention` in force: from now on (and at once) whole segments past it are pruned.
+    /// Returns at once; the writer queue applies it before its next batch, and of several calls
+    /// made in a row the last one wins. ``health`` shows what is in force.
+    public func applyRetention(_ retention: AuditRetention) { scheduleRetention(.apply(retention)) }
+
+    /// Stops pruning until the next ``applyRetention(_:)``, e.g. while the policy that sets
+    /// retention cannot be read (records deleted on a guess cannot be brought back).
+    public func holdRetention(reason: String) { scheduleRetention(.hold(reason)) }
+
+    private func scheduleRetention(_ update: RetentionUpdate) {
+        retentionUpdate.withLock { $0 = update }
+        writerQueue.async { self.takeRetentionUpdate() }
+    }
+
+    /// Writer queue.
+    private func takeRetentionUpdate() {
+        let update = retentionUpdate.withLock { state -> RetentionUpdate? in
+            defer { state = nil }
+            return state
+        }
+        switch update {
+        case .apply(let retention)?: writer.setRetention(retention, heldBecause: nil)
+        case .hold(let reason)?: writer.setRetention(nil, heldBecause: reason)
+        case nil: break
+        }
+    }
+
+    /// Returns once everything handed to the writer queue before this call (appends, retention
+    /// changes, pruning) has run.
+    public func settled() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            writerQueue.async { continuation.resume() }
+        }
+    }
+
     /// Writer queue: commits everything pending as one batch, repeatedly, until nothing is left.
     ///
     /// Group commit: appenders woken by the previous batch come back one by one, so a batch started
@@ -220,6 +266,7 @@ public final class AuditLog: Sendable {
         var lastSync: Duration = .zero
         let clock = ContinuousClock()
         while true {
+            takeRetentionUpdate()  // a busy queue must not keep a retention change waiting
             var batch = takePending()
             if batch.isEmpty { return }
             if batch.count < expected {

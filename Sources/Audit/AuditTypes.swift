@@ -19,10 +19,17 @@ public struct AuditConfig: Sendable {
     public var retentionDays: Int
     /// Oldest segments are pruned while the log is larger than this (the current segment is kept).
     public var maxBytes: Int?
+    /// Open without pruning anything until ``AuditLog/applyRetention(_:)`` says what to keep
+    /// (`retentionDays` and `maxBytes` are ignored). The daemon opens its log before it has read
+    /// the policy that sets retention: the policy loads are themselves audit records.
+    public var deferRetention = false
     public var journal: JournalMode
     /// Test hook: split each batch write into `write()` calls of at most this many bytes, so
     /// crash-injection tests can tear lines. Leave nil: one write per batch.
     public var writeChunkBytes: Int?
+    /// Test hook: the time (microseconds since the epoch) records are stamped with and retention
+    /// measures age against. Leave nil: the wall clock.
+    public var clock: (@Sendable () -> Int64)?
 
     public init(
         directory: String, segmentMaxBytes: Int = 16 << 20, retentionDays: Int = 30, maxBytes: Int? = nil,
@@ -35,6 +42,21 @@ public struct AuditConfig: Sendable {
         self.journal = journal
         self.writeChunkBytes = writeChunkBytes
     }
+}
+
+/// How much of the log is kept: whole segments whose newest record is older than `days` are
+/// pruned, and the oldest segments while the log is larger than `maxBytes`.
+public struct AuditRetention: Sendable, Equatable {
+    public var days: Int
+    /// nil: no size limit.
+    public var maxBytes: Int?
+
+    public init(days: Int, maxBytes: Int? = nil) {
+        self.days = days
+        self.maxBytes = maxBytes
+    }
+
+    public var json: JSONValue { ["days": .int(Int64(days)), "max_bytes": maxBytes.map { .int(Int64($0)) } ?? .null] }
 }
 
 /// What happened to a request, for `outcome` records.
@@ -153,6 +175,11 @@ public struct AuditHealth: Sendable, Equatable {
     public var lastHash: String
     public var journal: Bool
     public var directory: String
+    /// The retention the log prunes by; nil while pruning is held (see `retentionHeld`).
+    public var retention: AuditRetention?
+    /// Why nothing is pruned right now (retention not known yet, or the policy that sets it
+    /// failed to load).
+    public var retentionHeld: String?
 
     public var json: JSONValue {
         var o = JSONObject()
@@ -163,6 +190,11 @@ public struct AuditHealth: Sendable, Equatable {
         o.append("last_hash", .string(lastHash))
         o.append("journal", .bool(journal))
         o.append("directory", .string(directory))
+        if let retention {
+            o.append("retention", retention.json)
+        } else {
+            o.append("retention", ["held": .string(retentionHeld ?? "no retention set")])
+        }
         return .object(o)
     }
 }

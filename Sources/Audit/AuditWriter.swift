@@ -40,6 +40,8 @@ final class AuditWriter: @unchecked Sendable {
     var deferred: [JSONObject] = []
     var recordsSinceCheckpoint = 0
     var rotatedSincePrune = false
+    /// What pruning keeps; nil: prune nothing (retention not known yet, or held).
+    var retention: AuditRetention?
     var closed = false
     /// The last acknowledged bytes of the current segment (at least `tailKeep` when there are that many), starting at file
     /// offset `tailOffset`. After a failed writeback the kernel may have lost blocks holding
@@ -58,6 +60,20 @@ final class AuditWriter: @unchecked Sendable {
         self.logger = logger
         self.journal = journal
         self.shared = shared
+        if !config.deferRetention { retention = AuditRetention(days: config.retentionDays, maxBytes: config.maxBytes) }
+    }
+
+    /// Microseconds since the epoch (the config's test clock, else the wall clock).
+    func now() -> Int64 { config.clock?() ?? AuditTime.nowMicros() }
+
+    /// Puts `retention` in force (and prunes by it at once), or holds pruning for `heldBecause`.
+    func setRetention(_ retention: AuditRetention?, heldBecause: String?) {
+        self.retention = retention
+        shared.withLock {
+            $0.health.retention = retention
+            $0.health.retentionHeld = retention == nil ? heldBecause : nil
+        }
+        if retention != nil { prune() }
     }
 
     deinit { if fd >= 0 { close(fd) } }
@@ -84,7 +100,7 @@ final class AuditWriter: @unchecked Sendable {
             receipts.reserveCapacity(all.count)
             for body in all {
                 seq += 1
-                lastMicros = AuditTime.nowMicros()
+                lastMicros = now()
                 if firstMicros == nil { firstMicros = lastMicros }
                 let time = RFC3339.format(micros: lastMicros)
                 let sealed = AuditChain.seal(body, seq: seq, time: time, prev: prev)
@@ -212,7 +228,7 @@ final class AuditWriter: @unchecked Sendable {
     /// segments) is not held up by a quiet log; there is no timer while idle.
     private func currentSegmentIsOld() -> Bool {
         guard durableSize > 0, let first = segments.last?.firstMicros else { return false }
-        return AuditTime.nowMicros() - first > Self.maxSegmentAgeMicros
+        return now() - first > Self.maxSegmentAgeMicros
     }
 
     static let maxSegmentAgeMicros: Int64 = 86_400_000_000
@@ -230,13 +246,15 @@ final class AuditWriter: @unchecked Sendable {
 
     /// Removes whole old segments past retention or beyond `maxBytes`, after a durable `pruned`
     /// record names them and the last pruned hash (the anchor the remaining chain starts from).
-    func prune(nowMicros: Int64 = AuditTime.nowMicros()) {
+    /// Does nothing while no retention is in force (it then runs when one is applied).
+    func prune() {
+        guard let retention else { return }
         rotatedSincePrune = false
         guard segments.count > 1 else { return }
-        let cutoff = nowMicros - Int64(config.retentionDays) * 86_400_000_000
+        let cutoff = now() - Int64(retention.days) * 86_400_000_000
         var count = 0
         while count < segments.count - 1, let last = segments[count].lastMicros, last < cutoff { count += 1 }
-        if let maxBytes = config.maxBytes {
+        if let maxBytes = retention.maxBytes {
             var total = segments[count...].reduce(0) { $0 + $1.bytes }
             while count < segments.count - 1, total > maxBytes {
                 total -= segments[count].bytes
@@ -251,8 +269,8 @@ final class AuditWriter: @unchecked Sendable {
             details.append("through_seq", .int(through))
             details.append("last_pruned_hash", .string(hash))
             details.append("bytes", .int(Int64(removed.reduce(0) { $0 + $1.bytes })))
-            details.append("retention_days", .int(Int64(config.retentionDays)))
-            if let maxBytes = config.maxBytes { details.append("max_bytes", .int(Int64(maxBytes))) }
+            details.append("retention_days", .int(Int64(retention.days)))
+            if let maxBytes = retention.maxBytes { details.append("max_bytes", .int(Int64(maxBytes))) }
             guard case .success = commit([AuditEntry(kind: "pruned", details: details).body()]) else { return }
         }
         // Readers stop seeing the segments before they disappear.
