@@ -91,6 +91,7 @@ public final class AuditLog: Sendable {
                     retentionHeld: config.deferRetention ? "waiting for the policy's [audit] settings" : nil),
                 segments: scan.segments))
         let writer = AuditWriter(directory: directory, config: config, logger: logger, journal: journal, shared: shared)
+        do { writer.directoryIdentity = try POSIXFile.identity(directory) } catch { throw .unavailable("\(error)") }
         writer.segments = scan.segments
         writer.durableSize = scan.segments.last?.bytes ?? 0
         if let tail = scan.tail { writer.head = tail }

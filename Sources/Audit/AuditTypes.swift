@@ -177,6 +177,9 @@ public struct AuditHealth: Sendable, Equatable {
     public var directory: String
     /// The retention the log prunes by; nil while pruning is held (see `retentionHeld`).
     public var retention: AuditRetention?
+    /// The audit directory was removed or replaced under the open log: writing stopped for good
+    /// (until the log is opened again).
+    public var detached = false
     /// Why nothing is pruned right now (retention not known yet, or the policy that sets it
     /// failed to load).
     public var retentionHeld: String?
@@ -190,6 +193,7 @@ public struct AuditHealth: Sendable, Equatable {
         o.append("last_hash", .string(lastHash))
         o.append("journal", .bool(journal))
         o.append("directory", .string(directory))
+        o.append("detached", .bool(detached))
         if let retention {
             o.append("retention", retention.json)
         } else {

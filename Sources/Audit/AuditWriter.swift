@@ -42,6 +42,12 @@ final class AuditWriter: @unchecked Sendable {
     var rotatedSincePrune = false
     /// What pruning keeps; nil: prune nothing (retention not known yet, or held).
     var retention: AuditRetention?
+    /// The audit directory's (device, inode) when the log was opened.
+    var directoryIdentity: POSIXFile.Identity?
+    /// Why the log stopped for good: its directory was removed or replaced, or the current
+    /// segment deleted, while it was open. Every later append fails (-32007) until the log is
+    /// opened again (a daemon restart): writing on would put records in files nobody can find.
+    var detached: String?
     var closed = false
     /// The last acknowledged bytes of the current segment (at least `tailKeep` when there are that many), starting at file
     /// offset `tailOffset`. After a failed writeback the kernel may have lost blocks holding
@@ -85,9 +91,11 @@ final class AuditWriter: @unchecked Sendable {
     /// back, so seq stays gapless and the chain unbroken when writing resumes.
     func commit(_ bodies: [JSONObject]) -> Result<[AuditReceipt], AuditError> {
         if closed { return .failure(.unavailable("the audit log is closed")) }
+        if let detached { return .failure(.unavailable(detached)) }
         let all = deferred + bodies
         if all.isEmpty { return .success([]) }
         do {
+            try checkAttached()
             try ensureOpen()
             if durableSize >= config.segmentMaxBytes || currentSegmentIsOld() { try rotate() }
             var seq = head.seq
@@ -111,6 +119,8 @@ final class AuditWriter: @unchecked Sendable {
             }
             try POSIXFile.writeAll(fd, buffer, path: currentPath, chunk: config.writeChunkBytes)
             try POSIXFile.dataSync(fd, path: currentPath)
+            // Again after the sync: a removal meanwhile means this batch went nowhere anyone can find.
+            try checkAttached()
 
             deferred = []
             batches += 1
@@ -148,6 +158,34 @@ final class AuditWriter: @unchecked Sendable {
             publish(error: reason)
             return .failure(.unavailable(reason))
         }
+    }
+
+    /// Throws (and marks the log ``detached`` for good) when the path no longer leads to the
+    /// directory the log was opened in, or the current segment lost its name. Two stat calls per
+    /// batch, next to an fdatasync: the cheap way to notice `rm -rf` without a timer.
+    private func checkAttached() throws {
+        if let detached { throw Detached(description: detached) }
+        var st = stat()
+        var reason: String?
+        if stat(directory, &st) != 0 {
+            guard errno == ENOENT || errno == ENOTDIR else { throw POSIXFailure("stat", directory) }
+            reason = "the audit directory \(directory) was removed while the daemon ran"
+        } else if let opened = directoryIdentity, POSIXFile.Identity(st) != opened {
+            reason = "the audit directory \(directory) was moved or replaced while the daemon ran"
+        } else if fd >= 0, fstat(fd, &st) == 0, st.st_nlink == 0 {
+            reason = "the current audit segment \(segments.last?.name ?? "") was deleted while the daemon ran"
+        }
+        guard let reason else { return }
+        let message = reason + "; gated requests are refused until the daemon restarts"
+        detached = message
+        logger.critical("audit directory gone from under the running daemon; refusing gated requests until restart",
+                        metadata: ["reason": "\(reason)"])
+        shared.withLock { $0.health.detached = true }
+        throw Detached(description: message)
+    }
+
+    struct Detached: Error, CustomStringConvertible {
+        let description: String
     }
 
     /// Opens the current segment (creating the first one), recovering from an earlier failure.

@@ -124,6 +124,22 @@ enum POSIXFile {
         try syncDirectory(parentDirectory(of: path))
     }
 
+    /// Which file a path or descriptor names: device and inode.
+    struct Identity: Equatable, Sendable {
+        let device: UInt64
+        let inode: UInt64
+        init(_ st: stat) {
+            device = UInt64(st.st_dev)
+            inode = UInt64(st.st_ino)
+        }
+    }
+
+    static func identity(_ path: String) throws -> Identity {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw POSIXFailure("stat", path) }
+        return Identity(st)
+    }
+
     static func size(_ path: String) -> Int? {
         var st = stat()
         return stat(path, &st) == 0 ? Int(st.st_size) : nil

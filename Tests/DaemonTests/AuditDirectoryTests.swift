@@ -91,6 +91,63 @@ struct AuditDirectoryTests {
         #expect(OldAuditLog.records(state + "/audit").contains { $0["kind"] == "decision" })
         #expect(FileManager.default.fileExists(atPath: state + "/audit/" + Self.firstSegment), "pruned with a broken admin policy: \(daemon.log)")
     }
+
+    enum Removal: String, CaseIterable, Sendable {
+        case removeTree = "rm -rf"
+        case renameAside = "mv"
+    }
+
+    @Test("an audit directory removed or moved under a running daemon stops gated requests (-32007) until restart; ping and revoking keep working",
+          arguments: Removal.allCases)
+    func removedDirectoryFailsClosed(_ removal: Removal) async throws {
+        let dir = TempDirectory("audit-unlinked")
+        defer { dir.remove() }
+        let state = dir.file("state")
+        let audit = state + "/audit"
+        let daemon = try DaemonProcess(arguments: ["--state-dir", state], userPolicy: Self.allowAdmin)
+        defer { daemon.stop() }
+        let client = try await daemon.client()
+        defer { client.closeNow() }
+        #expect(try await client.call("grants.list")["grants"] != nil)
+
+        switch removal {
+        case .removeTree: try FileManager.default.removeItem(atPath: audit)
+        case .renameAside: #expect(rename(audit, state + "/audit.moved") == 0)
+        }
+        for method in ["grants.list", "audit.query", "grants.list"] {
+            do {
+                _ = try await client.call(method, method == "audit.query" ? ["limit": 1] : nil)
+                Issue.record("\(method) was served with the audit directory gone (\(removal.rawValue))")
+            } catch let error as RPCError {
+                #expect(error.code == .auditUnavailable, "\(method): \(error)")
+            }
+        }
+        #expect(try await client.call("daemon.ping") == "pong")
+        #expect(try await client.call("grants.revoke_all")["revoked"] == 0)
+        let info = try await client.call("daemon.info")
+        #expect(info["audit"]?["writable"] == false, "\(info)")
+        #expect(info["audit"]?["detached"] == true, "\(info)")
+        #expect(daemon.log.contains("audit directory"), "the daemon log does not say why: \(daemon.log)")
+
+        // A new directory at the path does not bring the log back: it stays failed closed.
+        try FileManager.default.createDirectory(atPath: audit, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        do {
+            _ = try await client.call("grants.list")
+            Issue.record("served again after the directory was recreated under the running daemon")
+        } catch let error as RPCError {
+            #expect(error.code == .auditUnavailable)
+        }
+        client.closeNow()
+        #expect(daemon.stop() == 0)
+
+        // After a restart the daemon opens the log at the path again and serves.
+        let restarted = try DaemonProcess(arguments: ["--state-dir", state], userPolicy: Self.allowAdmin)
+        defer { restarted.stop() }
+        let again = try await restarted.client()
+        defer { again.closeNow() }
+        #expect(try await again.call("grants.list")["grants"] != nil)
+        #expect(try await again.call("daemon.info")["audit"]?["writable"] == true)
+    }
 }
 
 /// A valid audit chain whose records are `daysAgo` days old, written without the Audit module
