@@ -82,7 +82,7 @@ public enum AuditOutcome: Sendable, Equatable {
 public struct AuditEntry: Sendable {
     /// `decision`, `outcome`, `policy_load`, `grant_remembered`, `grant_revoked`,
     /// `helper_registered`, `peer_refused`, … (the log itself writes `recovered`,
-    /// `integrity_break` and `pruned`).
+    /// `integrity_break`, `log_started` and `pruned`).
     public var kind: String
     /// The same in a request's decision and outcome records.
     public var requestID: String?
@@ -175,6 +175,8 @@ public struct AuditHealth: Sendable, Equatable {
     public var lastHash: String
     public var journal: Bool
     public var directory: String
+    /// The log's id (`DESKGATE_LOG_ID` in the journal): a new key, a new id.
+    public var logID: String
     /// The retention the log prunes by; nil while pruning is held (see `retentionHeld`).
     public var retention: AuditRetention?
     /// The audit directory was removed or replaced under the open log: writing stopped for good
@@ -193,6 +195,7 @@ public struct AuditHealth: Sendable, Equatable {
         o.append("last_hash", .string(lastHash))
         o.append("journal", .bool(journal))
         o.append("directory", .string(directory))
+        o.append("log_id", .string(logID))
         o.append("detached", .bool(detached))
         if let retention {
             o.append("retention", retention.json)
@@ -234,15 +237,26 @@ public struct JournalVerification: Sendable, Equatable {
     public var checkpoints: Int
     /// Each a sentence naming the checkpoint seq and what is wrong.
     public var problems: [String]
-    /// The executables journald recorded as writing these checkpoints (`_EXE`, which the writer
-    /// cannot forge): anything but deskgated here means someone else wrote checkpoints.
+    /// The executables journald recorded as writing these records and checkpoints (`_EXE`, which
+    /// the writer cannot forge): anything but deskgated here means someone else wrote them.
     public var writers: [String]
+    /// Records of this log found in the journal, each compared with the local record of its seq.
+    public var records = 0
+    /// What the journal knows of this audit directory before this log: `fresh` (no earlier log),
+    /// `reset` (the earlier log was retired with `deskgate audit reset`) or `deleted` (an earlier
+    /// log and no reset: the directory or its key was deleted; a problem).
+    public var history = "fresh"
+    /// The earlier log, when there was one.
+    public var previousLog: JournalLogSummary?
 
     public var json: JSONValue {
-        [
-            "ok": .bool(ok), "log_id": .string(logID), "checkpoints": .int(Int64(checkpoints)),
-            "problems": .array(problems.map { .string($0) }), "writers": .array(writers.map { .string($0) }),
+        var o: JSONObject = [
+            "ok": .bool(ok), "log_id": .string(logID), "checkpoints": .int(Int64(checkpoints)), "records": .int(Int64(records)),
+            "history": .string(history), "problems": .array(problems.map { .string($0) }),
+            "writers": .array(writers.map { .string($0) }),
         ]
+        if let previousLog { o.append("previous_log", previousLog.json) }
+        return .object(o)
     }
 }
 
