@@ -108,18 +108,18 @@ extension AuditLog {
                 n += 1
             }
             guard rename(real, target) == 0 else { throw POSIXFailure("rename", real) }
-            try POSIXFile.syncDirectory(parent)
             var journaled = false
-            if JournalMirror.present {
-                do {
+            do {
+                try POSIXFile.syncDirectory(parent)
+                if JournalMirror.present {
                     try JournalMirror.sendReset(
                         logID: logID, directory: real, seq: tail?.seq ?? 0, hash: tail?.hash ?? AuditChain.genesis, movedTo: target)
                     journaled = true
-                } catch {
-                    // Unrecorded, the move would look like a deletion: put the log back.
-                    if rename(target, real) == 0 { try? POSIXFile.syncDirectory(parent) }
-                    throw error
                 }
+            } catch {
+                // Unrecorded, the move would look like a deletion: put the log back.
+                if rename(target, real) == 0 { try? POSIXFile.syncDirectory(parent) }
+                throw error
             }
             return AuditResetResult(
                 logID: logID, lastSeq: tail?.seq ?? 0, lastHash: tail?.hash ?? AuditChain.genesis, movedTo: target, journaled: journaled)

@@ -202,3 +202,43 @@ struct DetachedTests {
         await log.close()
     }
 }
+
+@Suite("Audit reset")
+struct ResetTests {
+    @Test("reset is refused while a log is open, needs a log, moves the whole directory aside; the next log has a new id")
+    func resetMovesAside() async throws {
+        let tmp = TempDir()
+        defer { tmp.remove() }
+        #expect(throws: AuditError.self) { try AuditLog.reset(directory: tmp.auditDir) }  // no log yet
+        let log = try openLog(tmp.auditDir)
+        var last: AuditReceipt?
+        for n in 1...3 { last = try await log.append(outcome(n)) }
+        do {
+            _ = try AuditLog.reset(directory: tmp.auditDir)
+            Issue.record("reset went ahead under an open log")
+        } catch {
+            #expect("\(error)".contains("in use"))
+        }
+        #expect(log.health.writable)
+        await log.close()
+
+        let reset = try AuditLog.reset(directory: tmp.auditDir)
+        #expect(reset.logID == log.logID)
+        #expect(reset.lastSeq == 3 && reset.lastHash == last?.hash)
+        #expect(reset.movedTo.hasPrefix(tmp.path + "/audit.reset-"))
+        #expect(reset.journaled == FileManager.default.fileExists(atPath: "/run/systemd/journal/socket"))
+        #expect(!FileManager.default.fileExists(atPath: tmp.auditDir))
+        #expect(FileManager.default.fileExists(atPath: reset.movedTo + "/hmac.key"))
+        #expect(fileMode(reset.movedTo) == 0o700)
+        #expect(records(reset.movedTo).count == 3)
+
+        let next = try openLog(tmp.auditDir)
+        #expect(next.logID != log.logID)
+        #expect(try await next.append(outcome(4)).seq == 1)
+        await next.close()
+        // A second reset in the same second gets a name of its own.
+        let again = try AuditLog.reset(directory: tmp.auditDir)
+        #expect(again.movedTo != reset.movedTo)
+        #expect(records(again.movedTo).count == 1)
+    }
+}
