@@ -209,5 +209,8 @@ ls -d "$RESET"/state/audit.reset-* >/dev/null || fail "reset did not keep the ol
 start_daemon "$RESET"; calls 3 "$RESET"; stop_daemon TERM
 out=$("$BIN/deskgate" audit verify --journal --state-dir "$RESET/state" --json) || fail "a log after a reset does not verify: $out"
 [ "$(echo "$out" | json_field 'r["journal"].get("history")')" = reset ] || fail "reset not reported as a reset: $out"
+# journald's _EXE for the reset entry: the CLI wrote it (any process of the user could write one).
+[ "$(echo "$out" | json_field 'r["journal"]["previous_log"].get("reset_by")')" = "$(readlink -f "$BIN/deskgate")" ] \
+    || fail "the reset entry's writer is not the deskgate CLI: $out"
 first_record "$RESET" | grep -q "\"previous_log_id\":\"$OLD_LOG\"" || fail "the first record after the reset does not name $OLD_LOG: $(first_record "$RESET")"
 echo "journald-test: fresh install, deleted directory, deleted key and reset told apart"

@@ -139,9 +139,11 @@ public struct JournalLogSummary: Sendable, Equatable {
     public let lastSeq: Int64
     public let lastHash: String
     public let lastMicros: UInt64
-    /// Set when `deskgate audit reset` retired it: when, and where the files went.
+    /// Set when `deskgate audit reset` retired it: when, where the files went, and the `_EXE`
+    /// journald recorded for the reset entry (any process of the user can write one: review it).
     public var resetMicros: UInt64?
     public var movedTo: String?
+    public var resetBy: String?
 
     public var json: JSONValue {
         var o = JSONObject()
@@ -152,6 +154,7 @@ public struct JournalLogSummary: Sendable, Equatable {
         o.append("reset", .bool(resetMicros != nil))
         if let resetMicros { o.append("reset_time", .string(RFC3339.format(micros: Int64(clamping: resetMicros)))) }
         if let movedTo { o.append("moved_to", .string(movedTo)) }
+        if let resetBy { o.append("reset_by", .string(resetBy)) }
         return .object(o)
     }
 }
@@ -293,13 +296,13 @@ public enum AuditJournalReader {
     {
         try query.match([["DESKGATE_AUDIT_DIR=" + directory, "_UID=\(uid)"]])
         guard query.seekTail() else { return nil }
-        var resets: [String: (micros: UInt64, movedTo: String?)] = [:]
+        var resets: [String: (micros: UInt64, movedTo: String?, exe: String?)] = [:]
         var read = 0
         while read < limit, query.previous() {
             read += 1
             guard let id = query.field("DESKGATE_LOG_ID"), id != current else { continue }
             if query.field("MESSAGE_ID") == JournalMirror.resetMessageID {
-                if resets[id] == nil { resets[id] = (query.realtimeMicros, query.field("DESKGATE_MOVED_TO")) }
+                if resets[id] == nil { resets[id] = (query.realtimeMicros, query.field("DESKGATE_MOVED_TO"), query.field("_EXE")) }
                 continue
             }
             guard let seq = query.seq, let hash = query.field("DESKGATE_HASH") else { continue }
@@ -307,6 +310,7 @@ public enum AuditJournalReader {
             if let reset = resets[id] {
                 summary.resetMicros = reset.micros
                 summary.movedTo = reset.movedTo
+                summary.resetBy = reset.exe
             }
             return summary
         }
@@ -327,12 +331,16 @@ public enum AuditJournalReader {
         // Other logs of this directory seen before the current log's first entry.
         var before: [String: JournalLogSummary] = [:]
         var lastBefore: String?
-        var resets: [String: (micros: UInt64, movedTo: String?)] = [:]
+        var resets: [String: (micros: UInt64, movedTo: String?, exe: String?)] = [:]
         while query.next() {
             guard let id = query.field("DESKGATE_LOG_ID") else { continue }
             let messageID = query.field("MESSAGE_ID")
             if messageID == JournalMirror.resetMessageID {
-                if id == logID { history.currentReset = query.realtimeMicros } else { resets[id] = (query.realtimeMicros, query.field("DESKGATE_MOVED_TO")) }
+                if id == logID {
+                    history.currentReset = query.realtimeMicros
+                } else {
+                    resets[id] = (query.realtimeMicros, query.field("DESKGATE_MOVED_TO"), query.field("_EXE"))
+                }
                 continue
             }
             guard let seq = query.seq else { continue }
@@ -358,6 +366,7 @@ public enum AuditJournalReader {
             if let reset = resets[lastBefore] {
                 summary.resetMicros = reset.micros
                 summary.movedTo = reset.movedTo
+                summary.resetBy = reset.exe
             }
             history.predecessor = summary
         }

@@ -262,7 +262,9 @@ enum AuditTable {
                 switch history {
                 case "fresh": lines.append("history: fresh (the journal knows no earlier log in this directory)")
                 case "reset":
-                    lines.append("history: reset (earlier log \(id) retired with deskgate audit reset at \(previous?["reset_time"]?.stringValue ?? "?"))")
+                    lines.append(
+                        "history: reset (earlier log \(id) retired at \(previous?["reset_time"]?.stringValue ?? "?") "
+                            + "by \(previous?["reset_by"]?.stringValue ?? "unknown"))")
                 default: lines.append("history: DELETED (earlier log \(id), last seq \(previous?["last_seq"]?.intValue ?? 0), was never reset)")
                 }
             }

@@ -348,5 +348,7 @@ struct JournalWitnessTests {
         #expect(verification.ok, "\(String(describing: verification.journal?.problems))")
         #expect(verification.journal?.history == "reset")
         #expect(verification.journal?.previousLog?.logID == fresh.logID)
+        // Who wrote the reset entry, as journald recorded it: this test binary.
+        #expect(verification.journal?.previousLog?.resetBy?.hasSuffix(".xctest") == true)
     }
 }
