@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # bench.sh: run deskgate's benchmarks (release build) and print a report; `make bench` calls it.
 # The report is also saved under bench-results/. Numbers go into docs/benchmarks.md by hand, with the machine.
+#
+# BIN_BEFORE=DIR (release binaries of an earlier commit) adds a same-run before/after section: both
+# daemons serve the same apps, and snapshots and activations are timed against each in turn.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 BIN=${BIN:-$ROOT/.build/release}
@@ -45,6 +48,14 @@ POLICY
 "$BIN/deskgated" --socket "$SOCK" --state-dir "$WORK/state" --config-dir "$WORK/config" --system-policy-dir "$WORK/etc" --log-level warning 2>"$WORK/daemon.log" &
 DAEMON_PID=$!
 for _ in $(seq 1 200); do [ -S "$SOCK" ] && break; sleep 0.05; done
+BEFORE_PID=
+if [ -n "${BIN_BEFORE:-}" ]; then
+    "$BIN_BEFORE/deskgated" --socket "$WORK/before.sock" --state-dir "$WORK/state-before" --config-dir "$WORK/config" \
+        --system-policy-dir "$WORK/etc" --log-level warning 2>"$WORK/daemon-before.log" &
+    BEFORE_PID=$!
+    trap 'kill $DAEMON_PID $BEFORE_PID "${SPINNERS[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+    for _ in $(seq 1 200); do [ -S "$WORK/before.sock" ] && break; sleep 0.05; done
+fi
 
 report() { tee -a "$REPORT"; }
 
@@ -111,6 +122,28 @@ if [ -n "$SUBMIT" ]; then
     "$BIN/deskgate-bench" call --socket "$SOCK" --method element.activate --params "{\"ref\":\"$SUBMIT\"}" --count 200 --label "element.activate (check box, audited)" | report
 fi
 idle_report "after the pings and snapshots above" | report
+
+if [ -n "$BEFORE_PID" ]; then
+    echo | report
+    echo "## Before/after, same run: $BIN_BEFORE (before) and $BIN (after), three interleaved rounds" | report
+    for round in 1 2 3; do
+        for side in before after; do
+            sock=$SOCK; [ "$side" = before ] && sock=$WORK/before.sock
+            for app in ${BENCH_APPS:-bench-gtk3-2k bench-gtk4-2k bench-qt5-2k}; do
+                case $app in *10k*) continue ;; esac
+                count=10; case $app in *gtk4*|*qt5*) count=5 ;; esac
+                "$BIN/deskgate-bench" call --socket "$sock" --method tree.snapshot --params "{\"app\":\"$app\",\"max_nodes\":20000}" \
+                    --count $count --stats --label "$side r$round tree.snapshot $app" | report || echo "$side tree.snapshot $app failed" | report
+            done
+            box=$("$BIN/deskgate-bench" call --socket "$sock" --method elements.find --params '{"app":"bench-gtk3-2k","role":"check box","name":"Subscribe"}' --count 1 --print-result 2>/dev/null \
+                | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["ref"])' || true)
+            if [ -n "$box" ]; then
+                "$BIN/deskgate-bench" call --socket "$sock" --method element.activate --params "{\"ref\":\"$box\"}" --count 200 \
+                    --label "$side r$round element.activate (check box, audited)" | report
+            fi
+        done
+    done
+fi
 
 echo | report
 echo "## Broker" | report

@@ -129,8 +129,15 @@ struct ChainScan {
     var torn: (segment: Int, offset: Int, bytes: [UInt8])?
     /// Decisions with no outcome yet, by request id, in seq order.
     var openDecisions: [(seq: Int64, requestID: String, record: JSONObject)] = []
-    /// `first_bad_seq` of `integrity_break` records already written.
+    /// `first_bad_seq` of `integrity_break` records already written for breaks in the chain.
     var recordedBreaks: Set<Int64> = []
+    /// Every `integrity_break` record in the log (whatever its cause), in order: the log says
+    /// records were lost or altered, so it no longer verifies (until pruned, or reset).
+    var breakRecords: [(seq: Int64, firstBadSeq: Int64, reason: String)] = []
+    /// Journal tails (`journal_last_seq:journal_last_hash`) already recorded as cut off.
+    var recordedCuts: Set<String> = []
+    /// `previous_log_id` named by `log_started` or `integrity_break` records.
+    var previousLogIDs: Set<String> = []
     /// Hashes for the seqs the caller asked about (journal checkpoints).
     var hashes: [Int64: String] = [:]
     /// `pruned` records: through_seq → last pruned hash.
@@ -241,7 +248,19 @@ struct ChainScan {
         case "outcome":
             if let id = line.record["request_id"]?.stringValue { openIndex[id] = nil }
         case "integrity_break":
-            if let seq = line.record["details"]?["first_bad_seq"]?.intValue { recordedBreaks.insert(seq) }
+            let details = line.record["details"]
+            let cause = details?["cause"]?.stringValue ?? "chain"
+            let firstBad = details?["first_bad_seq"]?.intValue ?? line.seq
+            if cause == "chain" { recordedBreaks.insert(firstBad) }
+            if cause == "tail_cut", let seq = details?["journal_last_seq"]?.intValue,
+                let hash = details?["journal_last_hash"]?.stringValue
+            {
+                recordedCuts.insert("\(seq):\(hash)")
+            }
+            if let previous = details?["previous_log_id"]?.stringValue { previousLogIDs.insert(previous) }
+            breakRecords.append((line.seq, firstBad, details?["reason"]?.stringValue ?? cause))
+        case "log_started":
+            if let previous = line.record["details"]?["previous_log_id"]?.stringValue { previousLogIDs.insert(previous) }
         case "pruned":
             if let through = line.record["details"]?["through_seq"]?.intValue,
                 let hash = line.record["details"]?["last_pruned_hash"]?.stringValue

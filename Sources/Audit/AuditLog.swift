@@ -21,9 +21,14 @@ public final class AuditLog: Sendable {
     private let key: SymmetricKey
     private let writerQueue = DispatchQueue(label: "deskgate.audit.writer")
     private let pending = Mutex(PendingAppends())
+    /// The latest retention change not yet taken up by the writer queue (only the last one counts).
+    private let retentionUpdate = Mutex<RetentionUpdate?>(nil)
     private let writer: AuditWriter
     private let shared: SharedStateBox
     private let journal: JournalMirror?
+    /// The directory's canonical path (what journal entries name).
+    private let realDirectory: String
+    private let lock: DirectoryLock
 
     private struct PendingAppends: ~Copyable {
         var items: [(body: JSONObject, continuation: CheckedContinuation<AuditReceipt, any Error>)] = []
@@ -31,13 +36,20 @@ public final class AuditLog: Sendable {
         var closed = false
     }
 
+    private enum RetentionUpdate: Sendable {
+        case apply(AuditRetention)
+        case hold(String)
+    }
+
     static let keyFileName = "hmac.key"
     static let quarantineDirectory = "quarantine"
 
     private init(
-        config: AuditConfig, logger: Logger, key: SymmetricKey, logID: String, writer: AuditWriter,
-        shared: SharedStateBox, journal: JournalMirror?
+        config: AuditConfig, logger: Logger, key: SymmetricKey, logID: String, realDirectory: String, lock: DirectoryLock,
+        writer: AuditWriter, shared: SharedStateBox, journal: JournalMirror?
     ) {
+        self.realDirectory = realDirectory
+        self.lock = lock
         self.directory = config.directory
         self.config = config
         self.logger = logger
@@ -56,32 +68,62 @@ public final class AuditLog: Sendable {
     /// `outcome: "unknown"`, prunes, and writes a journal checkpoint. Blocks (file I/O): call it at
     /// start-up, not from request handlers.
     ///
+    /// With a journal, it also compares the log with what the journal holds (two lookups from the
+    /// journal's tail, once): a local log that ends before the journal's last record of it (its
+    /// tail was cut) gets an `integrity_break` (`cause: tail_cut`) instead of being written on
+    /// silently; a log new to the journal whose directory held another log names that log in its
+    /// first record: `log_started` after `deskgate audit reset`, else `integrity_break`
+    /// (`cause: log_replaced`: the directory or its key was deleted). Without journald it opens
+    /// all the same.
+    ///
+    /// Holds a shared lock on the directory while open (``reset(directory:)`` needs it exclusively).
     /// Throws only if the directory or key cannot be set up; a log that cannot be written right
     /// now still opens, with ``health`` saying so and appends failing with -32007.
     public static func open(config: AuditConfig, logger: Logger) throws(AuditError) -> AuditLog {
         signal(SIGXFSZ, SIG_IGN)
         let directory = config.directory
         let key: SymmetricKey
-        let scan: ChainScan
+        let lock: DirectoryLock
         do {
             try POSIXFile.ensurePrivateDirectory(directory)
+            lock = try DirectoryLock(directory, exclusive: false)
             key = try loadOrCreateKey(directory: directory)
-            scan = try ChainScan.run(directory: directory, findTornTail: true)
         } catch let error as AuditError {
             throw error
         } catch {
             throw .unavailable("\(error)")
         }
         let logID = Self.logID(key: key)
-        let journal: JournalMirror? =
-            config.journal == .auto && JournalMirror.present ? JournalMirror(logID: logID) : nil
+        let realDirectory = POSIXFile.realPath(directory) ?? directory
+        let journalOn = config.journal == .auto && JournalMirror.present
+        // What the journal last saw of this log, and (for a log it has never seen) of the log
+        // this directory held before.
+        var journalTail: JournalRecordRef?
+        var previousLog: JournalLogSummary?
+        if journalOn {
+            do {
+                (journalTail, previousLog) = try AuditJournalReader.atOpen(logID: logID, directory: realDirectory, uid: geteuid())
+            } catch {
+                logger.warning("cannot read the journal; the audit log is not compared with it at start-up", metadata: ["error": "\(error)"])
+            }
+        }
+        let scan: ChainScan
+        do {
+            scan = try ChainScan.run(directory: directory, findTornTail: true, wanted: journalTail.map { [$0.seq] } ?? [])
+        } catch {
+            throw .unavailable("\(error)")
+        }
+        let journal: JournalMirror? = journalOn ? JournalMirror(logID: logID, directory: realDirectory) : nil
         let shared = SharedStateBox(
             SharedState(
                 health: AuditHealth(
                     writable: true, lastError: nil, firstBadSeq: scan.firstBadSeq, lastSeq: scan.tail?.seq ?? 0,
-                    lastHash: scan.tail?.hash ?? AuditChain.genesis, journal: journal != nil, directory: directory),
+                    lastHash: scan.tail?.hash ?? AuditChain.genesis, journal: journal != nil, directory: directory, logID: logID,
+                    retention: config.deferRetention ? nil : AuditRetention(days: config.retentionDays, maxBytes: config.maxBytes),
+                    retentionHeld: config.deferRetention ? "waiting for the policy's [audit] settings" : nil),
                 segments: scan.segments))
         let writer = AuditWriter(directory: directory, config: config, logger: logger, journal: journal, shared: shared)
+        writer.directoryIdentity = lock.identity
         writer.segments = scan.segments
         writer.durableSize = scan.segments.last?.bytes ?? 0
         if let tail = scan.tail { writer.head = tail }
@@ -101,10 +143,50 @@ public final class AuditLog: Sendable {
                 metadata: ["first_bad_seq": "\(bad)", "reason": "\(scan.reason ?? "")"])
             if !scan.recordedBreaks.contains(bad) {
                 var details = JSONObject()
+                details.append("cause", "chain")
                 details.append("first_bad_seq", .int(bad))
                 details.append("reason", .string(scan.reason ?? ""))
                 maintenance.append(AuditEntry(kind: "integrity_break", details: details).body())
             }
+        }
+        // The seq the next maintenance record gets.
+        func nextSeq() -> Int64 { (scan.tail?.seq ?? 0) + Int64(maintenance.count) + 1 }
+        var journalBreak: Int64?
+        if let cut = journalCut(journalTail, scan: scan) {
+            logger.critical(
+                "audit log tail cut: the journal holds records the local log lacks; recording an integrity break",
+                metadata: ["reason": "\(cut)", "journal_last_seq": "\(journalTail?.seq ?? 0)"])
+            journalBreak = nextSeq()
+            var details = JSONObject()
+            details.append("cause", "tail_cut")
+            details.append("first_bad_seq", .int(nextSeq()))
+            details.append("reason", .string(cut))
+            details.append("local_last_seq", .int(scan.tail?.seq ?? 0))
+            details.append("journal_last_seq", .int(journalTail?.seq ?? 0))
+            details.append("journal_last_hash", .string(journalTail?.hash ?? ""))
+            maintenance.append(AuditEntry(kind: "integrity_break", details: details).body())
+        }
+        if let previous = previousLog, !scan.previousLogIDs.contains(previous.logID) {
+            var details = JSONObject()
+            if previous.resetMicros == nil {
+                let reason =
+                    "the journal holds log \(previous.logID) of this directory (last seq \(previous.lastSeq)), which is gone "
+                    + "and was not reset: the audit directory or its key was deleted"
+                logger.critical("audit log replaced without a reset", metadata: ["previous_log_id": "\(previous.logID)", "log_id": "\(logID)"])
+                if journalBreak == nil { journalBreak = nextSeq() }
+                details.append("cause", "log_replaced")
+                details.append("first_bad_seq", .int(nextSeq()))
+                details.append("reason", .string(reason))
+            }
+            details.append("previous_log_id", .string(previous.logID))
+            details.append("previous_last_seq", .int(previous.lastSeq))
+            details.append("previous_last_hash", .string(previous.lastHash))
+            details.append("previous_reset", .bool(previous.resetMicros != nil))
+            maintenance.append(
+                AuditEntry(kind: previous.resetMicros == nil ? "integrity_break" : "log_started", details: details).body())
+        }
+        if scan.firstBadSeq == nil, let journalBreak {
+            shared.withLock { $0.health.firstBadSeq = journalBreak }
         }
         for open in scan.openDecisions {
             var entry = AuditEntry(kind: "outcome", requestID: open.requestID, outcome: .unknown)
@@ -126,7 +208,23 @@ public final class AuditLog: Sendable {
             journal.checkpoint(seq: writer.head.seq, hash: writer.head.hash, segment: writer.segments.last?.name ?? "", reason: "open")
         }
         return AuditLog(
-            config: config, logger: logger, key: key, logID: logID, writer: writer, shared: shared, journal: journal)
+            config: config, logger: logger, key: key, logID: logID, realDirectory: realDirectory, lock: lock, writer: writer,
+            shared: shared, journal: journal)
+    }
+
+    /// Why the local log does not reach the journal's last record of it, or nil. Not reported
+    /// twice for the same journal tail (a break recorded but not yet mirrored when the daemon died).
+    private static func journalCut(_ tail: JournalRecordRef?, scan: ChainScan) -> String? {
+        guard let tail, !scan.recordedCuts.contains("\(tail.seq):\(tail.hash)") else { return nil }
+        let localLast = scan.tail?.seq ?? 0
+        if tail.seq > localLast {
+            return "the journal holds records of this log through seq \(tail.seq), but the local log ends at seq \(localLast): "
+                + "\(tail.seq - localLast) records were cut from its end"
+        }
+        if let local = scan.hashes[tail.seq], local != tail.hash {
+            return "record \(tail.seq) differs from its journal copy: the local log was cut back and written on"
+        }
+        return nil
     }
 
     /// Moves torn bytes to `quarantine/`, cuts the segment back to its last whole line, and returns
@@ -210,6 +308,43 @@ public final class AuditLog: Sendable {
         }
     }
 
+    // MARK: Retention
+
+    /// Puts `retention` in force: from now on (and at once) whole segments past it are pruned.
+    /// Returns at once; the writer queue applies it before its next batch, and of several calls
+    /// made in a row the last one wins. ``health`` shows what is in force.
+    public func applyRetention(_ retention: AuditRetention) { scheduleRetention(.apply(retention)) }
+
+    /// Stops pruning until the next ``applyRetention(_:)``, e.g. while the policy that sets
+    /// retention cannot be read (records deleted on a guess cannot be brought back).
+    public func holdRetention(reason: String) { scheduleRetention(.hold(reason)) }
+
+    private func scheduleRetention(_ update: RetentionUpdate) {
+        retentionUpdate.withLock { $0 = update }
+        writerQueue.async { self.takeRetentionUpdate() }
+    }
+
+    /// Writer queue.
+    private func takeRetentionUpdate() {
+        let update = retentionUpdate.withLock { state -> RetentionUpdate? in
+            defer { state = nil }
+            return state
+        }
+        switch update {
+        case .apply(let retention)?: writer.setRetention(retention, heldBecause: nil)
+        case .hold(let reason)?: writer.setRetention(nil, heldBecause: reason)
+        case nil: break
+        }
+    }
+
+    /// Returns once everything handed to the writer queue before this call (appends, retention
+    /// changes, pruning) has run.
+    public func settled() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            writerQueue.async { continuation.resume() }
+        }
+    }
+
     /// Writer queue: commits everything pending as one batch, repeatedly, until nothing is left.
     ///
     /// Group commit: appenders woken by the previous batch come back one by one, so a batch started
@@ -220,6 +355,7 @@ public final class AuditLog: Sendable {
         var lastSync: Duration = .zero
         let clock = ContinuousClock()
         while true {
+            takeRetentionUpdate()  // a busy queue must not keep a retention change waiting
             var batch = takePending()
             if batch.isEmpty { return }
             if batch.count < expected {
@@ -288,7 +424,8 @@ public final class AuditLog: Sendable {
                 let limits = Dictionary(segments.map { ($0.name, $0.bytes) }, uniquingKeysWith: { a, _ in a })
                 do {
                     return try AuditVerifier.verify(
-                        directory: directory, segments: segments, limits: limits, journalLogID: journal ? logID : nil)
+                        directory: directory, segments: segments, limits: limits,
+                        journal: journal ? JournalScope(logID: logID, directory: self.realDirectory, uid: geteuid()) : nil)
                 } catch {
                     last.reason = "\(error)"
                 }
@@ -340,6 +477,7 @@ public final class AuditLog: Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             writerQueue.async {
                 self.writer.shutdown()
+                self.lock.release()
                 continuation.resume()
             }
         }

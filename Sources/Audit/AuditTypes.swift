@@ -19,10 +19,17 @@ public struct AuditConfig: Sendable {
     public var retentionDays: Int
     /// Oldest segments are pruned while the log is larger than this (the current segment is kept).
     public var maxBytes: Int?
+    /// Open without pruning anything until ``AuditLog/applyRetention(_:)`` says what to keep
+    /// (`retentionDays` and `maxBytes` are ignored). The daemon opens its log before it has read
+    /// the policy that sets retention: the policy loads are themselves audit records.
+    public var deferRetention = false
     public var journal: JournalMode
     /// Test hook: split each batch write into `write()` calls of at most this many bytes, so
     /// crash-injection tests can tear lines. Leave nil: one write per batch.
     public var writeChunkBytes: Int?
+    /// Test hook: the time (microseconds since the epoch) records are stamped with and retention
+    /// measures age against. Leave nil: the wall clock.
+    public var clock: (@Sendable () -> Int64)?
 
     public init(
         directory: String, segmentMaxBytes: Int = 16 << 20, retentionDays: Int = 30, maxBytes: Int? = nil,
@@ -35,6 +42,21 @@ public struct AuditConfig: Sendable {
         self.journal = journal
         self.writeChunkBytes = writeChunkBytes
     }
+}
+
+/// How much of the log is kept: whole segments whose newest record is older than `days` are
+/// pruned, and the oldest segments while the log is larger than `maxBytes`.
+public struct AuditRetention: Sendable, Equatable {
+    public var days: Int
+    /// nil: no size limit.
+    public var maxBytes: Int?
+
+    public init(days: Int, maxBytes: Int? = nil) {
+        self.days = days
+        self.maxBytes = maxBytes
+    }
+
+    public var json: JSONValue { ["days": .int(Int64(days)), "max_bytes": maxBytes.map { .int(Int64($0)) } ?? .null] }
 }
 
 /// What happened to a request, for `outcome` records.
@@ -64,7 +86,7 @@ public enum AuditOutcome: Sendable, Equatable {
 public struct AuditEntry: Sendable {
     /// `decision`, `outcome`, `policy_load`, `grant_remembered`, `grant_revoked`,
     /// `helper_registered`, `peer_refused`, … (the log itself writes `recovered`,
-    /// `integrity_break` and `pruned`).
+    /// `integrity_break`, `log_started` and `pruned`).
     public var kind: String
     /// The same in a request's decision and outcome records.
     public var requestID: String?
@@ -157,6 +179,16 @@ public struct AuditHealth: Sendable, Equatable {
     public var lastHash: String
     public var journal: Bool
     public var directory: String
+    /// The log's id (`DESKGATE_LOG_ID` in the journal): a new key, a new id.
+    public var logID: String
+    /// The retention the log prunes by; nil while pruning is held (see `retentionHeld`).
+    public var retention: AuditRetention?
+    /// The audit directory was removed or replaced under the open log: writing stopped for good
+    /// (until the log is opened again).
+    public var detached = false
+    /// Why nothing is pruned right now (retention not known yet, or the policy that sets it
+    /// failed to load).
+    public var retentionHeld: String?
 
     public var json: JSONValue {
         var o = JSONObject()
@@ -167,6 +199,13 @@ public struct AuditHealth: Sendable, Equatable {
         o.append("last_hash", .string(lastHash))
         o.append("journal", .bool(journal))
         o.append("directory", .string(directory))
+        o.append("log_id", .string(logID))
+        o.append("detached", .bool(detached))
+        if let retention {
+            o.append("retention", retention.json)
+        } else {
+            o.append("retention", ["held": .string(retentionHeld ?? "no retention set")])
+        }
         return .object(o)
     }
 }
@@ -202,15 +241,26 @@ public struct JournalVerification: Sendable, Equatable {
     public var checkpoints: Int
     /// Each a sentence naming the checkpoint seq and what is wrong.
     public var problems: [String]
-    /// The executables journald recorded as writing these checkpoints (`_EXE`, which the writer
-    /// cannot forge): anything but deskgated here means someone else wrote checkpoints.
+    /// The executables journald recorded as writing these records and checkpoints (`_EXE`, which
+    /// the writer cannot forge): anything but deskgated here means someone else wrote them.
     public var writers: [String]
+    /// Records of this log found in the journal, each compared with the local record of its seq.
+    public var records = 0
+    /// What the journal knows of this audit directory before this log: `fresh` (no earlier log),
+    /// `reset` (the earlier log was retired with `deskgate audit reset`) or `deleted` (an earlier
+    /// log and no reset: the directory or its key was deleted; a problem).
+    public var history = "fresh"
+    /// The earlier log, when there was one.
+    public var previousLog: JournalLogSummary?
 
     public var json: JSONValue {
-        [
-            "ok": .bool(ok), "log_id": .string(logID), "checkpoints": .int(Int64(checkpoints)),
-            "problems": .array(problems.map { .string($0) }), "writers": .array(writers.map { .string($0) }),
+        var o: JSONObject = [
+            "ok": .bool(ok), "log_id": .string(logID), "checkpoints": .int(Int64(checkpoints)), "records": .int(Int64(records)),
+            "history": .string(history), "problems": .array(problems.map { .string($0) }),
+            "writers": .array(writers.map { .string($0) }),
         ]
+        if let previousLog { o.append("previous_log", previousLog.json) }
+        return .object(o)
     }
 }
 

@@ -40,6 +40,14 @@ final class AuditWriter: @unchecked Sendable {
     var deferred: [JSONObject] = []
     var recordsSinceCheckpoint = 0
     var rotatedSincePrune = false
+    /// What pruning keeps; nil: prune nothing (retention not known yet, or held).
+    var retention: AuditRetention?
+    /// The audit directory's (device, inode) when the log was opened.
+    var directoryIdentity: POSIXFile.Identity?
+    /// Why the log stopped for good: its directory was removed or replaced, or the current
+    /// segment deleted, while it was open. Every later append fails (-32007) until the log is
+    /// opened again (a daemon restart): writing on would put records in files nobody can find.
+    var detached: String?
     var closed = false
     /// The last acknowledged bytes of the current segment (at least `tailKeep` when there are that many), starting at file
     /// offset `tailOffset`. After a failed writeback the kernel may have lost blocks holding
@@ -58,6 +66,20 @@ final class AuditWriter: @unchecked Sendable {
         self.logger = logger
         self.journal = journal
         self.shared = shared
+        if !config.deferRetention { retention = AuditRetention(days: config.retentionDays, maxBytes: config.maxBytes) }
+    }
+
+    /// Microseconds since the epoch (the config's test clock, else the wall clock).
+    func now() -> Int64 { config.clock?() ?? AuditTime.nowMicros() }
+
+    /// Puts `retention` in force (and prunes by it at once), or holds pruning for `heldBecause`.
+    func setRetention(_ retention: AuditRetention?, heldBecause: String?) {
+        self.retention = retention
+        shared.withLock {
+            $0.health.retention = retention
+            $0.health.retentionHeld = retention == nil ? heldBecause : nil
+        }
+        if retention != nil { prune() }
     }
 
     deinit { if fd >= 0 { close(fd) } }
@@ -69,9 +91,11 @@ final class AuditWriter: @unchecked Sendable {
     /// back, so seq stays gapless and the chain unbroken when writing resumes.
     func commit(_ bodies: [JSONObject]) -> Result<[AuditReceipt], AuditError> {
         if closed { return .failure(.unavailable("the audit log is closed")) }
+        if let detached { return .failure(.unavailable(detached)) }
         let all = deferred + bodies
         if all.isEmpty { return .success([]) }
         do {
+            try checkAttached()
             try ensureOpen()
             if durableSize >= config.segmentMaxBytes || currentSegmentIsOld() { try rotate() }
             var seq = head.seq
@@ -84,7 +108,7 @@ final class AuditWriter: @unchecked Sendable {
             receipts.reserveCapacity(all.count)
             for body in all {
                 seq += 1
-                lastMicros = AuditTime.nowMicros()
+                lastMicros = now()
                 if firstMicros == nil { firstMicros = lastMicros }
                 let time = RFC3339.format(micros: lastMicros)
                 let sealed = AuditChain.seal(body, seq: seq, time: time, prev: prev)
@@ -95,6 +119,8 @@ final class AuditWriter: @unchecked Sendable {
             }
             try POSIXFile.writeAll(fd, buffer, path: currentPath, chunk: config.writeChunkBytes)
             try POSIXFile.dataSync(fd, path: currentPath)
+            // Again after the sync: a removal meanwhile means this batch went nowhere anyone can find.
+            try checkAttached()
 
             deferred = []
             batches += 1
@@ -132,6 +158,34 @@ final class AuditWriter: @unchecked Sendable {
             publish(error: reason)
             return .failure(.unavailable(reason))
         }
+    }
+
+    /// Throws (and marks the log ``detached`` for good) when the path no longer leads to the
+    /// directory the log was opened in, or the current segment lost its name. Two stat calls per
+    /// batch, next to an fdatasync: the cheap way to notice `rm -rf` without a timer.
+    private func checkAttached() throws {
+        if let detached { throw Detached(description: detached) }
+        var st = stat()
+        var reason: String?
+        if stat(directory, &st) != 0 {
+            guard errno == ENOENT || errno == ENOTDIR else { throw POSIXFailure("stat", directory) }
+            reason = "the audit directory \(directory) was removed while the daemon ran"
+        } else if let opened = directoryIdentity, POSIXFile.Identity(st) != opened {
+            reason = "the audit directory \(directory) was moved or replaced while the daemon ran"
+        } else if fd >= 0, fstat(fd, &st) == 0, st.st_nlink == 0 {
+            reason = "the current audit segment \(segments.last?.name ?? "") was deleted while the daemon ran"
+        }
+        guard let reason else { return }
+        let message = reason + "; gated requests are refused until the daemon restarts"
+        detached = message
+        logger.critical("audit directory gone from under the running daemon; refusing gated requests until restart",
+                        metadata: ["reason": "\(reason)"])
+        shared.withLock { $0.health.detached = true }
+        throw Detached(description: message)
+    }
+
+    struct Detached: Error, CustomStringConvertible {
+        let description: String
     }
 
     /// Opens the current segment (creating the first one), recovering from an earlier failure.
@@ -212,7 +266,7 @@ final class AuditWriter: @unchecked Sendable {
     /// segments) is not held up by a quiet log; there is no timer while idle.
     private func currentSegmentIsOld() -> Bool {
         guard durableSize > 0, let first = segments.last?.firstMicros else { return false }
-        return AuditTime.nowMicros() - first > Self.maxSegmentAgeMicros
+        return now() - first > Self.maxSegmentAgeMicros
     }
 
     static let maxSegmentAgeMicros: Int64 = 86_400_000_000
@@ -230,13 +284,15 @@ final class AuditWriter: @unchecked Sendable {
 
     /// Removes whole old segments past retention or beyond `maxBytes`, after a durable `pruned`
     /// record names them and the last pruned hash (the anchor the remaining chain starts from).
-    func prune(nowMicros: Int64 = AuditTime.nowMicros()) {
+    /// Does nothing while no retention is in force (it then runs when one is applied).
+    func prune() {
+        guard let retention else { return }
         rotatedSincePrune = false
         guard segments.count > 1 else { return }
-        let cutoff = nowMicros - Int64(config.retentionDays) * 86_400_000_000
+        let cutoff = now() - Int64(retention.days) * 86_400_000_000
         var count = 0
         while count < segments.count - 1, let last = segments[count].lastMicros, last < cutoff { count += 1 }
-        if let maxBytes = config.maxBytes {
+        if let maxBytes = retention.maxBytes {
             var total = segments[count...].reduce(0) { $0 + $1.bytes }
             while count < segments.count - 1, total > maxBytes {
                 total -= segments[count].bytes
@@ -251,8 +307,8 @@ final class AuditWriter: @unchecked Sendable {
             details.append("through_seq", .int(through))
             details.append("last_pruned_hash", .string(hash))
             details.append("bytes", .int(Int64(removed.reduce(0) { $0 + $1.bytes })))
-            details.append("retention_days", .int(Int64(config.retentionDays)))
-            if let maxBytes = config.maxBytes { details.append("max_bytes", .int(Int64(maxBytes))) }
+            details.append("retention_days", .int(Int64(retention.days)))
+            if let maxBytes = retention.maxBytes { details.append("max_bytes", .int(Int64(maxBytes))) }
             guard case .success = commit([AuditEntry(kind: "pruned", details: details).body()]) else { return }
         }
         // Readers stop seeing the segments before they disappear.

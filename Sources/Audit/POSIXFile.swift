@@ -53,6 +53,18 @@ enum POSIXFile {
         return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
+    static func lastComponent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+
+    /// The canonical absolute path (symlinks resolved), or nil if it does not exist.
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     /// The whole file, or the first `limit` bytes of it.
     static func read(_ path: String, limit: Int? = nil) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -122,6 +134,22 @@ enum POSIXFile {
         try writeAll(fd, bytes, path: path)
         try dataSync(fd, path: path)
         try syncDirectory(parentDirectory(of: path))
+    }
+
+    /// Which file a path or descriptor names: device and inode.
+    struct Identity: Equatable, Sendable {
+        let device: UInt64
+        let inode: UInt64
+        init(_ st: stat) {
+            device = UInt64(st.st_dev)
+            inode = UInt64(st.st_ino)
+        }
+    }
+
+    static func identity(_ path: String) throws -> Identity {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw POSIXFailure("stat", path) }
+        return Identity(st)
     }
 
     static func size(_ path: String) -> Int? {

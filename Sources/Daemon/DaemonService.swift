@@ -102,7 +102,7 @@ public final class DaemonService: Sendable {
         let serverBox = Mutex<SocketServer?>(nil)
 
         // Audit first: the broker's policy loads are themselves audit records.
-        let audit = openAudit(retention: nil)
+        let audit = openAudit()
         // Streams learn from the broker when decisions may have changed, and ask it per app.
         let streamsBox = Mutex<EventStreams?>(nil)
         let broker = makeBroker(audit: audit, decisionsChanged: { streamsBox.withLock { $0 }?.refresh() })
@@ -110,6 +110,7 @@ public final class DaemonService: Sendable {
         streamsBox.withLock { $0 = streams }
         let policy = broker.reload()
         logger.info("policies loaded", metadata: ["status": "\(policy)"])
+        applyAuditRetention(audit, broker: broker, status: policy)
         var accessibilityConfig = options.accessibility
         accessibilityConfig.sleep = GlobalExecutor.sleep(for:)  // not Task.sleep: see GlobalExecutor
         let accessibility = AccessibilityProvider(config: accessibilityConfig, logger: logger)
@@ -164,7 +165,7 @@ public final class DaemonService: Sendable {
         Systemd.notify("READY=1\nSTATUS=serving \(socketPath)")
         let watchdog = startWatchdog()
 
-        let signals = installSignalHandlers() + [installReloadHandler(broker)]
+        let signals = installSignalHandlers() + [installReloadHandler(broker, audit: audit)]
         for await _ in stopSignal.stream { break }
         signals.forEach { $0.cancel() }
 
@@ -194,11 +195,11 @@ public final class DaemonService: Sendable {
 
     /// Opens the audit log under the state directory. Returns nil (gated requests then fail with
     /// -32007) when it cannot be opened, rather than refusing to start: revoking grants and
-    /// reading status must keep working.
-    private func openAudit(retention: AuditSettings?) -> AuditLog? {
-        let settings = retention ?? AuditSettings()
-        let config = AuditConfig(directory: options.stateDirectory + "/audit", retentionDays: settings.retentionDays,
-                                 maxBytes: settings.maxBytes.map { Int($0) })
+    /// reading status must keep working. Nothing is pruned until the policy's retention is
+    /// applied (``applyAuditRetention(_:broker:status:)``).
+    private func openAudit() -> AuditLog? {
+        var config = AuditConfig(directory: options.stateDirectory + "/audit")
+        config.deferRetention = true
         do {
             let log = try AuditLog.open(config: config, logger: logger)
             if let bad = log.health.firstBadSeq {
@@ -229,12 +230,33 @@ public final class DaemonService: Sendable {
         }, logger: logger)
     }
 
-    private func installReloadHandler(_ broker: Broker) -> any DispatchSourceSignal {
+    /// Puts the policy's effective `[audit]` retention (admin minimums win) in force on the open
+    /// log. While an admin or user policy file is rejected the retention it sets is unknown, so
+    /// pruning is held (records deleted on a guess cannot be brought back) until it loads.
+    private func applyAuditRetention(_ audit: AuditLog?, broker: Broker, status: PolicyStatus) {
+        guard let audit else { return }
+        let rejected = status.files.filter { $0.error != nil && $0.layer != .grants }
+        if !rejected.isEmpty {
+            let files = rejected.map { "\($0.layer.rawValue) \($0.path)" }.joined(separator: ", ")
+            let reason = "policy files rejected (\(files)); nothing is pruned until they load"
+            logger.warning("audit retention held", metadata: ["reason": "\(reason)"])
+            audit.holdRetention(reason: reason)
+            return
+        }
+        let settings = broker.auditSettings
+        audit.applyRetention(AuditRetention(days: settings.retentionDays, maxBytes: settings.maxBytes.map { Int($0) }))
+        logger.info("audit retention in force", metadata: [
+            "retention_days": "\(settings.retentionDays)", "max_bytes": "\(settings.maxBytes.map { String($0) } ?? "none")",
+        ])
+    }
+
+    private func installReloadHandler(_ broker: Broker, audit: AuditLog?) -> any DispatchSourceSignal {
         signal(SIGHUP, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "deskgate.reload"))
         source.setEventHandler { [logger] in
             let status = broker.reload()
             logger.info("policies reloaded (SIGHUP)", metadata: ["status": "\(status)"])
+            self.applyAuditRetention(audit, broker: broker, status: status)
         }
         source.resume()
         return source

@@ -11,8 +11,8 @@ import Glibc
 struct AuditGroup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
-        abstract: "Read and verify the audit log.",
-        subcommands: [AuditTail.self, AuditQueryCommand.self, AuditVerifyCommand.self])
+        abstract: "Read, verify and reset the audit log.",
+        subcommands: [AuditTail.self, AuditQueryCommand.self, AuditVerifyCommand.self, AuditResetCommand.self])
 }
 
 /// Filters shared by `tail` and `query`, in `audit.query` form.
@@ -132,8 +132,11 @@ struct AuditVerifyCommand: AsyncParsableCommand {
         discussion: """
             Without options the daemon checks its log (audit.verify). With --state-dir, or with --journal, \
             the files are read directly (default state dir: $XDG_STATE_HOME/deskgate); --journal also \
-            compares the checkpoints the daemon wrote to the systemd journal, which catches a truncated \
-            or rewritten log. Exit status 0 when everything verifies, 1 otherwise.
+            compares every record and checkpoint the daemon mirrored to the systemd journal with the \
+            local log, which catches a cut tail (even after a crash), a truncated or a rewritten log, \
+            and says what the journal knows of the directory before this log: fresh (nothing), reset \
+            (deskgate audit reset) or deleted (an earlier log and no reset: a failure). \
+            Exit status 0 when everything verifies, 1 otherwise.
             """)
     @OptionGroup var client: ClientOptions
     @Flag(help: "Also check the local chain against the journal checkpoints.") var journal = false
@@ -154,6 +157,53 @@ struct AuditVerifyCommand: AsyncParsableCommand {
             }
             client.emit(result, readable: AuditTable.verification)
             if result["ok"]?.boolValue != true { throw ExitCode(1) }
+        }
+    }
+}
+
+/// `deskgate audit reset --yes`: retire the log on purpose (recorded in the journal).
+struct AuditResetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reset",
+        abstract: "Retire the audit log: move it aside and let the daemon start a new one (recorded in the journal).",
+        discussion: """
+            Moves DIR/audit (segments and key) to DIR/audit.reset-<UTC time> and records the reset \
+            (log id, last seq and hash, new place) in the systemd journal, so that `deskgate audit \
+            verify --journal` on the next log reports a reset rather than a deleted log. Nothing is \
+            deleted. Stop the daemon first (systemctl --user stop deskgate.socket deskgate.service): \
+            a running daemon holds the log and the reset is refused. Without --yes it only says what \
+            it would do.
+            """)
+    @Option(name: .customLong("state-dir"), help: "The state directory whose audit/ to reset (default: $XDG_STATE_HOME/deskgate).")
+    var stateDir: String?
+    @Flag(help: "Really reset (without it, only say what would happen).") var yes = false
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        try await runReporting {
+            let directory = (stateDir ?? DeskgatePaths.stateDirectory(environment: currentEnvironment())) + "/audit"
+            guard yes else {
+                let logID: String
+                do { logID = try AuditLog.logID(directory: directory) } catch { throw CLIFailure(error) }
+                FileHandleStderr.write(
+                    "deskgate: this would retire audit log \(logID) in \(directory): move it to \(directory).reset-<time> "
+                        + "and record the reset in the journal. Run again with --yes to do it.\n")
+                throw ExitCode(1)
+            }
+            let result: AuditResetResult
+            do { result = try AuditLog.reset(directory: directory) } catch { throw CLIFailure(error) }
+            if json {
+                print(JSONWriter.string(result.json))
+                return
+            }
+            print("reset audit log \(result.logID) (last seq \(result.lastSeq)): moved to \(result.movedTo)")
+            if result.journaled {
+                print("the journal records the reset; the daemon starts a new log at its next start")
+            } else {
+                FileHandleStderr.write(
+                    "deskgate: warning: no journal is running, so the reset is recorded nowhere else; "
+                        + "verify --journal cannot tell it from a deletion\n")
+            }
         }
     }
 }
@@ -198,11 +248,28 @@ enum AuditTable {
         }
         if let reason = result["reason"]?.stringValue { lines.append("note: \(reason)") }
         if let journal = result["journal"] {
-            lines.append(
-                "journal: \(journal["ok"]?.boolValue == true ? "ok" : "FAILED"), \(journal["checkpoints"]?.intValue ?? 0) checkpoints for log \(journal["log_id"]?.stringValue ?? "?")")
+            let verdict = journal["ok"]?.boolValue == true ? "ok" : "FAILED"
+            if let id = journal["log_id"]?.stringValue, !id.isEmpty {
+                lines.append("journal: \(verdict), \(journal["checkpoints"]?.intValue ?? 0) checkpoints for log \(id)")
+            } else {
+                lines.append("journal: \(verdict) (no log in the directory)")
+            }
             for problem in journal["problems"]?.arrayValue ?? [] { lines.append("  - \(problem.stringValue ?? "")") }
+            if let records = journal["records"]?.intValue { lines.append("journal records compared: \(records)") }
+            if let history = journal["history"]?.stringValue {
+                let previous = journal["previous_log"]
+                let id = previous?["log_id"]?.stringValue ?? "?"
+                switch history {
+                case "fresh": lines.append("history: fresh (the journal knows no earlier log in this directory)")
+                case "reset":
+                    lines.append(
+                        "history: reset (earlier log \(id) retired at \(previous?["reset_time"]?.stringValue ?? "?") "
+                            + "by \(previous?["reset_by"]?.stringValue ?? "unknown"))")
+                default: lines.append("history: DELETED (earlier log \(id), last seq \(previous?["last_seq"]?.intValue ?? 0), was never reset)")
+                }
+            }
             let writers = (journal["writers"]?.arrayValue ?? []).compactMap(\.stringValue)
-            if !writers.isEmpty { lines.append("checkpoints written by: \(writers.joined(separator: ", "))") }
+            if !writers.isEmpty { lines.append("written by: \(writers.joined(separator: ", "))") }
         }
         return lines.joined(separator: "\n")
     }

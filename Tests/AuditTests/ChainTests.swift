@@ -2,6 +2,7 @@ import Audit
 import Crypto
 import Foundation
 import JSONRPC
+import Synchronization
 import Testing
 
 @Suite("Audit chain")
@@ -370,5 +371,71 @@ struct RetentionTests {
         #expect(pruned["details"]?["through_seq"]?.intValue == 5)
         #expect(pruned["details"]?["segments"] == ["audit-00000000000000000001.jsonl"])
         #expect(try AuditVerifier.verify(directory: tmp.auditDir, journal: false).ok)
+    }
+}
+
+/// A clock a test moves by hand (microseconds since the epoch).
+final class TestClock: Sendable {
+    private let micros: Mutex<Int64>
+    init(_ micros: Int64) { self.micros = Mutex(micros) }
+    var now: Int64 { micros.withLock { $0 } }
+    func set(_ value: Int64) { micros.withLock { $0 = value } }
+}
+
+@Suite("Audit retention applied to an open log")
+struct AppliedRetentionTests {
+    static let day: Int64 = 86_400_000_000
+
+    @Test("deferred retention prunes nothing until applied; 365 days keeps a 40-day-old segment, 30 prunes it; a hold stops pruning")
+    func deferredRetention() async throws {
+        let tmp = TempDir()
+        defer { tmp.remove() }
+        let realNow = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let clock = TestClock(realNow - 40 * Self.day)
+        var config = AuditConfig(directory: tmp.auditDir, segmentMaxBytes: 1 << 20, journal: .off)
+        config.clock = { clock.now }
+        // Five records written 40 days ago by the real writer.
+        let old = try AuditLog.open(config: config, logger: testLogger())
+        for n in 1...5 { _ = try await old.append(outcome(n)) }
+        await old.close()
+        #expect(records(tmp.auditDir).first?["time"]?.stringValue == RFC3339.format(micros: realNow - 40 * Self.day))
+
+        // Today, opened the way the daemon opens it: before the policy says what to keep.
+        clock.set(realNow)
+        config.deferRetention = true
+        let log = try AuditLog.open(config: config, logger: testLogger())
+        #expect(log.health.retention == nil)
+        #expect(log.health.retentionHeld != nil)
+        #expect(log.health.json["retention"]?["held"] != nil)
+        // The first append closes the 40-day-old segment (age rotation); nothing is pruned yet.
+        for n in 6...7 { _ = try await log.append(outcome(n)) }
+        await log.settled()
+        #expect(segmentFiles(tmp.auditDir).count == 2)
+
+        log.applyRetention(AuditRetention(days: 365))
+        await log.settled()
+        #expect(log.health.retention == AuditRetention(days: 365))
+        #expect(log.health.json["retention"]?["days"] == 365)
+        #expect(segmentFiles(tmp.auditDir).count == 2)
+        #expect(records(tmp.auditDir).first?["seq"] == 1)
+
+        // A hold (the policy could not be read) takes retention out of force again.
+        log.holdRetention(reason: "the admin policy did not load")
+        await log.settled()
+        #expect(log.health.retention == nil)
+        #expect(log.health.retentionHeld == "the admin policy did not load")
+        _ = try await log.append(outcome(8))
+        await log.settled()
+        #expect(segmentFiles(tmp.auditDir).count == 2)
+
+        log.applyRetention(AuditRetention(days: 30))
+        await log.settled()
+        #expect(segmentFiles(tmp.auditDir).count == 1)
+        let pruned = try #require(records(tmp.auditDir).last)
+        #expect(pruned["kind"] == "pruned")
+        #expect(pruned["details"]?["through_seq"] == 5)
+        #expect(pruned["details"]?["retention_days"] == 30)
+        #expect(await log.verify().ok)
+        await log.close()
     }
 }

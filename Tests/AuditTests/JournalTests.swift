@@ -189,3 +189,166 @@ struct JournalTests {
         }
     }
 }
+
+/// The journal as the second witness of the local log: every mirrored record, the log's tail at
+/// start-up, and the logs a directory held before (fresh, reset, deleted).
+@Suite("Audit journal: cut tails, replaced logs and resets", .enabled(if: TestJournal.requested, "run via scripts/journald-test.sh"), .serialized)
+struct JournalWitnessTests {
+    func openJournaled(_ dir: String) throws -> AuditLog {
+        try AuditLog.open(config: AuditConfig(directory: dir, segmentMaxBytes: 1 << 20, journal: .auto), logger: testLogger())
+    }
+
+    /// Waits until journald holds record `seq` of `logID`.
+    func waitForRecord(_ logID: String, seq: Int64) async throws {
+        for _ in 0..<200 {
+            if !TestJournal.entries(["DESKGATE_LOG_ID=" + logID, "DESKGATE_SEQ=\(seq)", "MESSAGE_ID=8d5b2e7c4f0a4c1e9b6d3a2f1e0c7b51"]).isEmpty {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        Issue.record("journald never got record \(seq) of \(logID)")
+    }
+
+    /// 130 records with no clean close (the last checkpoint is at 100), like a daemon killed with
+    /// SIGKILL; returns the log id once journald holds every record.
+    func crashedLog(_ dir: String) async throws -> String {
+        let log = try openJournaled(dir)
+        for n in 1...130 { _ = try await log.append(outcome(n)) }
+        let id = log.logID
+        try await waitForRecord(id, seq: 130)
+        return id  // not closed: no "close" checkpoint
+    }
+
+    func cutTail(_ dir: String, records: Int) throws {
+        let path = try #require(segmentFiles(dir).last)
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        try (lines.dropLast(records).joined(separator: "\n") + "\n").write(toFile: path, atomically: false, encoding: .utf8)
+    }
+
+    @Test("a tail cut after the last checkpoint is found record by record; a restart records one integrity break")
+    func tailCutAfterLastCheckpoint() async throws {
+        try #require(FileManager.default.fileExists(atPath: "/run/systemd/journal/socket"), "no journald")
+        let tmp = TempDir("journal-cut")
+        defer { tmp.remove() }
+        let id = try await crashedLog(tmp.auditDir)
+        try cutTail(tmp.auditDir, records: 20)
+
+        #expect(try AuditVerifier.verify(directory: tmp.auditDir, journal: false).ok)
+        let verification = try AuditVerifier.verify(directory: tmp.auditDir, journal: true)
+        #expect(!verification.ok)
+        #expect(verification.journal?.records == 130)
+        #expect(verification.journal?.problems.contains { $0.contains("records 111–130") && $0.contains("cut") } == true,
+                "\(String(describing: verification.journal?.problems))")
+        #expect(verification.journal?.history == "fresh")
+
+        // The next start notices (the journal's last record is 130, the file ends at 110).
+        let log = try openJournaled(tmp.auditDir)
+        #expect(log.logID == id)
+        #expect(log.health.firstBadSeq == 111)
+        let receipt = try await log.append(outcome(200))
+        #expect(receipt.seq == 112)
+        #expect(await log.verify().ok == false)
+        await log.close()
+        let breaks = records(tmp.auditDir).filter { $0["kind"] == "integrity_break" }
+        #expect(breaks.count == 1)
+        #expect(breaks.first?["seq"] == 111)
+        #expect(breaks.first?["details"]?["cause"] == "tail_cut")
+        #expect(breaks.first?["details"]?["journal_last_seq"] == 130)
+        #expect(breaks.first?["details"]?["local_last_seq"] == 110)
+
+        // Locally the log now says it is broken; a second start does not record the cut again.
+        let local = try AuditVerifier.verify(directory: tmp.auditDir, journal: false)
+        #expect(!local.ok && local.firstBadSeq == 111)
+        try await waitForRecord(id, seq: 112)
+        let again = try openJournaled(tmp.auditDir)
+        await again.close()
+        #expect(records(tmp.auditDir).filter { $0["kind"] == "integrity_break" }.count == 1)
+        let final = try AuditVerifier.verify(directory: tmp.auditDir, journal: true)
+        #expect(final.journal?.problems.contains { $0.contains("records 111–112") && $0.contains("differ") } == true,
+                "\(String(describing: final.journal?.problems))")
+    }
+
+    @Test("an intact log after a crash verifies against every mirrored record")
+    func intactAfterCrash() async throws {
+        try #require(FileManager.default.fileExists(atPath: "/run/systemd/journal/socket"), "no journald")
+        let tmp = TempDir("journal-intact")
+        defer { tmp.remove() }
+        _ = try await crashedLog(tmp.auditDir)
+        let verification = try AuditVerifier.verify(directory: tmp.auditDir, journal: true)
+        #expect(verification.ok, "\(String(describing: verification.journal?.problems))")
+        #expect(verification.journal?.records == 130)
+        let log = try openJournaled(tmp.auditDir)
+        #expect(log.health.firstBadSeq == nil)
+        await log.close()
+        #expect(!records(tmp.auditDir).contains { $0["kind"] == "integrity_break" })
+    }
+
+    @Test("a deleted directory: the new log's first record names the old one, and verify --journal reports a deletion")
+    func deletedDirectory() async throws {
+        try #require(FileManager.default.fileExists(atPath: "/run/systemd/journal/socket"), "no journald")
+        let tmp = TempDir("journal-deleted")
+        defer { tmp.remove() }
+        let first = try openJournaled(tmp.auditDir)
+        for n in 1...5 { _ = try await first.append(outcome(n)) }
+        await first.close()
+        try await waitForRecord(first.logID, seq: 5)
+        try FileManager.default.removeItem(atPath: tmp.auditDir)
+
+        let second = try openJournaled(tmp.auditDir)
+        #expect(second.logID != first.logID)
+        #expect(second.health.firstBadSeq == 1)
+        await second.close()
+        let opening = try #require(records(tmp.auditDir).first)
+        #expect(opening["kind"] == "integrity_break")
+        #expect(opening["details"]?["cause"] == "log_replaced")
+        #expect(opening["details"]?["previous_log_id"]?.stringValue == first.logID)
+        #expect(opening["details"]?["previous_last_seq"] == 5)
+        let verification = try AuditVerifier.verify(directory: tmp.auditDir, journal: true)
+        #expect(!verification.ok)
+        #expect(verification.journal?.history == "deleted")
+        #expect(verification.journal?.previousLog?.logID == first.logID)
+    }
+
+    @Test("reset: refused while the log is open; moves it aside, records it in the journal; the next log names it and verifies")
+    func resetToldApart() async throws {
+        try #require(FileManager.default.fileExists(atPath: "/run/systemd/journal/socket"), "no journald")
+        let tmp = TempDir("journal-reset")
+        defer { tmp.remove() }
+        let fresh = try openJournaled(tmp.auditDir)
+        var last: AuditReceipt?
+        for n in 1...5 { last = try await fresh.append(outcome(n)) }
+        #expect(throws: AuditError.self) { try AuditLog.reset(directory: tmp.auditDir) }
+        #expect(FileManager.default.fileExists(atPath: tmp.auditDir + "/hmac.key"))
+        await fresh.close()
+        let freshCheck = try AuditVerifier.verify(directory: tmp.auditDir, journal: true)
+        #expect(freshCheck.ok && freshCheck.journal?.history == "fresh")
+
+        let reset = try AuditLog.reset(directory: tmp.auditDir)
+        #expect(reset.logID == fresh.logID)
+        #expect(reset.lastSeq == 5 && reset.lastHash == last?.hash)
+        #expect(reset.journaled)
+        #expect(!FileManager.default.fileExists(atPath: tmp.auditDir))
+        #expect(records(reset.movedTo).count == 5)
+        let entries = TestJournal.entries(["DESKGATE_RESET=1", "DESKGATE_LOG_ID=" + fresh.logID])
+        #expect(entries.count == 1)
+        #expect(TestJournal.string(entries[0], "DESKGATE_SEQ") == "5")
+        // No log yet: the journal says why.
+        let between = try AuditVerifier.verify(directory: tmp.auditDir, journal: true)
+        #expect(between.ok && between.journal?.history == "reset")
+
+        let next = try openJournaled(tmp.auditDir)
+        #expect(next.health.firstBadSeq == nil)
+        _ = try await next.append(outcome(6))
+        await next.close()
+        let opening = try #require(records(tmp.auditDir).first)
+        #expect(opening["kind"] == "log_started")
+        #expect(opening["details"]?["previous_log_id"]?.stringValue == fresh.logID)
+        #expect(opening["details"]?["previous_reset"] == true)
+        let verification = try AuditVerifier.verify(directory: tmp.auditDir, journal: true)
+        #expect(verification.ok, "\(String(describing: verification.journal?.problems))")
+        #expect(verification.journal?.history == "reset")
+        #expect(verification.journal?.previousLog?.logID == fresh.logID)
+        // Who wrote the reset entry, as journald recorded it: this test binary.
+        #expect(verification.journal?.previousLog?.resetBy?.hasSuffix(".xctest") == true)
+    }
+}

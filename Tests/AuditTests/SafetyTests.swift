@@ -150,3 +150,95 @@ struct SafetyTests {
         #expect(verification.records >= acked)
     }
 }
+
+@Suite("Audit directory removed under an open log")
+struct DetachedTests {
+    enum Removal: String, CaseIterable, Sendable {
+        case directory = "rm -rf audit"
+        case segment = "rm audit-*.jsonl"
+        case rename = "mv audit elsewhere"
+    }
+
+    @Test("appends fail with -32007 once the directory or current segment is gone, and keep failing after it is recreated", arguments: Removal.allCases)
+    func removalStopsAppends(_ removal: Removal) async throws {
+        let tmp = TempDir()
+        defer { tmp.remove() }
+        let log = try openLog(tmp.auditDir)
+        for n in 1...3 { _ = try await log.append(outcome(n)) }
+        switch removal {
+        case .directory: try FileManager.default.removeItem(atPath: tmp.auditDir)
+        case .segment: for path in segmentFiles(tmp.auditDir) { try FileManager.default.removeItem(atPath: path) }
+        case .rename: #expect(rename(tmp.auditDir, tmp.path + "/moved") == 0)
+        }
+        do {
+            _ = try await log.append(outcome(4))
+            Issue.record("an append succeeded after \(removal.rawValue)")
+        } catch let error as AuditError {
+            #expect(error.rpcError.code == .auditUnavailable)
+        }
+        #expect(log.health.detached)
+        #expect(!log.health.writable)
+        #expect(log.health.lastError?.contains("until the daemon restarts") == true, "\(String(describing: log.health.lastError))")
+        // Put back a directory (or segment) at the path: the log stays stopped.
+        try FileManager.default.createDirectory(atPath: tmp.auditDir, withIntermediateDirectories: true)
+        await #expect(throws: AuditError.self) { _ = try await log.append(outcome(5)) }
+        #expect(log.health.detached)
+        await log.close()
+        if removal == .rename {
+            // Nothing after record 3 reached the moved files either.
+            #expect(records(tmp.path + "/moved").map { $0["seq"]?.intValue ?? 0 } == [1, 2, 3])
+        }
+    }
+
+    @Test("an intact directory is not mistaken for a removed one across rotation and pruning")
+    func rotationIsNotRemoval() async throws {
+        let tmp = TempDir()
+        defer { tmp.remove() }
+        let log = try openLog(tmp.auditDir, segmentMaxBytes: 2048, maxBytes: 6000)
+        for n in 1...100 { _ = try await log.append(decision(n)) }
+        #expect(!log.health.detached)
+        #expect(log.health.writable)
+        #expect(await log.verify().ok)
+        await log.close()
+    }
+}
+
+@Suite("Audit reset")
+struct ResetTests {
+    @Test("reset is refused while a log is open, needs a log, moves the whole directory aside; the next log has a new id")
+    func resetMovesAside() async throws {
+        let tmp = TempDir()
+        defer { tmp.remove() }
+        #expect(throws: AuditError.self) { try AuditLog.reset(directory: tmp.auditDir) }  // no log yet
+        let log = try openLog(tmp.auditDir)
+        var last: AuditReceipt?
+        for n in 1...3 { last = try await log.append(outcome(n)) }
+        do {
+            _ = try AuditLog.reset(directory: tmp.auditDir)
+            Issue.record("reset went ahead under an open log")
+        } catch {
+            #expect("\(error)".contains("in use"))
+        }
+        #expect(log.health.writable)
+        await log.close()
+
+        let reset = try AuditLog.reset(directory: tmp.auditDir)
+        #expect(reset.logID == log.logID)
+        #expect(reset.lastSeq == 3 && reset.lastHash == last?.hash)
+        #expect(reset.movedTo.hasPrefix(tmp.path + "/audit.reset-"))
+        #expect(reset.journaled == FileManager.default.fileExists(atPath: "/run/systemd/journal/socket"))
+        #expect(!FileManager.default.fileExists(atPath: tmp.auditDir))
+        #expect(FileManager.default.fileExists(atPath: reset.movedTo + "/hmac.key"))
+        #expect(fileMode(reset.movedTo) == 0o700)
+        #expect(records(reset.movedTo).count == 3)
+
+        let next = try openLog(tmp.auditDir)
+        #expect(next.logID != log.logID)
+        #expect(try await next.append(outcome(4)).seq == 1)
+        await next.close()
+        // A second reset in the same second gets a name of its own.
+        let again = try AuditLog.reset(directory: tmp.auditDir)
+        #expect(again.movedTo != reset.movedTo)
+        #expect(records(again.movedTo).count == 1)
+    }
+}
