@@ -2,16 +2,15 @@ import CAtspiConstants
 import DBus
 import Glibc
 
-
 /// Reading a whole tree with one `Cache.GetItems` call (atk-bridge toolkits).
 extension AccessibilityService {
     /// The tree under `root` from the app's cache; nil when the app has no usable cache.
     func fetchFromCache(_ app: AppHandle, root: String, deadline: Deadline) async throws(AccessibilityError) -> FetchedTree? {
-        var items: [CacheItem]
+        var items: [CacheItems.Item]
         do {
-            items = try await callDecoding(app, Atspi.cachePath, Atspi.cache, "GetItems",
+            items = try await calls.callDecoding(app, Atspi.cachePath, Atspi.cache, "GetItems",
                                            timeout: deadline.remaining(cap: config.bulkCallTimeout),
-                                           deadline: deadline, decode: Self.decodeCacheItems)
+                                           deadline: deadline, decode: CacheItems.decode)
         } catch let error where error.meansNoCache {
             return nil
         }
@@ -20,9 +19,9 @@ extension AccessibilityService {
             guard let rootNode = try await readNodes(app, paths: [root], withChildren: false).first else {
                 throw .elementGone("element no longer exists")
             }
-            items.append(CacheItem(node: rootNode, parent: nil, index: -1))
+            items.append(CacheItems.Item(node: rootNode, parent: nil, index: -1))
         }
-        var tree = Self.buildTree(items, root: root)
+        var tree = CacheItems.tree(items, root: root)
         try await fillGaps(app, &tree, deadline: deadline)
         return tree
     }
@@ -64,7 +63,7 @@ extension AccessibilityService {
     /// `ChildCount` of each object (nil where it did not answer).
     func childCounts(_ app: AppHandle, of paths: [String], deadline: Deadline) async throws(AccessibilityError) -> [Int?] {
         guard !paths.isEmpty else { return [] }
-        let results = try await batch(app, paths.map { ($0, Atspi.properties, "Get", [.string(Atspi.accessible), .string("ChildCount")]) },
+        let results = try await calls.batch(app, paths.map { ($0, Atspi.properties, "Get", [.string(Atspi.accessible), .string("ChildCount")]) },
                                       timeout: deadline.remaining(cap: config.smallCallTimeout), deadline: deadline)
         return results.map { Self.childCount(from: $0) }
     }
@@ -82,17 +81,17 @@ extension AccessibilityService {
     {
         guard !objects.isEmpty else { return [] }
         let windows = try await managedWindows(app, of: objects, limit: limit, deadline: deadline)
-        var calls: [(path: String, interface: String, member: String, args: [DBusValue])] = []
+        var pending: [(path: String, interface: String, member: String, args: [DBusValue])] = []
         var ranges: [Range<Int>?] = []
         for ((path, _), window) in zip(objects, windows) {
             guard let window else {
                 ranges.append(nil)
                 continue
             }
-            ranges.append(calls.count..<(calls.count + window.indices.count))
-            for index in window.indices { calls.append((path, Atspi.accessible, "GetChildAtIndex", [.int32(Int32(index))])) }
+            ranges.append(pending.count..<(pending.count + window.indices.count))
+            for index in window.indices { pending.append((path, Atspi.accessible, "GetChildAtIndex", [.int32(Int32(index))])) }
         }
-        let children = try await batch(app, calls, timeout: deadline.remaining(cap: config.smallCallTimeout),
+        let children = try await calls.batch(app, pending, timeout: deadline.remaining(cap: config.smallCallTimeout),
                                        deadline: deadline)
         return objects.indices.map { i in
             guard let range = ranges[i], let window = windows[i] else { return (objects[i].path, nil, false) }
@@ -123,7 +122,7 @@ extension AccessibilityService {
             first.append((objects[i].path, Atspi.component, "GetExtents", [windowCoordinates]))
             first.append((objects[i].path, Atspi.properties, "Get", [.string(Atspi.table), .string("NColumns")]))
         }
-        let extents = try await batch(app, first, timeout: deadline.remaining(cap: config.smallCallTimeout),
+        let extents = try await calls.batch(app, first, timeout: deadline.remaining(cap: config.smallCallTimeout),
                                       deadline: deadline)
         // Per container on screen: the cell at its middle point, then its column headers.
         var probes: [(object: Int, calls: Range<Int>)] = []
@@ -144,7 +143,7 @@ extension AccessibilityService {
             probes.append((i, start..<second.count))
         }
         guard !probes.isEmpty else { return windows }
-        let replies = try await batch(app, second, timeout: deadline.remaining(cap: config.smallCallTimeout),
+        let replies = try await calls.batch(app, second, timeout: deadline.remaining(cap: config.smallCallTimeout),
                                       deadline: deadline)
         func path(_ reply: Result<[DBusValue], DBusError>) -> String? {
             guard let path = (try? reply.get())?.first?.objectReference?.path, path != "/org/a11y/atspi/null" else {
@@ -159,7 +158,7 @@ extension AccessibilityService {
             hits.append((probe.object, replies[probe.calls.dropFirst()].compactMap(path)))
             indexCalls.append((middle, Atspi.accessible, "GetIndexInParent", []))
         }
-        let positions = try await batch(app, indexCalls, timeout: deadline.remaining(cap: config.smallCallTimeout),
+        let positions = try await calls.batch(app, indexCalls, timeout: deadline.remaining(cap: config.smallCallTimeout),
                                         deadline: deadline)
         for (hit, reply) in zip(hits, positions) {
             let count = objects[hit.object].count ?? 0
@@ -206,180 +205,6 @@ extension AccessibilityService {
     /// Most nodes read one by one to fill what `GetItems` left out, per request.
     static let gapNodeLimit = 20_000
 
-    /// Links cache items into a tree: children in index order, transient ones (index -1) after
-    /// them in the order the app listed them. When a path occurs twice, the later item wins.
-    static func buildTree(_ given: [CacheItem], root: String) -> FetchedTree {
-        // One hash per path to number the nodes, then everything by number.
-        var items = given
-        var slotOf: [String: Int] = [:]
-        slotOf.reserveCapacity(items.count)
-        var repeated = false
-        for (index, item) in items.enumerated() where slotOf.updateValue(index, forKey: item.node.path) != nil {
-            repeated = true
-        }
-        if repeated {
-            items = items.indices.filter { slotOf[items[$0].node.path] == $0 }.map { items[$0] }
-            slotOf.removeAll(keepingCapacity: true)
-            for (index, item) in items.enumerated() { slotOf[item.node.path] = index }
-        }
-        var childCount = [Int32](repeating: 0, count: items.count)
-        var parentSlot = [Int](repeating: -1, count: items.count)
-        for (index, item) in items.enumerated() {
-            guard let parent = item.parent, parent != item.node.path, let slot = slotOf[parent] else { continue }
-            parentSlot[index] = slot
-            childCount[slot] += 1
-        }
-        var nodes = items.map(\.node)
-        // Children of each parent, grouped with one counting pass.
-        var start = [Int](repeating: 0, count: items.count + 1)
-        for slot in items.indices { start[slot + 1] = start[slot] + Int(childCount[slot]) }
-        var fill = start
-        var grouped = [Int](repeating: 0, count: start[items.count])
-        for index in items.indices where parentSlot[index] >= 0 {
-            grouped[fill[parentSlot[index]]] = index
-            fill[parentSlot[index]] += 1
-        }
-        for slot in items.indices where start[slot] < start[slot + 1] {
-            // Stable by index (each group is in item order already); transient ones last.
-            let children = grouped[start[slot]..<start[slot + 1]].sorted { a, b in
-                let ka = items[a].index < 0 ? Int.max : items[a].index
-                let kb = items[b].index < 0 ? Int.max : items[b].index
-                return (ka, a) < (kb, b)
-            }
-            nodes[slot].children = children.map { items[$0].node.path }
-        }
-        var tree = FetchedTree(numbered: nodes, slots: slotOf, root: root, method: "cache")
-        // What the cache left out (see fillGaps), from the counts above.
-        for (slot, item) in items.enumerated() {
-            // Managed first: whatever count such a table gives, its whole child list is never asked for.
-            if childCount[slot] == 0, item.node.states.contains(ATSPI_STATE_MANAGES_DESCENDANTS) {
-                tree.managedParents.append(item.node.path)
-            } else if item.childCount > Int(childCount[slot]) {
-                tree.gapParents.append(item.node.path)
-            }
-        }
-        return tree
-    }
-
-    /// One `Cache.GetItems` entry.
-    struct CacheItem: Sendable {
-        var node: AccessibleNode
-        var parent: String?
-        var index: Int
-        /// How many children the app says the object has (-1: not given: defunct objects,
-        /// menus, MANAGES_DESCENDANTS, Qt's old signature).
-        var childCount: Int = -1
-    }
-
-    /// The current `Cache.GetItems` signature.
-    static let cacheSignature = "a((so)(so)(so)iiassusau)"
-
-    /// Decodes `a((so)(so)(so)iiassusau)` straight from the wire bytes, or Qt's old
-    /// `a((so)(so)(so)a(so)assusau)` (and anything unexpected) with libdbus's iterators.
-    @Sendable static func decodeCacheItems(_ reader: inout DBusReader) -> [CacheItem] {
-        if let items = reader.withWireBody({ wire -> [CacheItem]? in
-            wire.signature == cacheSignature ? decodeCacheItems(wire: &wire) : nil
-        }), let items {
-            return items
-        }
-        return decodeCacheItemsIterating(&reader)
-    }
-
-    /// The wire-format decoder; nil if the body is not what its signature promised.
-    static func decodeCacheItems(wire: inout DBusWireReader) -> [CacheItem]? {
-        let end = wire.beginArray(elementAlignment: 8)
-        var items: [CacheItem] = []
-        items.reserveCapacity(min(200_000, (end - wire.offset) / 160 + 1))
-        while wire.offset < end, !wire.failed {
-            wire.align(8)
-            // Object: (bus name, path).
-            wire.align(8)
-            _ = wire.stringBytes()
-            let path = wire.string()
-            // Application: unused.
-            wire.align(8)
-            _ = wire.stringBytes()
-            _ = wire.stringBytes()
-            // Parent.
-            wire.align(8)
-            _ = wire.stringBytes()
-            let parent = wire.string()
-            let index = Int(wire.int32())
-            let childCount = Int(wire.int32())
-            var interfaces: InterfaceSet = []
-            let interfacesEnd = wire.beginArray(elementAlignment: 4)
-            while wire.offset < interfacesEnd, !wire.failed {
-                interfaces.formUnion(InterfaceSet(nameBytes: wire.stringBytes()))
-            }
-            let name = wire.string()
-            let role = wire.uint32()
-            let description = wire.string()
-            var bits: UInt64 = 0
-            let statesEnd = wire.beginArray(elementAlignment: 4)
-            var word = 0
-            while wire.offset < statesEnd, !wire.failed {
-                let value = wire.uint32()
-                if word < 2 { bits |= UInt64(value) << (32 * UInt64(word)) }
-                word += 1
-            }
-            items.append(CacheItem(
-                node: AccessibleNode(path: path, role: role, name: name, description: description,
-                                     states: StateSet(bits: bits), interfaces: interfaces, children: []),
-                parent: parent, index: index, childCount: childCount))
-        }
-        return wire.failed ? nil : items
-    }
-
-    /// The iterator decoder: any signature with the same leading fields, including Qt's old
-    /// `a((so)(so)(so)a(so)assusau)`.
-    static func decodeCacheItemsIterating(_ reader: inout DBusReader) -> [CacheItem] {
-        guard var array = reader.enter() else { return [] }
-        var items: [CacheItem] = []
-        while array.type != nil {
-            defer { array.advance() }
-            guard var item = array.enter() else { continue }
-            guard var selfRef = item.enter() else { continue }
-            selfRef.advance()
-            guard let path = selfRef.string() else { continue }
-            item.advance()  // application
-            item.advance()
-            var parent: String?
-            if var parentRef = item.enter() {
-                parentRef.advance()
-                parent = parentRef.string()
-            }
-            item.advance()
-            var index = -1
-            var childCount = -1
-            if item.type == "i" {
-                index = Int(item.integer() ?? -1)
-                item.advance()
-                childCount = Int(item.integer() ?? -1)
-            }
-            item.advance()
-            var interfaceNames: [String] = []
-            if var list = item.enter() {
-                while let name = list.string() {
-                    interfaceNames.append(name)
-                    list.advance()
-                }
-            }
-            item.advance()
-            let name = item.string() ?? ""
-            item.advance()
-            let role = UInt32(truncatingIfNeeded: item.integer() ?? 0)
-            item.advance()
-            let description = item.string() ?? ""
-            item.advance()
-            let words = item.words()
-            items.append(CacheItem(
-                node: AccessibleNode(path: path, role: role, name: name, description: description,
-                                     states: StateSet(words: words), interfaces: InterfaceSet(names: interfaceNames),
-                                     children: []),
-                parent: parent, index: index, childCount: childCount))
-        }
-        return items
-    }
 }
 
 extension InterfaceSet {

@@ -73,7 +73,7 @@ extension AccessibilityService {
     /// The app of a table entry; its refs are forgotten when it has left the bus.
     func appHandle(for entry: RefTable.Entry) async throws(AccessibilityError) -> AppHandle {
         do throws(AccessibilityError) {
-            return try await liveHandle(entry.app)
+            return try await registry.live(entry.app)
         } catch .appGone(let app) {
             refs.removeApp(entry.app)
             throw .appGone(app: app)
@@ -82,7 +82,7 @@ extension AccessibilityService {
 
     /// Relation targets of an object by relation name ("labelled-by", "label-for", ...).
     func relations(_ app: AppHandle, path: String) async throws(AccessibilityError) -> [String: [String]] {
-        let reply = try await call(app, path, Atspi.accessible, "GetRelationSet", timeout: config.smallCallTimeout)
+        let reply = try await calls.call(app, path, Atspi.accessible, "GetRelationSet", timeout: config.smallCallTimeout)
         var result: [String: [String]] = [:]
         for relation in reply.first?.arrayValue ?? [] {
             guard let fields = relation.structFields, fields.count == 2, let type = fields[0].integerValue,
@@ -127,7 +127,7 @@ extension AccessibilityService {
         var depth = 0
         var current = element.path
         while current != app.rootPath, depth < 256 {
-            let value = try await property(app, current, Atspi.accessible, "Parent")
+            let value = try await calls.property(app, current, Atspi.accessible, "Parent")
             guard let parent = value.objectReference?.path, parent != "/org/a11y/atspi/null", parent != current else { break }
             if depth == 0, let parentNode = try await readNodes(app, paths: [parent], withChildren: false).first {
                 parentRef = refs.ref(app: app.busName, path: parent, role: parentNode.role, name: parentNode.name)
@@ -155,16 +155,16 @@ extension AccessibilityService {
     }
 
     private func readTextContent(_ app: AppHandle, path: String) async throws(AccessibilityError) -> String {
-        let count = try await property(app, path, Atspi.text, "CharacterCount").integerValue ?? 0
+        let count = try await calls.property(app, path, Atspi.text, "CharacterCount").integerValue ?? 0
         guard count > 0 else { return "" }
         // GTK4 returns "" for GetText(0, -1): always pass the character count.
-        let reply = try await call(app, path, Atspi.text, "GetText", [.int32(0), .int32(Int32(min(count, 1 << 24)))],
+        let reply = try await calls.call(app, path, Atspi.text, "GetText", [.int32(0), .int32(Int32(min(count, 1 << 24)))],
                                    timeout: config.smallCallTimeout)
         return reply.first?.stringValue ?? ""
     }
 
     private func currentStates(_ app: AppHandle, path: String) async throws(AccessibilityError) -> [String] {
-        let reply = try await call(app, path, Atspi.accessible, "GetState", timeout: config.smallCallTimeout)
+        let reply = try await calls.call(app, path, Atspi.accessible, "GetState", timeout: config.smallCallTimeout)
         let words = (reply.first?.arrayValue ?? []).compactMap { $0.integerValue.map { UInt32(truncatingIfNeeded: $0) } }
         return StateSet(words: words).names
     }
@@ -174,7 +174,7 @@ extension AccessibilityService {
     public func activate(_ target: ResolvedTarget, action: String? = nil) async throws(AccessibilityError) -> ActivateResult {
         let (app, element, node) = try await confirmedElement(target)
         guard node.interfaces.contains(.action) else { throw .notSupported("element has no actions") }
-        let list = try await call(app, element.path, Atspi.action, "GetActions", timeout: config.smallCallTimeout)
+        let list = try await calls.call(app, element.path, Atspi.action, "GetActions", timeout: config.smallCallTimeout)
         // Lower case: toolkits differ ("Click" in GTK3, "click" in GTK4, "Press" in Qt).
         let names = (list.first?.arrayValue ?? []).compactMap { $0.structFields?.first?.stringValue?.lowercased() }
         guard !names.isEmpty else { throw .notSupported("element has no actions") }
@@ -185,7 +185,7 @@ extension AccessibilityService {
             }
             index = found
         }
-        let reply = try await call(app, element.path, Atspi.action, "DoAction", [.int32(Int32(index))],
+        let reply = try await calls.call(app, element.path, Atspi.action, "DoAction", [.int32(Int32(index))],
                                    timeout: config.actionTimeout)
         let states = try await currentStates(app, path: element.path)
         return ActivateResult(performed: reply.first?.boolValue ?? false, action: names[index], states: states)
@@ -195,7 +195,7 @@ extension AccessibilityService {
     public func focus(_ target: ResolvedTarget) async throws(AccessibilityError) -> FocusResult {
         let (app, element, node) = try await confirmedElement(target)
         guard node.interfaces.contains(.component) else { throw .notSupported("element cannot take focus") }
-        let reply = try await call(app, element.path, Atspi.component, "GrabFocus", timeout: config.actionTimeout)
+        let reply = try await calls.call(app, element.path, Atspi.component, "GrabFocus", timeout: config.actionTimeout)
         let accepted = reply.first?.boolValue ?? false
         // Toolkits set FOCUSED when the window system confirms the focus change, a moment later.
         var states = try await currentStates(app, path: element.path)
@@ -212,9 +212,9 @@ extension AccessibilityService {
         let (app, element, node) = try await confirmedElement(target)
         guard node.interfaces.contains(.editableText) else { throw .notSupported("element is not editable text") }
         if value.utf8.contains(0) { throw .invalidArgument(field: "value", "contains a NUL character") }
-        let reply = try await call(app, element.path, Atspi.editableText, "SetTextContents", [.string(value)],
+        let reply = try await calls.call(app, element.path, Atspi.editableText, "SetTextContents", [.string(value)],
                                    timeout: config.actionTimeout)
-        let count = try await property(app, element.path, Atspi.text, "CharacterCount").integerValue ?? -1
+        let count = try await calls.property(app, element.path, Atspi.text, "CharacterCount").integerValue ?? -1
         let matches: Bool
         if node.isPassword {
             matches = count == Int64(value.unicodeScalars.count)
@@ -229,15 +229,15 @@ extension AccessibilityService {
         let (app, element, node) = try await confirmedElement(target)
         guard node.interfaces.contains(.value), !node.isPassword else { throw .notSupported("element has no value") }
         guard value.isFinite else { throw .invalidValue("value must be a finite number") }
-        let minimum = try await property(app, element.path, Atspi.value, "MinimumValue").doubleValue ?? -.infinity
-        let maximum = try await property(app, element.path, Atspi.value, "MaximumValue").doubleValue ?? .infinity
+        let minimum = try await calls.property(app, element.path, Atspi.value, "MinimumValue").doubleValue ?? -.infinity
+        let maximum = try await calls.property(app, element.path, Atspi.value, "MaximumValue").doubleValue ?? .infinity
         guard value >= minimum, value <= maximum else {
             throw .invalidValue("value \(value) is outside \(minimum)...\(maximum)", minimum: minimum, maximum: maximum)
         }
-        _ = try await call(app, element.path, Atspi.properties, "Set",
+        _ = try await calls.call(app, element.path, Atspi.properties, "Set",
                            [.string(Atspi.value), .string("CurrentValue"), .variant(.double(value))],
                            timeout: config.actionTimeout)
-        let now = try await property(app, element.path, Atspi.value, "CurrentValue").doubleValue ?? .nan
+        let now = try await calls.property(app, element.path, Atspi.value, "CurrentValue").doubleValue ?? .nan
         return SetValueResult(accepted: now == value, value: now)
     }
 
@@ -246,7 +246,7 @@ extension AccessibilityService {
     public func find(_ target: ResolvedTarget, role: String? = nil, name: String? = nil, nameContains: String? = nil,
                      states: [String] = [], limit: Int = 100) async throws(AccessibilityError) -> FoundElements
     {
-        let handle = try await liveHandle(target.app.id)
+        let handle = try await registry.live(target.app.id)
         var roleNumber: UInt32?
         if let role {
             guard let number = AtspiNames.roleNumbers[AtspiNames.normalizedRole(role)] else {
@@ -320,7 +320,7 @@ extension AccessibilityService {
         let count = filtersNames ? 0 : Int32(min(limit + 1, Int(Int32.max)))
         let reply: [DBusValue]
         do throws(AccessibilityError) {
-            reply = try await call(app, app.rootPath, Atspi.collection, "GetMatches",
+            reply = try await calls.call(app, app.rootPath, Atspi.collection, "GetMatches",
                                    [rule, .uint32(1), .int32(count), .bool(true)],
                                    timeout: deadline.remaining(cap: config.bulkCallTimeout))
         } catch .notSupported {
@@ -345,7 +345,7 @@ extension AccessibilityService {
         var rounds = 0
         while !frontier.isEmpty, rounds < 256 {
             rounds += 1
-            let replies = try await batch(app, frontier.map { ($0, Atspi.properties, "Get", [.string(Atspi.accessible), .string("Parent")]) },
+            let replies = try await calls.batch(app, frontier.map { ($0, Atspi.properties, "Get", [.string(Atspi.accessible), .string("Parent")]) },
                                           timeout: deadline.remaining(cap: config.smallCallTimeout))
             var next: [String] = []
             for (path, result) in zip(frontier, replies) {

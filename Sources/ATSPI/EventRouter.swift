@@ -235,8 +235,8 @@ final class EventRouter: Sendable {
         // for what it is now and content is decided on the element it comes from.
         let isText = produced.contains { $0.0 == .text }
         let source = await service.eventSource(app: sender, path: signal.path, live: isText)
-        var appTarget = service.knownHandle(sender)?.target
-        if appTarget == nil { appTarget = try? await service.handle(busName: sender, rootPath: Atspi.rootPath).target }
+        var appTarget = service.registry.known(sender)?.target
+        if appTarget == nil { appTarget = try? await service.registry.handle(busName: sender, rootPath: Atspi.rootPath).target }
         for (type, detailValue) in produced {
             if type == .text {
                 guard let source, let role = source.role, role != AtspiNames.passwordRole else { continue }
@@ -273,7 +273,7 @@ extension AccessibilityService {
         if !live, let known = refs.existing(app: app, path: path) {
             return EventSource(ref: known.ref, role: known.entry.role, displayName: nil)
         }
-        guard let handle = try? await handle(busName: app, rootPath: Atspi.rootPath) else { return nil }
+        guard let handle = try? await registry.handle(busName: app, rootPath: Atspi.rootPath) else { return nil }
         if live {
             guard let (node, label) = try? await readElement(handle, path: path, ref: path) else { return nil }
             let ref = refs.ref(app: app, path: path, role: node.role, name: node.name)
@@ -281,7 +281,7 @@ extension AccessibilityService {
             return EventSource(ref: ref, role: node.role, displayName: display)
         }
         // Role and name in one round trip: the ref is issued with the name the element has.
-        guard let replies = try? await batch(handle, [(path, Atspi.accessible, "GetRole", []),
+        guard let replies = try? await calls.batch(handle, [(path, Atspi.accessible, "GetRole", []),
                                                       (path, Atspi.properties, "Get", [.string(Atspi.accessible), .string("Name")])],
                                              timeout: config.smallCallTimeout),
               let role = (try? replies[0].get())?.first?.integerValue

@@ -17,7 +17,7 @@ extension AccessibilityService {
     /// - Throws: ``AccessibilityError/appNotFound(_:someUnresponsive:)``,
     ///   ``AccessibilityError/ambiguousApp(_:candidates:)``.
     public func resolveApp(_ idOrName: String) async throws(AccessibilityError) -> ResolvedTarget {
-        ResolvedTarget(app: try await resolveHandle(idOrName).target)
+        ResolvedTarget(app: try await registry.resolve(idOrName).target)
     }
 
     /// The element behind a ref, read live: role, name, states, interfaces and (for fields) its
@@ -58,7 +58,7 @@ extension AccessibilityService {
     /// the element as read now.
     /// - Throws: ``AccessibilityError/changed(_:)`` when anything differs; nothing is done then.
     func confirm(_ target: ResolvedTarget) async throws(AccessibilityError) -> (AppHandle, AccessibleNode?) {
-        let app = try await liveHandle(target.app.id)
+        let app = try await registry.live(target.app.id)
         let startTime = ProcessFacts.startTime(of: app.pid)
         let exe = ProcessFacts.executable(of: app.pid)
         if app.pid != target.app.pid || startTime != target.app.startTime || exe != target.app.exe {
@@ -80,15 +80,6 @@ extension AccessibilityService {
         return (app, node)
     }
 
-    /// The handle of an app by id, if it is still on the bus (no registry round trip when it is
-    /// known; a call to a vanished app fails as ``AccessibilityError/appGone(app:)`` anyway).
-    func liveHandle(_ id: String) async throws(AccessibilityError) -> AppHandle {
-        if let known = knownHandle(id) { return known }
-        let children = try await registryChildren()
-        guard let child = children.first(where: { $0.name == id }) else { throw .appGone(app: id) }
-        return try await handle(busName: child.name, rootPath: child.path)
-    }
-
     // MARK: - Fields
 
     /// `field.fill`'s target: the editable field named or labelled `field` (see ``FieldMatcher``).
@@ -97,7 +88,7 @@ extension AccessibilityService {
         guard !FieldMatcher.normalized(field).isEmpty else {
             throw .invalidArgument(field: "field", "must name a field")
         }
-        let handle = try await resolveHandle(idOrName)
+        let handle = try await registry.resolve(idOrName)
         let deadline = Deadline(after: config.requestDeadline)
         let tree = try await fetchTree(handle, root: handle.rootPath, maxDepth: nil, maxNodes: 100_000,
                                        pruneHidden: false, deadline: deadline)
@@ -127,7 +118,7 @@ extension AccessibilityService {
         -> [String?]
     {
         guard !paths.isEmpty else { return [] }
-        let replies = try await batch(app, paths.map { ($0, Atspi.accessible, "GetRelationSet", []) },
+        let replies = try await calls.batch(app, paths.map { ($0, Atspi.accessible, "GetRelationSet", []) },
                                       timeout: deadline.remaining(cap: config.smallCallTimeout), deadline: deadline)
         var labelPaths: [String?] = []
         var missing: Set<String> = []

@@ -83,7 +83,7 @@ extension AccessibilityService {
     {
         let started = Deadline.now()
         let deadline = Deadline(after: config.requestDeadline)
-        let handle = try await liveHandle(target.app.id)
+        let handle = try await registry.live(target.app.id)
         var rootPath = handle.rootPath
         if let root = target.element {
             rootPath = root.path.isEmpty ? try self.target(ref: root.ref).path : root.path
@@ -182,32 +182,32 @@ extension AccessibilityService {
         // Which calls apply depends on the interfaces, which walks leave out.
         let nodes = include.isEmpty ? given : try await withInterfaces(app, given, deadline: deadline)
         var extras = [NodeExtras](repeating: NodeExtras(), count: nodes.count)
-        var calls: [(path: String, interface: String, member: String, args: [DBusValue])] = []
+        var pending: [(path: String, interface: String, member: String, args: [DBusValue])] = []
         var targets: [(index: Int, kind: ExtraKind)] = []
         for (index, node) in nodes.enumerated() {
             let contentOK = contentAllowed?[index] ?? true
             if include.contains(.bounds), node.interfaces.contains(.component), node.states.isShowing {
-                calls.append((node.path, Atspi.component, "GetExtents", [.uint32(0)]))
+                pending.append((node.path, Atspi.component, "GetExtents", [.uint32(0)]))
                 targets.append((index, .bounds))
             }
             if include.contains(.actions), node.interfaces.contains(.action) {
-                calls.append((node.path, Atspi.action, "GetActions", []))
+                pending.append((node.path, Atspi.action, "GetActions", []))
                 targets.append((index, .actions))
             }
             let wantsText = textOnlyForFields ? (node.states.isEditable && node.interfaces.contains(.editableText)) : true
             if include.contains(.text), node.interfaces.contains(.text), !node.isPassword, wantsText, contentOK {
-                calls.append((node.path, Atspi.properties, "Get", [.string(Atspi.text), .string("CharacterCount")]))
+                pending.append((node.path, Atspi.properties, "Get", [.string(Atspi.text), .string("CharacterCount")]))
                 targets.append((index, .textLength))
             }
             if include.contains(.value), node.interfaces.contains(.value), !node.isPassword, contentOK {
                 for property in ["CurrentValue", "MinimumValue", "MaximumValue"] {
-                    calls.append((node.path, Atspi.properties, "Get", [.string(Atspi.value), .string(property)]))
+                    pending.append((node.path, Atspi.properties, "Get", [.string(Atspi.value), .string(property)]))
                 }
                 targets.append((index, .value))
             }
         }
-        guard !calls.isEmpty else { return extras }
-        let results = try await batch(app, calls, timeout: deadline.remaining(cap: config.smallCallTimeout),
+        guard !pending.isEmpty else { return extras }
+        let results = try await calls.batch(app, pending, timeout: deadline.remaining(cap: config.smallCallTimeout),
                                       deadline: deadline)
         var position = 0
         var textCalls: [(path: String, interface: String, member: String, args: [DBusValue])] = []
@@ -243,7 +243,7 @@ extension AccessibilityService {
             }
         }
         if !textCalls.isEmpty {
-            let texts = try await batch(app, textCalls, timeout: deadline.remaining(cap: config.smallCallTimeout),
+            let texts = try await calls.batch(app, textCalls, timeout: deadline.remaining(cap: config.smallCallTimeout),
                                         deadline: deadline)
             for (offset, index) in textTargets.enumerated() {
                 extras[index].text = (try? texts[offset].get())?.first?.stringValue ?? ""

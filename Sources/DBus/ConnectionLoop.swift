@@ -450,11 +450,7 @@ final class ConnectionLoop: @unchecked Sendable {
         deadlines.removeAll()
     }
 
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
+    static func now() -> UInt64 { MonotonicClock.nanoseconds() }
 }
 
 /// A reply message lent to a raw handler for the duration of the call.
@@ -532,5 +528,14 @@ struct DeadlineQueue {
             items.removeFirst(head)
             head = 0
         }
+    }
+}
+
+/// The monotonic clock in nanoseconds: what call timeouts and request deadlines are measured by.
+public enum MonotonicClock {
+    public static func nanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 }

@@ -69,9 +69,9 @@ struct CacheDecoderTests {
     @Test("Hand-marshalled items decode field by field")
     func decodesMarshalledItems() throws {
         let bytes = Self.marshal(Self.sample)
-        let decoded = try #require(bytes.withUnsafeBytes { raw -> [AccessibilityService.CacheItem]? in
-            var wire = DBusWireReader(body: raw, bigEndian: false, signature: AccessibilityService.cacheSignature)
-            return AccessibilityService.decodeCacheItems(wire: &wire)
+        let decoded = try #require(bytes.withUnsafeBytes { raw -> [CacheItems.Item]? in
+            var wire = DBusWireReader(body: raw, bigEndian: false, signature: CacheItems.cacheSignature)
+            return CacheItems.decode(wire: &wire)
         })
         #expect(decoded.count == Self.sample.count)
         for (item, expected) in zip(decoded, Self.sample) {
@@ -90,9 +90,9 @@ struct CacheDecoderTests {
     func truncatedBodies() {
         let bytes = Self.marshal(Self.sample)
         for length in 0..<bytes.count {
-            let result = bytes[0..<length].withUnsafeBytes { raw -> [AccessibilityService.CacheItem]? in
-                var wire = DBusWireReader(body: raw, bigEndian: false, signature: AccessibilityService.cacheSignature)
-                return AccessibilityService.decodeCacheItems(wire: &wire)
+            let result = bytes[0..<length].withUnsafeBytes { raw -> [CacheItems.Item]? in
+                var wire = DBusWireReader(body: raw, bigEndian: false, signature: CacheItems.cacheSignature)
+                return CacheItems.decode(wire: &wire)
             }
             #expect(result == nil, "a body cut at \(length) of \(bytes.count) bytes decoded")
         }
@@ -100,9 +100,9 @@ struct CacheDecoderTests {
         for position in 0..<bytes.count {
             var damaged = bytes
             damaged[position] ^= 0xFF
-            _ = damaged.withUnsafeBytes { raw -> [AccessibilityService.CacheItem]? in
-                var wire = DBusWireReader(body: raw, bigEndian: false, signature: AccessibilityService.cacheSignature)
-                return AccessibilityService.decodeCacheItems(wire: &wire)
+            _ = damaged.withUnsafeBytes { raw -> [CacheItems.Item]? in
+                var wire = DBusWireReader(body: raw, bigEndian: false, signature: CacheItems.cacheSignature)
+                return CacheItems.decode(wire: &wire)
             }
         }
     }
@@ -112,12 +112,12 @@ struct CacheDecoderTests {
     func wireMatchesIterators() async throws {
         let service = try await Desktop.shared.get()
         let app = try await FixtureApp.launch("gtk3", rows: 20, service: service)
-        let handle = try await service.resolveHandle(app.name)
-        let (wire, iterated) = try await service.callDecoding(handle, "/org/a11y/atspi/cache", "org.a11y.atspi.Cache",
+        let handle = try await service.registry.resolve(app.name)
+        let (wire, iterated) = try await service.calls.callDecoding(handle, "/org/a11y/atspi/cache", "org.a11y.atspi.Cache",
                                                               "GetItems", timeout: .seconds(30)) { reader in
             var copy = reader
-            let wire = reader.withWireBody { body in AccessibilityService.decodeCacheItems(wire: &body) } ?? nil
-            return (wire, AccessibilityService.decodeCacheItemsIterating(&copy))
+            let wire = reader.withWireBody { body in CacheItems.decode(wire: &body) } ?? nil
+            return (wire, CacheItems.decodeIterating(&copy))
         }
         let items = try #require(wire)
         #expect(items.count > 80)

@@ -8,9 +8,9 @@ struct TreeBuildTests {
     static let showing = StateSet(bits: 1 << UInt64(ATSPI_STATE_SHOWING.rawValue))
 
     static func item(_ path: String, parent: String?, index: Int, childCount: Int = -1, name: String = "",
-                     states: StateSet = showing) -> AccessibilityService.CacheItem
+                     states: StateSet = showing) -> CacheItems.Item
     {
-        AccessibilityService.CacheItem(
+        CacheItems.Item(
             node: AccessibleNode(path: path, role: 42, name: name.isEmpty ? path : name, description: "",
                                  states: states, interfaces: InterfaceSet(), children: []),
             parent: parent, index: index, childCount: childCount)
@@ -24,7 +24,7 @@ struct TreeBuildTests {
 
     @Test("children by index whatever the item order; transient ones (index -1) last; parents point back")
     func childOrder() {
-        let tree = AccessibilityService.buildTree([
+        let tree = CacheItems.tree([
             Self.item("/c", parent: "/r", index: 2), Self.item("/t", parent: "/r", index: -1),
             Self.item("/a", parent: "/r", index: 0), Self.item("/r", parent: nil, index: -1),
             Self.item("/b", parent: "/r", index: 1), Self.item("/b1", parent: "/b", index: 0),
@@ -38,7 +38,7 @@ struct TreeBuildTests {
 
     @Test("a path listed twice: the later item wins, and it is emitted once")
     func repeatedPath() {
-        let tree = AccessibilityService.buildTree([
+        let tree = CacheItems.tree([
             Self.item("/r", parent: nil, index: -1), Self.item("/a", parent: "/r", index: 0, name: "old"),
             Self.item("/b", parent: "/r", index: 1), Self.item("/a", parent: "/r", index: 0, name: "new"),
         ], root: "/r")
@@ -49,7 +49,7 @@ struct TreeBuildTests {
 
     @Test("a cycle or a node listed under two parents is emitted once; items outside the root are not")
     func cyclesAndStrays() {
-        var tree = AccessibilityService.buildTree([
+        var tree = CacheItems.tree([
             Self.item("/r", parent: "/b", index: 0), Self.item("/a", parent: "/r", index: 0),
             Self.item("/b", parent: "/a", index: 0), Self.item("/elsewhere", parent: "/other", index: 0),
         ], root: "/r")
@@ -59,7 +59,7 @@ struct TreeBuildTests {
 
     @Test("max depth and the showing filter cut whole subtrees")
     func depthAndShowing() {
-        let tree = AccessibilityService.buildTree([
+        let tree = CacheItems.tree([
             Self.item("/r", parent: nil, index: -1), Self.item("/a", parent: "/r", index: 0),
             Self.item("/a1", parent: "/a", index: 0), Self.item("/h", parent: "/r", index: 1, states: StateSet(bits: 0)),
             Self.item("/h1", parent: "/h", index: 0),
@@ -72,7 +72,7 @@ struct TreeBuildTests {
     @Test("gaps: more children than the cache listed; managed: a table with none listed")
     func gapsAndManaged() {
         let managed = StateSet(bits: 1 << UInt64(ATSPI_STATE_MANAGES_DESCENDANTS.rawValue))
-        let tree = AccessibilityService.buildTree([
+        let tree = CacheItems.tree([
             Self.item("/r", parent: nil, index: -1, childCount: 2), Self.item("/a", parent: "/r", index: 0, childCount: 0),
             Self.item("/box", parent: "/r", index: 1, childCount: 3), Self.item("/x", parent: "/box", index: 0, childCount: 0),
             Self.item("/table", parent: "/a", index: 0, childCount: 1_000_000, states: managed),
@@ -83,7 +83,7 @@ struct TreeBuildTests {
 
     @Test("adding nodes keeps those already there")
     func addKeepsExisting() {
-        var tree = AccessibilityService.buildTree([Self.item("/r", parent: nil, index: -1, name: "root")], root: "/r")
+        var tree = CacheItems.tree([Self.item("/r", parent: nil, index: -1, name: "root")], root: "/r")
         tree.add([AccessibleNode(path: "/r", role: 1, name: "other", description: "", states: Self.showing,
                                  interfaces: InterfaceSet(), children: []),
                   AccessibleNode(path: "/n", role: 1, name: "new", description: "", states: Self.showing,
