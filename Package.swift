@@ -128,6 +128,7 @@ let package = Package(
             dependencies: [
                 "JSONRPC", "DeskgateAPI", "Broker", "Audit", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings),
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC", "DeskgateAPI"], swiftSettings: strictSettings),

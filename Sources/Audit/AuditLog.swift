@@ -463,8 +463,9 @@ public final class AuditLog: Sendable {
         }
     }
 
-    /// Batches committed and records in them so far (group-commit statistics).
-    func batchStatistics() -> (batches: Int, records: Int) {
+    /// Batches committed and records in them so far: how well concurrent appends share one
+    /// fdatasync (group commit).
+    public func batchStatistics() -> (batches: Int, records: Int) {
         writerQueue.sync { (writer.batches, writer.batchedRecords) }
     }
 

@@ -3,7 +3,6 @@
 // with SIGKILL at random moments and checks every acknowledged record survived.
 //
 // Usage: audit-crash-writer DIR [appenders] [write-chunk-bytes]
-//        audit-crash-writer --bench DIR
 import Audit
 import Glibc
 import JSONRPC
@@ -23,11 +22,6 @@ enum FileHandleless {
     }
 }
 
-// `audit-crash-writer --bench DIR`: runs AuditBenchmark (handy for release-build numbers).
-if arguments[1] == "--bench", arguments.count >= 3 {
-    print(await AuditBenchmark.run(directory: arguments[2]))
-    exit(0)
-}
 
 let appenders = arguments.count >= 3 ? Int(arguments[2]) ?? 4 : 4
 let chunk = arguments.count >= 4 ? Int(arguments[3]) : nil

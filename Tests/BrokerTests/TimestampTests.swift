@@ -36,7 +36,6 @@ struct TimestampTests {
         #expect(Text.hex([0x00, 0x0f, 0xa5, 0xff]) == "000fa5ff")
         #expect(Text.padded(7, 3) == "007")
         #expect(Text.padded(12345, 4) == "12345")
-        #expect(cFormat("%d rules, p50 %.2f µs", 3, 1.5) == "3 rules, p50 1.50 µs")
         #expect(Text.lastPathComponent("/etc/deskgate/policy.d/10-a.toml") == "10-a.toml")
         #expect(Text.lastPathComponent("policy.toml") == "policy.toml")
         #expect(Text.deletingLastPathComponent("/a/b/grants.json") == "/a/b")

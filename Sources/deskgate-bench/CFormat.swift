@@ -2,9 +2,9 @@
 import Glibc
 #endif
 
-/// printf-style formatting through the C library, for modules that link FoundationEssentials
-/// only (`String(format:)` needs full Foundation). Used for benchmark summaries.
-public func cFormat(_ format: String, _ arguments: any CVarArg...) -> String {
+/// printf-style formatting through the C library, for the benchmark summaries (they link
+/// FoundationEssentials only, and `String(format:)` needs full Foundation).
+func cFormat(_ format: String, _ arguments: any CVarArg...) -> String {
     var size = 256
     while true {
         var buffer = [CChar](repeating: 0, count: size)

@@ -1,3 +1,4 @@
+import Broker
 import DeskgateAPI
 import JSONRPC
 #if canImport(FoundationEssentials)
@@ -8,15 +9,15 @@ import Foundation
 import Logging
 
 /// Decision time with a large policy, for `make bench`.
-public enum BrokerBenchmark {
-    public struct Result: Sendable {
-        public var rules: Int
-        public var decisions: Int
-        public var p50Microseconds: Double
-        public var p99Microseconds: Double
-        public var maxMicroseconds: Double
+enum BrokerBenchmark {
+    struct Result: Sendable {
+        var rules: Int
+        var decisions: Int
+        var p50Microseconds: Double
+        var p99Microseconds: Double
+        var maxMicroseconds: Double
 
-        public var summary: String {
+        var summary: String {
             cFormat("broker decide: %d rules, %d decisions, p50 %.2f µs, p99 %.2f µs, max %.1f µs",
                    rules, decisions, p50Microseconds, p99Microseconds, maxMicroseconds)
         }
@@ -26,7 +27,7 @@ public enum BrokerBenchmark {
     /// elements and effects, plus some glob rules) to a temp dir, loads it, and times
     /// `decisions` decisions on requests that hit and miss. Allow, deny and grant paths are all
     /// taken; no prompts.
-    public static func run(rules: Int = 10_000, decisions: Int = 100_000) async -> Result {
+    static func run(rules: Int = 10_000, decisions: Int = 100_000) async -> Result {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("deskgate-bench-\(UUID().uuidString)").path
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -72,10 +73,10 @@ public enum BrokerBenchmark {
     }
 
     /// One line for `make bench`: 10,000 rules, 100,000 decisions.
-    public static func report() async -> String { await run().summary }
+    static func report() async -> String { await run().summary }
 
     /// A policy of `rules` rules for the benchmark.
-    public static func policyText(rules: Int) -> String {
+    static func policyText(rules: Int) -> String {
         let apps = max(rules / 10, 1)
         let effects = ["allow", "allow", "allow", "deny", "ask"]
         let actions = ["\"observe\"", "\"read\"", "\"act\", \"write\"", "\"text.set\"", "\"field.fill\", \"observe\""]

@@ -4,16 +4,17 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Audit
 import Glibc
 import JSONRPC
 import Logging
 
 /// `make bench`: audited decisions per second with fsync group commit, and append latency.
-public enum AuditBenchmark {
+enum AuditBenchmark {
     /// Runs in a fresh subdirectory of `directory` (removed afterwards) with the journal off and
     /// returns a short report: one appender (latency = one fdatasync), then 16 concurrent
     /// appenders (group commit) for throughput and latency percentiles.
-    public static func run(directory: String) async -> String {
+    static func run(directory: String) async -> String {
         let dir = directory + "/audit-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var logger = Logger(label: "audit-bench")
