@@ -145,7 +145,7 @@ public struct AuditReceipt: Sendable, Equatable {
 }
 
 /// Audit failures. Every one converts to a JSON-RPC error the daemon can return as is.
-public enum AuditError: Error, RPCErrorConvertible, CustomStringConvertible, Equatable {
+public enum AuditError: Error, CustomStringConvertible, Equatable {
     /// The log cannot be written (disk full, I/O error, permissions, closed): gated requests must
     /// be refused (-32007) until it can write again.
     case unavailable(String)
@@ -156,14 +156,6 @@ public enum AuditError: Error, RPCErrorConvertible, CustomStringConvertible, Equ
         switch self {
         case .unavailable(let reason): "audit log unavailable: \(reason)"
         case .invalidFilter(let field, let reason): "invalid audit filter \(field): \(reason)"
-        }
-    }
-
-    public var rpcError: RPCError {
-        switch self {
-        case .unavailable(let reason):
-            RPCError(.auditUnavailable, "audit log unavailable; refusing gated requests", data: ["reason": .string(reason)])
-        case .invalidFilter(let field, let reason): .invalidParams(field: field, reason)
         }
     }
 }

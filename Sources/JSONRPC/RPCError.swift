@@ -1,4 +1,6 @@
 /// A JSON-RPC error code. Stable numbers; the names are for code, the numbers for the wire.
+/// This module names the JSON-RPC 2.0 codes; applications add their own (deskgate's are in
+/// `DeskgateAPI`).
 public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: Int
     public init(rawValue: Int) { self.rawValue = rawValue }
@@ -11,26 +13,6 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let internalError = ErrorCode(rawValue: -32603)
     /// The client cancelled the request with `rpc.cancel` (LSP's RequestCancelled number).
     public static let requestCancelled = ErrorCode(rawValue: -32800)
-
-    // deskgate (see docs/protocol.md)
-    /// The broker denied the request; `data.reason` says why.
-    public static let denied = ErrorCode(rawValue: -32001)
-    /// The app is not known or has gone.
-    public static let appNotFound = ErrorCode(rawValue: -32002)
-    /// The element is gone, stale, or no longer the element that was seen.
-    public static let elementNotFound = ErrorCode(rawValue: -32003)
-    /// The app did not answer within the deadline.
-    public static let appNotResponding = ErrorCode(rawValue: -32004)
-    /// The element does not support the operation (no such interface or action).
-    public static let notSupported = ErrorCode(rawValue: -32005)
-    /// The value is out of range or otherwise unacceptable for the element.
-    public static let invalidValue = ErrorCode(rawValue: -32006)
-    /// The audit log cannot be written; gated requests are refused until it can.
-    public static let auditUnavailable = ErrorCode(rawValue: -32007)
-    /// The accessibility bus is not reachable.
-    public static let busUnavailable = ErrorCode(rawValue: -32008)
-    /// A name matched more than one app or element.
-    public static let ambiguous = ErrorCode(rawValue: -32009)
 
     public var description: String { String(rawValue) }
 }

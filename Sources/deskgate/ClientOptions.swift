@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import DeskgateAPI
 import DeskgateClient
 import JSONRPC
 

@@ -1,5 +1,6 @@
 import ATSPI
 import Foundation
+import DeskgateAPI
 import JSONRPC
 import Synchronization
 import Testing

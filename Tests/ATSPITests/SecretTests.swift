@@ -3,6 +3,7 @@ import Daemon
 import DBus
 import Logging
 import Foundation
+import DeskgateAPI
 import JSONRPC
 import Synchronization
 import Testing

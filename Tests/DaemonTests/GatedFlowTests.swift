@@ -3,6 +3,7 @@ import Glibc
 #endif
 import DeskgateClient
 import Foundation
+import DeskgateAPI
 import JSONRPC
 import TestSupport
 import Synchronization

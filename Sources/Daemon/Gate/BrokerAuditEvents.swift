@@ -1,5 +1,6 @@
 import Audit
 import Broker
+import DeskgateAPI
 import JSONRPC
 
 /// Broker events that belong in the audit log (policy loads, grants, helper registrations).

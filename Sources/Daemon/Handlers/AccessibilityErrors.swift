@@ -1,4 +1,5 @@
 import ATSPI
+import DeskgateAPI
 import JSONRPC
 
 /// The one place accessibility errors become wire errors (codes in docs/protocol.md).

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CLinux
+import DeskgateAPI
 import JSONRPC
 public import Logging
 import NIOCore

@@ -1,4 +1,5 @@
 import Foundation
+import DeskgateAPI
 import JSONRPC
 import MCP
 import Testing
