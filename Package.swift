@@ -102,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "deskgate-prompt",
             dependencies: [
-                "DeskgateClient", "JSONRPC", "Broker",
+                "DeskgateClient", "DeskgateAPI", "JSONRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings),

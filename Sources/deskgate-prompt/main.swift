@@ -4,7 +4,7 @@
 import Glibc
 #endif
 import ArgumentParser
-import Broker
+import DeskgateAPI
 import DeskgateClient
 import Foundation
 import JSONRPC
