@@ -4,7 +4,7 @@ public struct AccessibilityConfig: Sendable {
     /// on the session bus.
     public var busAddress: String?
     /// Per-call timeout of small reads (name, role, state, children...).
-    public var smallCallTimeout: Duration
+    public var readTimeout: Duration
     /// Per-call timeout of bulk reads (`Cache.GetItems`, `Collection.GetMatches`).
     public var bulkCallTimeout: Duration
     /// Per-call timeout of actions (`DoAction`, `SetTextContents`, `GrabFocus`, value writes).
@@ -22,7 +22,7 @@ public struct AccessibilityConfig: Sendable {
 
     public init(
         busAddress: String? = nil,
-        smallCallTimeout: Duration = .milliseconds(500),
+        readTimeout: Duration = .milliseconds(500),
         bulkCallTimeout: Duration = .seconds(5),
         actionTimeout: Duration = .seconds(2),
         requestDeadline: Duration = .seconds(10),
@@ -30,7 +30,7 @@ public struct AccessibilityConfig: Sendable {
         enableAccessibility: Bool = true
     ) {
         self.busAddress = busAddress
-        self.smallCallTimeout = smallCallTimeout
+        self.readTimeout = readTimeout
         self.bulkCallTimeout = bulkCallTimeout
         self.actionTimeout = actionTimeout
         self.requestDeadline = requestDeadline

@@ -63,7 +63,7 @@ public final class AccessibilityService: Sendable {
         let children = try await registry.children()
         let handles = await withTaskGroup(of: (Int, AppHandle?).self) { group in
             for (index, child) in children.enumerated() {
-                group.addTask { (index, try? await self.registry.handle(busName: child.name, rootPath: child.path)) }
+                group.addTask { (index, try? await self.registry.handle(id: child.name, rootPath: child.path)) }
             }
             var result: [(Int, AppHandle?)] = []
             for await item in group { result.append(item) }
@@ -99,14 +99,14 @@ public final class AccessibilityService: Sendable {
 
     /// An app's listing entry with its windows.
     private func appInfo(_ handle: AppHandle) async -> AppInfo {
-        var info = AppInfo(id: handle.busName, name: handle.name, pid: handle.pid, exe: handle.exe,
+        var info = AppInfo(id: handle.id, name: handle.name, pid: handle.pid, exe: handle.exe,
                            toolkit: handle.toolkit, windows: [], responding: !handle.isHung)
         guard info.responding else { return info }
         do {
             let nodes = try await readNodes(handle, paths: try await childPaths(handle, of: handle.rootPath),
                                             withChildren: false)
             info.windows = nodes.map { node in
-                AppInfo.WindowInfo(ref: refs.ref(app: handle.busName, path: node.path, role: node.role, name: node.name),
+                AppInfo.WindowInfo(ref: refs.ref(app: handle.id, path: node.path, role: node.role, name: node.name),
                                    name: node.name, role: AtspiNames.role(node.role), active: node.states.isActive)
             }
         } catch {

@@ -20,7 +20,7 @@ struct AppCalls: Sendable {
                 return try await peer.call(destination: nil, path: path, interface: interface, member: member,
                                            args: args, timeout: timeout)
             }
-            return try await bus.call(destination: app.busName, path: path, interface: interface, member: member,
+            return try await bus.call(destination: app.id, path: path, interface: interface, member: member,
                                       args: args, timeout: timeout)
         } catch {
             throw await failure(for: error, app: app, interface: interface)
@@ -38,7 +38,7 @@ struct AppCalls: Sendable {
                 return try await peer.call(destination: nil, path: path, interface: interface, member: member,
                                            args: args, timeout: timeout, decode: decode)
             }
-            return try await bus.call(destination: app.busName, path: path, interface: interface, member: member,
+            return try await bus.call(destination: app.id, path: path, interface: interface, member: member,
                                       args: args, timeout: timeout, decode: decode)
         } catch {
             throw await failure(for: error, app: app, interface: interface, deadline: deadline)
@@ -50,7 +50,7 @@ struct AppCalls: Sendable {
                   timeout: Duration? = nil) async throws(AccessibilityError) -> DBusValue
     {
         let reply = try await call(app, path, Atspi.properties, "Get", [.string(interface), .string(name)],
-                                   timeout: timeout ?? config.smallCallTimeout)
+                                   timeout: timeout ?? config.readTimeout)
         guard let value = reply.first else { throw .unexpected("empty property reply") }
         return value.unwrapped
     }
@@ -75,7 +75,7 @@ struct AppCalls: Sendable {
                 }, timeout: timeout)
             } else {
                 chunkResults = await bus.callBatch(chunk.map {
-                    DBusCall(destination: app.busName, path: $0.path, interface: $0.interface, member: $0.member,
+                    DBusCall(destination: app.id, path: $0.path, interface: $0.interface, member: $0.member,
                              args: $0.args)
                 }, timeout: timeout)
             }
@@ -94,7 +94,7 @@ struct AppCalls: Sendable {
     static let batchChunk = 512
 
     private func failFastIfHung(_ app: AppHandle) throws(AccessibilityError) {
-        if app.isHung { throw .notResponding(app: app.busName, name: app.name) }
+        if app.isHung { throw .notResponding(app: app.id, name: app.name) }
     }
 
 }

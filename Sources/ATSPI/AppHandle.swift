@@ -3,8 +3,8 @@ import Synchronization
 
 /// A registered application and how to talk to it.
 final class AppHandle: Sendable {
-    /// Unique name on the accessibility bus; also the app's public id.
-    let busName: String
+    /// The app's id: its unique name on the accessibility bus (never reused while the bus runs).
+    let id: String
     let rootPath: String
     let pid: Int32
     let exe: String?
@@ -36,10 +36,10 @@ final class AppHandle: Sendable {
     /// How long after a failed peer-to-peer set-up the next request may try again.
     static let peerRetryDelayNanoseconds: UInt64 = 5_000_000_000
 
-    init(busName: String, rootPath: String, pid: Int32, exe: String?, startTime: UInt64?, name: String, toolkit: String,
+    init(id: String, rootPath: String, pid: Int32, exe: String?, startTime: UInt64?, name: String, toolkit: String,
          peer: DBusConnection?, hasFullCache: Bool)
     {
-        self.busName = busName
+        self.id = id
         self.rootPath = rootPath
         self.pid = pid
         self.exe = exe
@@ -53,7 +53,7 @@ final class AppHandle: Sendable {
     var isHung: Bool { health.withLock { $0.hung } }
 
     /// Who the app is, for the broker: from the bus and /proc, as read when it was first seen.
-    var target: AppTarget { AppTarget(id: busName, name: name, pid: pid, exe: exe, startTime: startTime) }
+    var target: AppTarget { AppTarget(id: id, name: name, pid: pid, exe: exe, startTime: startTime) }
 
     /// Schedules another peer-to-peer attempt (the first one timed out).
     func peerSetupFailed(now: UInt64) {

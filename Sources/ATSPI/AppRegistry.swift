@@ -29,15 +29,15 @@ final class AppRegistry: Sendable {
         let reply: [DBusValue]
         do {
             reply = try await bus.call(destination: Atspi.registry, path: Atspi.rootPath, interface: Atspi.accessible,
-                                       member: "GetChildren", timeout: config.smallCallTimeout)
+                                       member: "GetChildren", timeout: config.readTimeout)
         } catch {
             throw .busUnavailable("accessibility registry unavailable: \(error.name)")
         }
         let children = (reply.first?.arrayValue ?? []).compactMap(\.objectReference)
         let live = Set(children.map(\.name))
         let gone = apps.withLock { a -> [AppHandle] in
-            let stale = a.values.filter { !live.contains($0.busName) }
-            for handle in stale { a.removeValue(forKey: handle.busName) }
+            let stale = a.values.filter { !live.contains($0.id) }
+            for handle in stale { a.removeValue(forKey: handle.id) }
             return stale
         }
         for handle in gone { forget(handle) }
@@ -47,9 +47,9 @@ final class AppRegistry: Sendable {
     /// Drops an app that has gone: its peer link and its refs.
     func forget(_ handle: AppHandle) {
         handle.closePeer()
-        refs.removeApp(handle.busName)
+        refs.removeApp(handle.id)
         apps.withLock { a in
-            if a[handle.busName] === handle { a.removeValue(forKey: handle.busName) }
+            if a[handle.id] === handle { a.removeValue(forKey: handle.id) }
         }
     }
 
@@ -57,23 +57,23 @@ final class AppRegistry: Sendable {
     func resolve(_ idOrName: String) async throws(AccessibilityError) -> AppHandle {
         let children = try await children()
         if let child = children.first(where: { $0.name == idOrName }) {
-            return try await handle(busName: child.name, rootPath: child.path)
+            return try await handle(id: child.name, rootPath: child.path)
         }
         // New apps are probed in parallel, so one frozen app costs one timeout, not one each.
         let handles = await withTaskGroup(of: AppHandle?.self) { group in
             for child in children {
-                group.addTask { try? await self.handle(busName: child.name, rootPath: child.path) }
+                group.addTask { try? await self.handle(id: child.name, rootPath: child.path) }
             }
             var handles: [AppHandle?] = []
             for await handle in group { handles.append(handle) }
             return handles
         }
         let unresponsive = handles.contains { $0 == nil }
-        let matches = handles.compactMap { $0 }.filter { $0.name == idOrName }.sorted { $0.busName < $1.busName }
+        let matches = handles.compactMap { $0 }.filter { $0.name == idOrName }.sorted { $0.id < $1.id }
         if matches.count == 1 { return matches[0] }
         if matches.count > 1 {
             throw .ambiguousApp(idOrName, candidates: matches.map {
-                AppCandidate(id: $0.busName, name: $0.name, pid: $0.pid, exe: $0.exe)
+                AppCandidate(id: $0.id, name: $0.name, pid: $0.pid, exe: $0.exe)
             })
         }
         throw .appNotFound(idOrName, someUnresponsive: unresponsive)
@@ -85,11 +85,11 @@ final class AppRegistry: Sendable {
         if let known = known(id) { return known }
         let children = try await children()
         guard let child = children.first(where: { $0.name == id }) else { throw .appGone(app: id) }
-        return try await handle(busName: child.name, rootPath: child.path)
+        return try await handle(id: child.name, rootPath: child.path)
     }
 
     /// The cached handle of an app, creating it on first sight.
-    func handle(busName: String, rootPath: String) async throws(AccessibilityError) -> AppHandle {
+    func handle(id busName: String, rootPath: String) async throws(AccessibilityError) -> AppHandle {
         if let existing = apps.withLock({ $0[busName] }) {
             if existing.claimPeerRetry(now: MonotonicClock.nanoseconds()) {
                 // In the background: this request goes on over the bus rather than wait.
@@ -97,7 +97,7 @@ final class AppRegistry: Sendable {
             }
             return existing
         }
-        let created = try await makeHandle(busName: busName, rootPath: rootPath)
+        let created = try await makeHandle(id: busName, rootPath: rootPath)
         return apps.withLock { a in
             if let raced = a[busName] {
                 created.closePeer()
@@ -108,7 +108,7 @@ final class AppRegistry: Sendable {
         }
     }
 
-    private func makeHandle(busName: String, rootPath: String) async throws(AccessibilityError) -> AppHandle {
+    private func makeHandle(id busName: String, rootPath: String) async throws(AccessibilityError) -> AppHandle {
         let pid = try await processID(of: busName)
         let exe = ProcessFacts.executable(of: pid)
         let startTime = ProcessFacts.startTime(of: pid)
@@ -117,7 +117,7 @@ final class AppRegistry: Sendable {
                      args: [.string(Atspi.accessible), .string("Name")]),
             DBusCall(destination: busName, path: rootPath, interface: Atspi.properties, member: "Get",
                      args: [.string(Atspi.application), .string("ToolkitName")]),
-        ], timeout: config.smallCallTimeout)
+        ], timeout: config.readTimeout)
         if case .failure(let error) = probe[0] {
             if error.isTimeout { throw .notResponding(app: busName, name: "") }
             if error.isPeerGone { throw .appGone(app: busName) }
@@ -127,12 +127,12 @@ final class AppRegistry: Sendable {
         let fullCache = AppHandle.toolkitHasFullCache(toolkit)
         var attempt = PeerLinks.Attempt.unavailable
         if config.usePeerToPeer, fullCache {
-            attempt = await peers.open(busName: busName, rootPath: rootPath, pid: pid)
+            attempt = await peers.open(id: busName, rootPath: rootPath, pid: pid)
         }
         let peer: DBusConnection? = if case .connected(let connection) = attempt { connection } else { nil }
         logger.info("app seen", metadata: ["app": "\(busName)", "pid": "\(pid)", "toolkit": "\(toolkit)",
                                            "connection": "\(peer == nil ? "bus" : "p2p")"])
-        let handle = AppHandle(busName: busName, rootPath: rootPath, pid: pid, exe: exe, startTime: startTime, name: name,
+        let handle = AppHandle(id: busName, rootPath: rootPath, pid: pid, exe: exe, startTime: startTime, name: name,
                                toolkit: toolkit, peer: peer, hasFullCache: fullCache)
         if case .retryLater = attempt { handle.peerSetupFailed(now: MonotonicClock.nanoseconds()) }
         return handle
@@ -144,7 +144,7 @@ final class AppRegistry: Sendable {
         do {
             reply = try await bus.call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus",
                                        interface: "org.freedesktop.DBus", member: "GetConnectionUnixProcessID",
-                                       args: [.string(busName)], timeout: config.smallCallTimeout)
+                                       args: [.string(busName)], timeout: config.readTimeout)
         } catch {
             throw .appGone(app: busName)
         }
@@ -191,11 +191,11 @@ struct PeerLinks: Sendable {
     }
 
     /// A peer-to-peer connection to the app; an app could otherwise point us at another app.
-    func open(busName: String, rootPath: String, pid: Int32) async -> Attempt {
+    func open(id busName: String, rootPath: String, pid: Int32) async -> Attempt {
         let address: String
         do {
             let reply = try await bus.call(destination: busName, path: rootPath, interface: Atspi.application,
-                                           member: "GetApplicationBusAddress", timeout: config.smallCallTimeout)
+                                           member: "GetApplicationBusAddress", timeout: config.readTimeout)
             guard let offered = reply.first?.stringValue, offered.hasPrefix("unix:") else { return .unavailable }
             address = offered
         } catch let error where error.isTimeout {
@@ -219,10 +219,10 @@ struct PeerLinks: Sendable {
     /// `GetItems` can be busy for seconds): without this it would stay on the slower bus path
     /// for as long as it runs.
     func retry(_ handle: AppHandle) async {
-        switch await open(busName: handle.busName, rootPath: handle.rootPath, pid: handle.pid) {
+        switch await open(id: handle.id, rootPath: handle.rootPath, pid: handle.pid) {
         case .connected(let connection):
             if handle.finishPeerRetry(connection, retryAt: nil) {
-                logger.info("peer-to-peer connection set up on retry", metadata: ["app": "\(handle.busName)"])
+                logger.info("peer-to-peer connection set up on retry", metadata: ["app": "\(handle.id)"])
             } else {
                 connection.close()
             }

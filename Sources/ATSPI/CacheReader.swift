@@ -37,7 +37,7 @@ extension AccessibilityService {
         let gaps = tree.gapParents
         let managed = tree.managedParents
         guard !gaps.isEmpty || !managed.isEmpty else { return }
-        var lists = try await readChildren(app, paths: gaps, timeout: deadline.remaining(cap: config.smallCallTimeout),
+        var lists = try await readChildren(app, paths: gaps, timeout: deadline.remaining(cap: config.readTimeout),
                                            deadline: deadline)
         // The cache gives no count for these: ask for it.
         let counts = try await childCounts(app, of: managed, deadline: deadline)
@@ -64,7 +64,7 @@ extension AccessibilityService {
     func childCounts(_ app: AppHandle, of paths: [String], deadline: Deadline) async throws(AccessibilityError) -> [Int?] {
         guard !paths.isEmpty else { return [] }
         let results = try await calls.batch(app, paths.map { ($0, Atspi.properties, "Get", [.string(Atspi.accessible), .string("ChildCount")]) },
-                                      timeout: deadline.remaining(cap: config.smallCallTimeout), deadline: deadline)
+                                      timeout: deadline.remaining(cap: config.readTimeout), deadline: deadline)
         return results.map { Self.childCount(from: $0) }
     }
 
@@ -91,7 +91,7 @@ extension AccessibilityService {
             ranges.append(pending.count..<(pending.count + window.indices.count))
             for index in window.indices { pending.append((path, Atspi.accessible, "GetChildAtIndex", [.int32(Int32(index))])) }
         }
-        let children = try await calls.batch(app, pending, timeout: deadline.remaining(cap: config.smallCallTimeout),
+        let children = try await calls.batch(app, pending, timeout: deadline.remaining(cap: config.readTimeout),
                                        deadline: deadline)
         return objects.indices.map { i in
             guard let range = ranges[i], let window = windows[i] else { return (objects[i].path, nil, false) }
@@ -122,7 +122,7 @@ extension AccessibilityService {
             first.append((objects[i].path, Atspi.component, "GetExtents", [windowCoordinates]))
             first.append((objects[i].path, Atspi.properties, "Get", [.string(Atspi.table), .string("NColumns")]))
         }
-        let extents = try await calls.batch(app, first, timeout: deadline.remaining(cap: config.smallCallTimeout),
+        let extents = try await calls.batch(app, first, timeout: deadline.remaining(cap: config.readTimeout),
                                       deadline: deadline)
         // Per container on screen: the cell at its middle point, then its column headers.
         var probes: [(object: Int, calls: Range<Int>)] = []
@@ -143,7 +143,7 @@ extension AccessibilityService {
             probes.append((i, start..<second.count))
         }
         guard !probes.isEmpty else { return windows }
-        let replies = try await calls.batch(app, second, timeout: deadline.remaining(cap: config.smallCallTimeout),
+        let replies = try await calls.batch(app, second, timeout: deadline.remaining(cap: config.readTimeout),
                                       deadline: deadline)
         func path(_ reply: Result<[DBusValue], DBusError>) -> String? {
             guard let path = (try? reply.get())?.first?.objectReference?.path, path != "/org/a11y/atspi/null" else {
@@ -158,7 +158,7 @@ extension AccessibilityService {
             hits.append((probe.object, replies[probe.calls.dropFirst()].compactMap(path)))
             indexCalls.append((middle, Atspi.accessible, "GetIndexInParent", []))
         }
-        let positions = try await calls.batch(app, indexCalls, timeout: deadline.remaining(cap: config.smallCallTimeout),
+        let positions = try await calls.batch(app, indexCalls, timeout: deadline.remaining(cap: config.readTimeout),
                                         deadline: deadline)
         for (hit, reply) in zip(hits, positions) {
             let count = objects[hit.object].count ?? 0
@@ -191,7 +191,7 @@ extension AccessibilityService {
         while !level.isEmpty, found.count < Self.gapNodeLimit, !deadline.hasPassed {
             let batch = Array(level.prefix(Self.gapNodeLimit - found.count))
             let nodes = try await readNodes(app, paths: batch, withChildren: true,
-                                            timeout: deadline.remaining(cap: config.smallCallTimeout), deadline: deadline)
+                                            timeout: deadline.remaining(cap: config.readTimeout), deadline: deadline)
             var next: [String] = []
             for node in nodes {
                 found[node.path] = node

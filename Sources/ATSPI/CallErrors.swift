@@ -8,14 +8,14 @@ extension AppCalls {
         if error.isTimeout, let deadline, deadline.hasPassed { return .deadlineReached }
         if error.isTimeout {
             hangs.markHung(app)
-            return .notResponding(app: app.busName, name: app.name)
+            return .notResponding(app: app.id, name: app.name)
         }
         if error.isPeerGone || error.name == DBusError.cancelledName {
-            if error.isPeerGone, await !registry.nameHasOwner(app.busName) {
+            if error.isPeerGone, await !registry.nameHasOwner(app.id) {
                 registry.forget(app)
-                return .appGone(app: app.busName)
+                return .appGone(app: app.id)
             }
-            if error.isPeerGone { return .appGone(app: app.busName) }
+            if error.isPeerGone { return .appGone(app: app.id) }
             return .cancelled
         }
         if Self.isGoneObjectError(error) { return .elementGone("element no longer exists") }

@@ -82,7 +82,7 @@ extension AccessibilityService {
 
     /// Relation targets of an object by relation name ("labelled-by", "label-for", ...).
     func relations(_ app: AppHandle, path: String) async throws(AccessibilityError) -> [String: [String]] {
-        let reply = try await calls.call(app, path, Atspi.accessible, "GetRelationSet", timeout: config.smallCallTimeout)
+        let reply = try await calls.call(app, path, Atspi.accessible, "GetRelationSet", timeout: config.readTimeout)
         var result: [String: [String]] = [:]
         for relation in reply.first?.arrayValue ?? [] {
             guard let fields = relation.structFields, fields.count == 2, let type = fields[0].integerValue,
@@ -120,7 +120,7 @@ extension AccessibilityService {
         let relatedPaths = Array(Set(related.values.joined()))
         let relatedNodes = try await readNodes(app, paths: relatedPaths, withChildren: false)
         let relatedRefs = Dictionary(uniqueKeysWithValues: zip(relatedNodes.map(\.path),
-            refs.refs(app: app.busName, elements: relatedNodes.map { ($0.path, $0.role, $0.name) })))
+            refs.refs(app: app.id, elements: relatedNodes.map { ($0.path, $0.role, $0.name) })))
         extras.relations = related.mapValues { $0.compactMap { relatedRefs[$0] } }
         // Parent and depth: follow Parent up to the app root.
         var parentRef: String?
@@ -130,13 +130,13 @@ extension AccessibilityService {
             let value = try await calls.property(app, current, Atspi.accessible, "Parent")
             guard let parent = value.objectReference?.path, parent != "/org/a11y/atspi/null", parent != current else { break }
             if depth == 0, let parentNode = try await readNodes(app, paths: [parent], withChildren: false).first {
-                parentRef = refs.ref(app: app.busName, path: parent, role: parentNode.role, name: parentNode.name)
+                parentRef = refs.ref(app: app.id, path: parent, role: parentNode.role, name: parentNode.name)
             }
             depth += 1
             current = parent
         }
-        let ref = refs.ref(app: app.busName, path: element.path, role: node.role, name: node.name)
-        return ElementNode(ref: ref, parent: parentRef, depth: depth, app: app.busName, node: node, extras: extras,
+        let ref = refs.ref(app: app.id, path: element.path, role: node.role, name: node.name)
+        return ElementNode(ref: ref, parent: parentRef, depth: depth, app: app.id, node: node, extras: extras,
                            showsActions: true)
     }
 
@@ -159,12 +159,12 @@ extension AccessibilityService {
         guard count > 0 else { return "" }
         // GTK4 returns "" for GetText(0, -1): always pass the character count.
         let reply = try await calls.call(app, path, Atspi.text, "GetText", [.int32(0), .int32(Int32(min(count, 1 << 24)))],
-                                   timeout: config.smallCallTimeout)
+                                   timeout: config.readTimeout)
         return reply.first?.stringValue ?? ""
     }
 
     private func currentStates(_ app: AppHandle, path: String) async throws(AccessibilityError) -> [String] {
-        let reply = try await calls.call(app, path, Atspi.accessible, "GetState", timeout: config.smallCallTimeout)
+        let reply = try await calls.call(app, path, Atspi.accessible, "GetState", timeout: config.readTimeout)
         let words = (reply.first?.arrayValue ?? []).compactMap { $0.integerValue.map { UInt32(truncatingIfNeeded: $0) } }
         return StateSet(words: words).names
     }
@@ -174,7 +174,7 @@ extension AccessibilityService {
     public func activate(_ target: ResolvedTarget, action: String? = nil) async throws(AccessibilityError) -> ActivateResult {
         let (app, element, node) = try await confirmedElement(target)
         guard node.interfaces.contains(.action) else { throw .notSupported("element has no actions") }
-        let list = try await calls.call(app, element.path, Atspi.action, "GetActions", timeout: config.smallCallTimeout)
+        let list = try await calls.call(app, element.path, Atspi.action, "GetActions", timeout: config.readTimeout)
         // Lower case: toolkits differ ("Click" in GTK3, "click" in GTK4, "Press" in Qt).
         let names = (list.first?.arrayValue ?? []).compactMap { $0.structFields?.first?.stringValue?.lowercased() }
         guard !names.isEmpty else { throw .notSupported("element has no actions") }
@@ -288,14 +288,14 @@ extension AccessibilityService {
         }
         let parents = matches.compactMap { all[$0].parentIndex }
         let wanted = matches + parents
-        let refList = refs.refs(app: handle.busName, elements: wanted.map { (all[$0].node.path, all[$0].node.role, all[$0].node.name) })
+        let refList = refs.refs(app: handle.id, elements: wanted.map { (all[$0].node.path, all[$0].node.role, all[$0].node.name) })
         var refOf: [Int: String] = [:]
         for (i, index) in wanted.enumerated() { refOf[index] = refList[i] }
         let nodes = matches.map { index in
             ElementNode(ref: refOf[index]!, parent: all[index].parentIndex.flatMap { refOf[$0] }, depth: all[index].depth,
                         node: all[index].node, extras: NodeExtras(), showsActions: false)
         }
-        return FoundElements(app: handle.busName, nodes: nodes, truncated: truncated || tree.truncated, method: tree.method)
+        return FoundElements(app: handle.id, nodes: nodes, truncated: truncated || tree.truncated, method: tree.method)
     }
 
     /// `elements.find` on the app side with `Collection.GetMatches` (atk-bridge only): the app
@@ -346,7 +346,7 @@ extension AccessibilityService {
         while !frontier.isEmpty, rounds < 256 {
             rounds += 1
             let replies = try await calls.batch(app, frontier.map { ($0, Atspi.properties, "Get", [.string(Atspi.accessible), .string("Parent")]) },
-                                          timeout: deadline.remaining(cap: config.smallCallTimeout))
+                                          timeout: deadline.remaining(cap: config.readTimeout))
             var next: [String] = []
             for (path, result) in zip(frontier, replies) {
                 guard let parent = (try? result.get())?.first?.unwrapped.objectReference?.path,
@@ -370,12 +370,12 @@ extension AccessibilityService {
         let parentPaths = Array(Set(matches.compactMap { parentOf[$0.path] }))
         let parentNodes = try await readNodes(app, paths: parentPaths, withChildren: false)
         let parentRefs = Dictionary(uniqueKeysWithValues: zip(parentNodes.map(\.path),
-            refs.refs(app: app.busName, elements: parentNodes.map { ($0.path, $0.role, $0.name) })))
-        let matchRefs = refs.refs(app: app.busName, elements: matches.map { ($0.path, $0.role, $0.name) })
+            refs.refs(app: app.id, elements: parentNodes.map { ($0.path, $0.role, $0.name) })))
+        let matchRefs = refs.refs(app: app.id, elements: matches.map { ($0.path, $0.role, $0.name) })
         let nodes = zip(matches, matchRefs).map { node, ref in
             ElementNode(ref: ref, parent: parentOf[node.path].flatMap { parentRefs[$0] }, depth: depth(node.path),
                         node: node, extras: NodeExtras(), showsActions: false)
         }
-        return FoundElements(app: app.busName, nodes: nodes, truncated: truncated, method: "collection")
+        return FoundElements(app: app.id, nodes: nodes, truncated: truncated, method: "collection")
     }
 }

@@ -236,7 +236,7 @@ final class EventRouter: Sendable {
         let isText = produced.contains { $0.0 == .text }
         let source = await service.eventSource(app: sender, path: signal.path, live: isText)
         var appTarget = service.registry.known(sender)?.target
-        if appTarget == nil { appTarget = try? await service.registry.handle(busName: sender, rootPath: Atspi.rootPath).target }
+        if appTarget == nil { appTarget = try? await service.registry.handle(id: sender, rootPath: Atspi.rootPath).target }
         for (type, detailValue) in produced {
             if type == .text {
                 guard let source, let role = source.role, role != AtspiNames.passwordRole else { continue }
@@ -273,7 +273,7 @@ extension AccessibilityService {
         if !live, let known = refs.existing(app: app, path: path) {
             return EventSource(ref: known.ref, role: known.entry.role, displayName: nil)
         }
-        guard let handle = try? await registry.handle(busName: app, rootPath: Atspi.rootPath) else { return nil }
+        guard let handle = try? await registry.handle(id: app, rootPath: Atspi.rootPath) else { return nil }
         if live {
             guard let (node, label) = try? await readElement(handle, path: path, ref: path) else { return nil }
             let ref = refs.ref(app: app, path: path, role: node.role, name: node.name)
@@ -283,7 +283,7 @@ extension AccessibilityService {
         // Role and name in one round trip: the ref is issued with the name the element has.
         guard let replies = try? await calls.batch(handle, [(path, Atspi.accessible, "GetRole", []),
                                                       (path, Atspi.properties, "Get", [.string(Atspi.accessible), .string("Name")])],
-                                             timeout: config.smallCallTimeout),
+                                             timeout: config.readTimeout),
               let role = (try? replies[0].get())?.first?.integerValue
         else { return nil }
         let roleNumber = UInt32(truncatingIfNeeded: role)

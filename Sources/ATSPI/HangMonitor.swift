@@ -18,17 +18,17 @@ struct HangMonitor: Sendable {
             return true
         }
         guard startPing else { return }
-        logger.notice("app not responding; pinging", metadata: ["app": "\(app.busName)", "pid": "\(app.pid)"])
+        logger.notice("app not responding; pinging", metadata: ["app": "\(app.id)", "pid": "\(app.pid)"])
         let bus = registry.bus
         let registry = self.registry
         let logger = self.logger
         Task {
             while true {
                 do throws(DBusError) {
-                    _ = try await bus.call(destination: app.busName, path: "/", interface: "org.freedesktop.DBus.Peer",
+                    _ = try await bus.call(destination: app.id, path: "/", interface: "org.freedesktop.DBus.Peer",
                                            member: "Ping", timeout: .seconds(30))
                     app.health.withLock { $0 = AppHandle.Health() }
-                    logger.notice("app responds again", metadata: ["app": "\(app.busName)"])
+                    logger.notice("app responds again", metadata: ["app": "\(app.id)"])
                     return
                 } catch {
                     if error.isPeerGone || error.name == DBusError.disconnectedName {

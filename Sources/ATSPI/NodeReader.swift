@@ -5,7 +5,7 @@ import DBus
 extension AccessibilityService {
     /// The child paths of an object.
     func childPaths(_ app: AppHandle, of path: String) async throws(AccessibilityError) -> [String] {
-        let reply = try await calls.call(app, path, Atspi.accessible, "GetChildren", timeout: config.smallCallTimeout)
+        let reply = try await calls.call(app, path, Atspi.accessible, "GetChildren", timeout: config.readTimeout)
         return Self.paths(fromChildren: reply.first)
     }
 
@@ -35,7 +35,7 @@ extension AccessibilityService {
             if readInterfaces { pending.append((path, Atspi.accessible, "GetInterfaces", [])) }
             if withChildren { pending.append((path, Atspi.properties, "Get", [.string(Atspi.accessible), .string("ChildCount")])) }
         }
-        let results = try await calls.batch(app, pending, timeout: timeout ?? config.smallCallTimeout, deadline: deadline)
+        let results = try await calls.batch(app, pending, timeout: timeout ?? config.readTimeout, deadline: deadline)
         var nodes: [AccessibleNode] = []
         nodes.reserveCapacity(paths.count)
         var childCounts: [Int?] = []
@@ -69,7 +69,7 @@ extension AccessibilityService {
                 full.append(index)
             }
         }
-        let remaining = timeout ?? config.smallCallTimeout
+        let remaining = timeout ?? config.readTimeout
         let lists = try await calls.batch(app, full.map { (nodes[$0].path, Atspi.accessible, "GetChildren", []) },
                                     timeout: deadline?.remaining(cap: remaining) ?? remaining, deadline: deadline)
         for (index, result) in zip(full, lists) { nodes[index].children = Self.paths(fromChildren: (try? result.get())?.first) }
@@ -97,7 +97,7 @@ extension AccessibilityService {
         let missing = nodes.indices.filter { !nodes[$0].interfacesRead }
         guard !missing.isEmpty else { return nodes }
         let results = try await calls.batch(app, missing.map { (nodes[$0].path, Atspi.accessible, "GetInterfaces", []) },
-                                      timeout: deadline.remaining(cap: config.smallCallTimeout), deadline: deadline)
+                                      timeout: deadline.remaining(cap: config.readTimeout), deadline: deadline)
         var completed = nodes
         for (offset, index) in missing.enumerated() {
             completed[index].interfaces = Self.interfaces(from: results[offset])

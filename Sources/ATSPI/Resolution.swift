@@ -100,7 +100,7 @@ extension AccessibilityService {
             FieldMatcher.Candidate(name: node.name, label: label)
         })
         guard !found.isEmpty else { throw .fieldNotFound(field) }
-        let refList = refs.refs(app: handle.busName, elements: found.map { (editable[$0].path, editable[$0].role, editable[$0].name) })
+        let refList = refs.refs(app: handle.id, elements: found.map { (editable[$0].path, editable[$0].role, editable[$0].name) })
         if found.count > 1 {
             throw .ambiguousField(field, candidates: zip(found, refList).map { index, ref in
                 FieldCandidate(ref: ref, role: AtspiNames.role(editable[index].role), name: editable[index].name,
@@ -119,7 +119,7 @@ extension AccessibilityService {
     {
         guard !paths.isEmpty else { return [] }
         let replies = try await calls.batch(app, paths.map { ($0, Atspi.accessible, "GetRelationSet", []) },
-                                      timeout: deadline.remaining(cap: config.smallCallTimeout), deadline: deadline)
+                                      timeout: deadline.remaining(cap: config.readTimeout), deadline: deadline)
         var labelPaths: [String?] = []
         var missing: Set<String> = []
         for reply in replies {

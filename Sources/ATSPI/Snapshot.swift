@@ -132,7 +132,7 @@ extension AccessibilityService {
                 if more.contains(.value) { extras[index].value = read[index].value }
             }
         }
-        let refList = refs.refs(app: handle.busName, elements: emitted.map { ($0.node.path, $0.node.role, $0.node.name) })
+        let refList = refs.refs(app: handle.id, elements: emitted.map { ($0.node.path, $0.node.role, $0.node.name) })
         var stats = SnapshotStats(nodes: emitted.count, ms: Double(Deadline.now() - started) / 1_000_000,
                                   fetchMs: Double(fetchedAt - started) / 1_000_000, method: tree.method)
         stats.deadlineReached = tree.deadlineReached
@@ -140,7 +140,7 @@ extension AccessibilityService {
         stats.gapsFilled = tree.gapsFilled
         stats.childrenCapped = tree.childrenCapped
         stats.contentWithheld = extras.reduce(0) { $0 + ($1.contentWithheld ? 1 : 0) }
-        return SnapshotResult(app: handle.busName, nodes: emitted, extras: extras, refs: refList, actions: wantActions,
+        return SnapshotResult(app: handle.id, nodes: emitted, extras: extras, refs: refList, actions: wantActions,
                               outline: options.format == .outline ? Outline.render(emitted, extras, refList) : nil,
                               truncated: truncated, stats: stats)
     }
@@ -207,7 +207,7 @@ extension AccessibilityService {
             }
         }
         guard !pending.isEmpty else { return extras }
-        let results = try await calls.batch(app, pending, timeout: deadline.remaining(cap: config.smallCallTimeout),
+        let results = try await calls.batch(app, pending, timeout: deadline.remaining(cap: config.readTimeout),
                                       deadline: deadline)
         var position = 0
         var textCalls: [(path: String, interface: String, member: String, args: [DBusValue])] = []
@@ -243,7 +243,7 @@ extension AccessibilityService {
             }
         }
         if !textCalls.isEmpty {
-            let texts = try await calls.batch(app, textCalls, timeout: deadline.remaining(cap: config.smallCallTimeout),
+            let texts = try await calls.batch(app, textCalls, timeout: deadline.remaining(cap: config.readTimeout),
                                         deadline: deadline)
             for (offset, index) in textTargets.enumerated() {
                 extras[index].text = (try? texts[offset].get())?.first?.stringValue ?? ""

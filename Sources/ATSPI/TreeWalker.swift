@@ -32,7 +32,7 @@ extension AccessibilityService {
         let expandRoot = maxDepth.map { 0 < $0 } ?? true
         // The root is always read, so a snapshot cut short still says what it is of.
         guard let rootNode = try await readNodes(app, paths: [root], withChildren: expandRoot,
-                                                 timeout: config.smallCallTimeout).first
+                                                 timeout: config.readTimeout).first
         else { throw .elementGone("element no longer exists") }
         // GetItems is all or nothing: with little time left a walk cut short would have found
         // nodes but no properties, so short deadlines read node by node, shallowest first.
@@ -135,7 +135,7 @@ extension AccessibilityService {
                             deadline: Deadline) async throws(AccessibilityError)
     {
         let service = self
-        let timeoutCap = config.smallCallTimeout
+        let timeoutCap = config.readTimeout
         var failure: AccessibilityError?
         await withTaskGroup(of: WalkBatch.self) { group in
             var inFlight = 0
@@ -247,7 +247,7 @@ extension AccessibilityService {
         let childrenOf = Dictionary(walked.map { ($0.path, $0.children ?? []) }, uniquingKeysWith: { a, _ in a })
         do {
             for var node in try await readNodes(app, paths: missing, withChildren: false,
-                                                timeout: deadline.remaining(cap: config.smallCallTimeout),
+                                                timeout: deadline.remaining(cap: config.readTimeout),
                                                 deadline: deadline)
             {
                 node.children = childrenOf[node.path] ?? []

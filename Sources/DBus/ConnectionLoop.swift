@@ -9,7 +9,7 @@ import Synchronization
 /// wake-up pipe.
 final class ConnectionLoop: @unchecked Sendable {
     private enum Command {
-        case batch(UInt64, [MessagePointer?], Int, BatchCollector)
+        case batch(UInt64, [MessagePointer?], Int, ReplyBatch)
         case raw(UInt64, MessagePointer, Int, RawHandler)
         case cancel(UInt64)
     }
@@ -19,7 +19,7 @@ final class ConnectionLoop: @unchecked Sendable {
 
     /// Where a reply goes: one slot of a batch, or a caller's own decoder.
     private enum Completion {
-        case batch(BatchCollector, Int)
+        case batch(ReplyBatch, Int)
         case raw(RawHandler)
 
         func finish(_ result: Result<[DBusValue], DBusError>) {
@@ -133,7 +133,7 @@ final class ConnectionLoop: @unchecked Sendable {
     }
 
     /// Queues several calls at once; the collector resumes its caller when all have finished.
-    func enqueueBatch(messages: [MessagePointer?], timeoutMs: Int, collector: BatchCollector) {
+    func enqueueBatch(messages: [MessagePointer?], timeoutMs: Int, collector: ReplyBatch) {
         let (accepted, wake) = shared.withLock { s -> (Bool, Bool) in
             let id = s.nextID
             s.nextID += UInt64(messages.count)
@@ -466,7 +466,7 @@ struct RawMessage: @unchecked Sendable {
 
 /// Collects the replies of a batch; resumes its caller once every slot is filled. Used only on
 /// the loop thread (and by the caller before the batch is queued).
-final class BatchCollector: @unchecked Sendable {
+final class ReplyBatch: @unchecked Sendable {
     typealias Results = [Result<[DBusValue], DBusError>]
     private var results: Results
     private var remaining: Int
@@ -488,7 +488,7 @@ final class BatchCollector: @unchecked Sendable {
     func failAll(_ error: DBusError) {
         guard remaining > 0 else { return }
         for index in results.indices {
-            if case .failure(let e) = results[index], e.name == BatchCollector.unsetName { results[index] = .failure(error) }
+            if case .failure(let e) = results[index], e.name == ReplyBatch.unsetName { results[index] = .failure(error) }
         }
         remaining = 0
         continuation.resume(returning: results)

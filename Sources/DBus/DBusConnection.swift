@@ -136,7 +136,7 @@ public final class DBusConnection: Sendable {
         var messages: [MessagePointer?] = []
         messages.reserveCapacity(calls.count)
         var initial = [Result<[DBusValue], DBusError>](
-            repeating: .failure(DBusError(name: BatchCollector.unsetName, message: "")), count: calls.count)
+            repeating: .failure(DBusError(name: ReplyBatch.unsetName, message: "")), count: calls.count)
         var remaining = 0
         for (index, call) in calls.enumerated() {
             do {
@@ -153,7 +153,7 @@ public final class DBusConnection: Sendable {
         let ready = initial
         let count = remaining
         return await withCheckedContinuation { continuation in
-            let collector = BatchCollector(results: ready, remaining: count, continuation: continuation)
+            let collector = ReplyBatch(results: ready, remaining: count, continuation: continuation)
             if count > 0 { loop.enqueueBatch(messages: sendable, timeoutMs: ms, collector: collector) }
         }
     }

@@ -95,7 +95,7 @@ struct Deskgated: AsyncParsableCommand {
         options.memoryDenyWriteExecute = mdwe
         options.limits.maxReplyBuffer = maxReplyBuffer
         options.promptTimeout = .milliseconds(Int64(promptTimeout * 1000))
-        options.accessibility.smallCallTimeout = .milliseconds(readTimeoutMs)
+        options.accessibility.readTimeout = .milliseconds(readTimeoutMs)
         options.accessibility.actionTimeout = .milliseconds(actionTimeoutMs)
         options.accessibility.bulkCallTimeout = .milliseconds(bulkTimeoutMs)
         options.accessibility.requestDeadline = .milliseconds(requestDeadlineMs)

@@ -43,7 +43,7 @@ enum Desktop {
     /// Generous timeouts: the suites start many apps at once on small CI machines, where a
     /// loaded app can take seconds to answer; the frozen-app tests use their own short ones.
     static func testConfig() -> AccessibilityConfig {
-        AccessibilityConfig(smallCallTimeout: .seconds(10), bulkCallTimeout: .seconds(30), actionTimeout: .seconds(10),
+        AccessibilityConfig(readTimeout: .seconds(10), bulkCallTimeout: .seconds(30), actionTimeout: .seconds(10),
                             requestDeadline: .seconds(60), enableAccessibility: false)
     }
 }

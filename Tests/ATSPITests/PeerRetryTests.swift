@@ -5,7 +5,7 @@ import Testing
 @Suite("Peer-to-peer retry")
 struct PeerRetryTests {
     func handle() -> AppHandle {
-        AppHandle(busName: ":1.42", rootPath: "/org/a11y/atspi/accessible/root", pid: 42, exe: nil, startTime: nil, name: "app",
+        AppHandle(id: ":1.42", rootPath: "/org/a11y/atspi/accessible/root", pid: 42, exe: nil, startTime: nil, name: "app",
                   toolkit: "gtk", peer: nil, hasFullCache: true)
     }
 

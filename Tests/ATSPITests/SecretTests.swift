@@ -101,7 +101,7 @@ struct FrozenAppTests {
         let other = try await FixtureApp.launch("gtk3", service: shared)
         // The production timeouts (500 ms per small read), on a service of its own.
         let service = try await AccessibilityService.start(
-            config: AccessibilityConfig(smallCallTimeout: .seconds(2), requestDeadline: .seconds(5),
+            config: AccessibilityConfig(readTimeout: .seconds(2), requestDeadline: .seconds(5),
                                         enableAccessibility: false),
             logger: Logger(label: "frozen-test"))
         defer { Task { await service.shutdown() } }
@@ -184,7 +184,7 @@ struct ServiceLimitTests {
         let shared = try await Desktop.shared.get()
         let app = try await FixtureApp.launch("gtk4", rows: 600, service: shared)
         let service = try await AccessibilityService.start(
-            config: AccessibilityConfig(smallCallTimeout: .seconds(10), requestDeadline: .milliseconds(300),
+            config: AccessibilityConfig(readTimeout: .seconds(10), requestDeadline: .milliseconds(300),
                                         enableAccessibility: false),
             logger: Logger(label: "deadline-test"))
         defer { Task { await service.shutdown() } }

@@ -163,7 +163,7 @@ final class RPCChannelHandler: ChannelDuplexHandler {
                 if let response { writeLine(response) }
             }
         case .batch(let entries):
-            let collector = BatchCollector(expected: entries.count) { [self] responses in
+            let collector = BatchResponses(expected: entries.count) { [self] responses in
                 if !responses.isEmpty { writeBatch(responses) }
             }
             for entry in entries {
@@ -299,7 +299,7 @@ struct EncodedResponse: Sendable {
 }
 
 /// Collects the responses of one batch and delivers them together (event-loop confined).
-private final class BatchCollector {
+private final class BatchResponses {
     private var remaining: Int
     private var responses: [EncodedResponse] = []
     private let done: ([EncodedResponse]) -> Void
