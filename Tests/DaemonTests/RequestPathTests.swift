@@ -185,7 +185,8 @@ struct RequestPath {
     let session: ClientSession
     let outbound = CapturingOutbound()
 
-    init(desktop: FakeDesktop, gate: any RequestGate, broker: Broker? = nil, changes: ChangeRelay? = nil) {
+    init(desktop: FakeDesktop, gate: any RequestGate, broker: Broker? = nil, changes: ChangeRelay? = nil,
+         logger: Logger = Logger(label: "test")) {
         var table = MethodTable()
         let streams = EventStreams(broker: broker)
         AccessibilityHandlers.register(into: &table, source: FixedSource(desktop: desktop), broker: broker, streams: streams)
@@ -194,12 +195,12 @@ struct RequestPath {
             BrokerHandlers.register(into: &table, broker: broker, audit: nil, resolveTarget: { method, params, context in
                 guard let entry = tableBox.withLock({ $0?.entry(method) }), let resolve = entry.resolve else { return nil }
                 return try await resolve(try entry.decode(params), context)
-            }, logger: Logger(label: "test"))
+            }, logger: logger)
             let done = table
             tableBox.withLock { $0 = done }
             changes?.handler.withLock { $0 = { streams.refresh() } }
         }
-        dispatcher = Dispatcher(table: table, gate: gate, logger: Logger(label: "test"))
+        dispatcher = Dispatcher(table: table, gate: gate, logger: logger)
         let exe = ProcessInspection.readLink("/proc/self/exe") ?? "/proc/self/exe"
         session = ClientSession(id: 7, identity: PeerIdentity(uid: getuid(), gid: getgid(), pid: getpid(), exe: exe,
                                                               exeFileID: ProcessInspection.fileID(path: "/proc/self/exe"),
@@ -287,7 +288,7 @@ struct RealGate {
     let gate: AuditedBrokerGate
     let desktop = FakeDesktop()
 
-    init(policy: String) throws {
+    init(policy: String, logger: Logger = Logger(label: "test")) throws {
         sandbox = NSTemporaryDirectory() + "deskgate-path-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: sandbox + "/config", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: sandbox + "/policy.d", withIntermediateDirectories: true)
@@ -296,10 +297,10 @@ struct RealGate {
                                              grantsFile: sandbox + "/grants.json", defaultPromptAgents: []),
                         inspector: ProcfsInspector(), events: { [changes] event in
                             if case .decisionsChanged = event { changes.fire() }
-                        }, logger: Logger(label: "test"))
+                        }, logger: logger)
         broker.reload()
-        audit = try AuditLog.open(config: AuditConfig(directory: sandbox + "/audit", journal: .off), logger: Logger(label: "test"))
-        gate = AuditedBrokerGate(broker: broker, audit: audit, logger: Logger(label: "test"))
+        audit = try AuditLog.open(config: AuditConfig(directory: sandbox + "/audit", journal: .off), logger: logger)
+        gate = AuditedBrokerGate(broker: broker, audit: audit, logger: logger)
     }
 
     func records(kind: String, method: String) async throws -> [JSONValue] {

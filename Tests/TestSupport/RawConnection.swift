@@ -67,6 +67,28 @@ public final class RawConnection: @unchecked Sendable {
         return try JSONParser.parse(line)
     }
 
+    /// Every line until the peer closes. `closed` is false if the receive timeout passed first;
+    /// `partial` holds bytes after the last newline (a reply cut short).
+    public func readUntilClose() -> (lines: [[UInt8]], closed: Bool, partial: [UInt8]) {
+        var lines: [[UInt8]] = []
+        while true {
+            while let newline = buffer.firstIndex(of: 0x0A) {
+                lines.append(Array(buffer[..<newline]))
+                buffer.removeSubrange(...newline)
+            }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0, errno == EINTR { continue }
+            if n == 0 || (n < 0 && errno == ECONNRESET) {
+                let partial = buffer
+                buffer.removeAll()
+                return (lines, true, partial)
+            }
+            if n < 0 { return (lines, false, buffer) }
+            buffer.append(contentsOf: chunk[0..<n])
+        }
+    }
+
     /// True if the peer closed the connection (EOF) within the receive timeout.
     public func waitForClose() -> Bool {
         while true {
