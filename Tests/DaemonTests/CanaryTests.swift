@@ -2,6 +2,7 @@ import ATSPI
 import Audit
 @testable import Daemon
 import Foundation
+import DeskgateAPI
 import JSONRPC
 import Logging
 import Synchronization

@@ -40,6 +40,13 @@ final class ProtocolConformanceTests {
         #expect(try c.readJSON()["id"] == "after")
     }
 
+    @Test("rpc.cancel sent as a request is refused as invalid: cancelling is a notification")
+    func cancelAsRequest() throws {
+        let reply = try roundTrip(#"{"jsonrpc":"2.0","id":9,"method":"rpc.cancel","params":{"id":1}}"#)
+        #expect(reply["id"] == 9)
+        #expect(reply["error"]?["code"] == -32600, "\(reply)")
+    }
+
     @Test("batch: one array reply with an entry per request, errors included")
     func batch() throws {
         let reply = try roundTrip(#"[{"jsonrpc":"2.0","id":1,"method":"daemon.ping"},{"jsonrpc":"2.0","method":"daemon.ping"},{"jsonrpc":"2.0","id":2,"method":"nope"},7]"#)

@@ -186,6 +186,9 @@ final class RPCChannelHandler: ChannelDuplexHandler {
                 logger.debug("response to unknown request ignored", metadata: ["client": "\(session.id)", "id": "\(response.id)"])
             }
             reply(nil)
+        case .message(.request(let request)) where request.method == RPCCancel.name:
+            // Cancelling is a notification; a request for it would itself need an answer.
+            reply(EncodedResponse(Response(id: request.id, error: .invalidRequest("rpc.cancel is a notification: send it without an id"))))
         case .message(.request(let request)):
             start(request, reply: reply)
         }
