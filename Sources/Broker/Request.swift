@@ -16,9 +16,13 @@ public struct ClientIdentity: Sendable, Hashable {
     public var label: String?
     /// The daemon's id of the connection; session grants and prompt queues hang off it.
     public var connectionID: UInt64
+    /// Cgroup and start time, read at accept while the pidfd pinned the process; nil when they
+    /// could not be read. Decides whether this client may have started the helper (and, for the
+    /// helper, which apps it may have started); see ``Provenance``.
+    public var origin: ProcessOrigin?
 
     public init(uid: UInt32, pid: Int32, exe: String, script: String? = nil, unit: String? = nil,
-                label: String? = nil, connectionID: UInt64) {
+                label: String? = nil, connectionID: UInt64, origin: ProcessOrigin? = nil) {
         self.uid = uid
         self.pid = pid
         self.exe = exe
@@ -26,6 +30,7 @@ public struct ClientIdentity: Sendable, Hashable {
         self.unit = unit
         self.label = label
         self.connectionID = connectionID
+        self.origin = origin
     }
 
     /// `{uid, pid, exe, script, unit, label}` as sent to prompt helpers and audit records.

@@ -24,7 +24,8 @@ struct MatrixRow: Sendable, CustomTestStringConvertible {
     var testDescription: String { name }
 
     func request() -> BrokerRequest {
-        let identity = ClientIdentity(uid: 1000, pid: 4242, exe: exe, script: script, label: "claims to be trusted", connectionID: 1)
+        let identity = ClientIdentity(uid: 1000, pid: 4242, exe: exe, script: script, label: "claims to be trusted", connectionID: 1,
+                                      origin: TestOrigins.client)
         let riskClass = DeskgateAPI.descriptor(named: method)!.riskClass!
         let target: TargetInfo? = app == nil && appExe == nil && role == nil && element == nil ? nil
             : TargetInfo(appName: app, appExe: appExe ?? app.map { "/usr/bin/\($0)" }, appPid: 3000, role: role, name: element)

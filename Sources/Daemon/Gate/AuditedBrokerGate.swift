@@ -118,7 +118,7 @@ struct AuditedBrokerGate: RequestGate {
     static func clientIdentity(_ session: ClientSession) -> ClientIdentity {
         ClientIdentity(uid: session.identity.uid, pid: session.identity.pid, exe: session.identity.exe,
                        script: session.identity.script, unit: session.identity.unit, label: session.label,
-                       connectionID: session.id)
+                       connectionID: session.id, origin: session.identity.origin)
     }
 
     /// What the person is shown in a prompt; never the value being typed.
