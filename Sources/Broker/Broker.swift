@@ -277,6 +277,7 @@ public final class Broker: Sendable {
 
     /// The hard denies no rule or prompt can lift.
     func hardDeny(_ request: BrokerRequest, _ state: inout State) -> Decision? {
+        if !request.client.isIdentified { return deny(request, .unidentified) }
         if state.isSensitive(request.target) {
             let app = request.target?.appName ?? request.target?.appExe ?? "this app"
             return deny(request, .hardDeny,
@@ -666,9 +667,9 @@ public final class Broker: Sendable {
     public func registerHelper(_ channel: any PromptHelperChannel) throws(RPCError) {
         let identity = channel.identity
         let result: RPCError? = withState { state, deferred in
-            guard !identity.exe.isEmpty else {
-                return RPCError(.denied, "Denied: an unidentified process cannot register as the prompt helper.",
-                                data: ["reason": "policy", "class": "admin"])
+            guard identity.isIdentified else {
+                return RPCError(.denied, "Denied: an unidentified process (its executable /proc/\(identity.pid)/exe could not be read) cannot register as the prompt helper.",
+                                data: ["reason": .string(DenyReason.unidentified.rawValue), "class": "admin"])
             }
             guard state.promptAgents.contains(identity.exe) else {
                 let allowed = state.promptAgents.isEmpty ? "none" : state.promptAgents.joined(separator: ", ")

@@ -5,8 +5,9 @@ public import JSONRPC
 public struct ClientIdentity: Sendable, Hashable {
     public var uid: UInt32
     public var pid: Int32
-    /// Verified executable path (`/proc/PID/exe`). Empty means unidentified: nothing is
-    /// remembered for such a client.
+    /// Verified executable path (`/proc/PID/exe`). Empty means unidentified (the daemon could
+    /// not read it): every gated request of such a client is denied (`unidentified`), it may not
+    /// register as prompt helper, and nothing is remembered for it.
     public var exe: String
     /// Script path for interpreters, from the command line. Advisory: the process chose it.
     public var script: String?
@@ -32,6 +33,9 @@ public struct ClientIdentity: Sendable, Hashable {
         self.connectionID = connectionID
         self.origin = origin
     }
+
+    /// Whether the daemon could read the client's executable.
+    public var isIdentified: Bool { !exe.isEmpty }
 
     /// `{uid, pid, exe, script, unit, label}` as sent to prompt helpers and audit records.
     public var json: JSONValue {

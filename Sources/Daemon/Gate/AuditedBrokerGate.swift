@@ -48,7 +48,7 @@ struct AuditedBrokerGate: RequestGate {
         var decisionJSON: JSONValue
         var denial: RPCError?
         var dropConnection = false
-        if Self.filteredMethods.contains(call.descriptor.name) {
+        if Self.filteredMethods.contains(call.descriptor.name) && client.isIdentified {  // unidentified: the broker denies
             decisionJSON = ["effect": "allow", "reason": "filtered_per_app", "rule": .null, "class": .string(call.riskClass.rawValue)]
         } else {
             let request = BrokerRequest(client: client, method: call.descriptor.name, riskClass: call.riskClass, target: target,

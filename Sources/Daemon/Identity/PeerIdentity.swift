@@ -15,6 +15,8 @@ public struct PeerIdentity: Sendable, Hashable {
     public var gid: UInt32
     public var pid: Int32
     /// Resolved executable path (`/proc/PID/exe`); " (deleted)" suffix kept if the kernel reports it.
+    /// Empty when it could not be read (a non-dumpable process of the same uid, another user
+    /// namespace): the peer is unidentified and the broker denies it every gated request.
     public var exe: String
     /// Device and inode of the executable at accept time, to detect exec-after-connect.
     public var exeFileID: FileID?
@@ -27,6 +29,9 @@ public struct PeerIdentity: Sendable, Hashable {
     /// Cgroup and start time at accept, confirmed by the pidfd like the rest: what the broker
     /// decides "may this client have started the helper" on. nil when unreadable.
     public var origin: ProcessOrigin?
+
+    /// Whether the executable could be read; an unidentified peer is denied every gated request.
+    public var isIdentified: Bool { !exe.isEmpty }
 
     public enum PidfdSource: String, Sendable { case soPeerPidfd = "so_peerpidfd", pidfdOpen = "pidfd_open" }
 
@@ -62,7 +67,9 @@ public enum ProcessInspection {
 
     /// Resolves the identity of `pid` whose credentials came from the socket, verifying the pidfd.
     public static func identify(uid: UInt32, gid: UInt32, pid: Int32, pidfd: Int32, source: PeerIdentity.PidfdSource) throws(IdentityError) -> PeerIdentity {
-        let exe = readLink("/proc/\(pid)/exe") ?? "unknown"
+        // An unreadable exe is no identity at all: "" marks the peer unidentified (never a
+        // placeholder name a policy glob or a remembered grant could match).
+        let exe = readLink("/proc/\(pid)/exe") ?? ""
         let fileID = fileID(path: "/proc/\(pid)/exe")
         let cgroupText = readSmallFile("/proc/\(pid)/cgroup")
         let unit = cgroupText.flatMap(unit(fromCgroupText:))
@@ -70,7 +77,7 @@ public enum ProcessInspection {
         let origin = cgroupText.flatMap(ProcessOrigin.cgroup(fromCgroupText:)).flatMap { cgroup in
             startTime.map { ProcessOrigin(cgroup: cgroup, startTime: $0) }
         }
-        let script = script(pid: pid, exe: exe)
+        let script = exe.isEmpty ? nil : script(pid: pid, exe: exe)
         // Only now trust what was read: the pidfd must still name a live process with this pid.
         guard pidfdRefers(pidfd, to: pid) else { throw .processGone(pid) }
         return PeerIdentity(uid: uid, gid: gid, pid: pid, exe: exe, exeFileID: fileID, unit: unit, script: script, pidfdSource: source,
