@@ -263,3 +263,36 @@ struct HelperAppsTests {
         #expect((snapshot["nodes"]?.arrayValue?.count ?? 0) > 5)
     }
 }
+
+/// The packaged ways to start the helper give it a cgroup of its own, so that it is always
+/// eligible to answer and only its own dialogs are off limits.
+@Suite("The packaged helper runs in a cgroup of its own")
+struct PackagedHelperTests {
+    @Test("deskgate-prompt.service passes systemd-analyze verify; the autostart entry starts the helper in a scope of its own")
+    func units() throws {
+        let dir = TempDirectory("prompt-units")
+        defer { dir.remove() }
+        let root = BuiltProducts.packageRoot
+        for name in ["deskgate-prompt.service", "deskgate.service", "deskgate.socket"] {
+            let text = try String(contentsOfFile: root + "/systemd/" + name, encoding: .utf8)
+                .replacingOccurrences(of: "@BINDIR@", with: BuiltProducts.directory)
+            try text.write(toFile: dir.file(name), atomically: true, encoding: .utf8)
+        }
+        var environment = ProcessInfo.processInfo.environment
+        environment["XDG_RUNTIME_DIR"] = dir.path
+        let (status, output) = try run("/usr/bin/systemd-analyze", ["verify", "--user", dir.file("deskgate-prompt.service"),
+                                                                    dir.file("deskgate.socket"), dir.file("deskgate.service")],
+                                       environment: environment)
+        #expect(status == 0, "\(output)")
+        #expect(!output.contains("Unknown key"), "\(output)")
+        let service = try String(contentsOfFile: dir.file("deskgate-prompt.service"), encoding: .utf8)
+        #expect(service.contains("ExecStart=\(BuiltProducts.directory)/deskgate-prompt --gui"))
+
+        // An autostart program otherwise shares the session's cgroup with every later app.
+        let desktop = try String(contentsOfFile: root + "/systemd/deskgate-prompt.desktop", encoding: .utf8)
+        let exec = try #require(desktop.split(separator: "\n").first { $0.hasPrefix("Exec=") }).dropFirst("Exec=".count)
+        #expect(exec.hasPrefix("systemd-run --user --scope "), "\(exec)")
+        #expect(exec.hasSuffix(" @BINDIR@/deskgate-prompt --gui"), "\(exec)")
+        #expect(exec.split(separator: "\"").count == 3, "one quoted argument: \(exec)")
+    }
+}
