@@ -293,6 +293,7 @@ public final class Broker: Sendable {
 
     /// The hard denies no rule or prompt can lift.
     func hardDeny(_ request: BrokerRequest, _ state: inout State) -> Decision? {
+        if !request.client.isIdentified { return deny(request, .unidentified) }
         if state.isSensitive(request.target) {
             let app = request.target?.appName ?? request.target?.appExe ?? "this app"
             return deny(request, .hardDeny,
@@ -301,9 +302,17 @@ public final class Broker: Sendable {
         if request.riskClass == .read || request.method == TextRead.name, request.target?.role == "password text" {
             return deny(request, .hardDeny, detail: "the text of password fields is never read")
         }
-        if let helper = state.helper, let appPid = request.target?.appPid,
-           appPid == helper.identity.pid || inspector.isDescendant(appPid, of: helper.identity.pid) {
-            return deny(request, .hardDeny, detail: "the prompt helper's windows and those of its child processes cannot be accessed")
+        if let helper = state.helper, let appPid = request.target?.appPid {
+            // Its own windows, and any app it may have started (a zenity dialog, also one it
+            // detached with setsid): an agent must never click "Allow" through AT-SPI.
+            if appPid == helper.identity.pid {
+                return deny(request, .hardDeny, detail: "the prompt helper's windows cannot be accessed")
+            }
+            if let how = Provenance.mayHaveStarted((appPid, inspector.origin(of: appPid)), by: (helper.identity.pid, helper.identity.origin),
+                                                   inspector: inspector) {
+                return deny(request, .hardDeny,
+                            detail: "the app may have been started by the prompt helper (\(how.explanation(child: "it", parent: "the helper"))), and the helper's windows and those of processes it started cannot be accessed")
+            }
         }
         return nil
     }
@@ -360,8 +369,9 @@ public final class Broker: Sendable {
         if helperPid == request.client.pid || helper.identity.connectionID == request.client.connectionID {
             return "the prompt helper cannot approve its own requests"
         }
-        if inspector.isDescendant(helperPid, of: request.client.pid) {
-            return "the registered prompt helper was started by the requesting client itself, so it cannot approve that client's requests"
+        if let how = Provenance.mayHaveStarted((helperPid, helper.identity.origin), by: (request.client.pid, request.client.origin),
+                                               inspector: inspector) {
+            return "the registered prompt helper may have been started by the requesting client itself (\(how.explanation(child: "the helper", parent: "the client"))), so it cannot approve that client's requests; run the helper in a cgroup of its own (deskgate-prompt.service, or systemd-run --user --scope)"
         }
         return nil
     }
@@ -669,13 +679,18 @@ public final class Broker: Sendable {
     public func registerHelper(_ channel: any PromptHelperChannel) throws(RPCError) {
         let identity = channel.identity
         let result: RPCError? = withState { state, deferred in
-            guard !identity.exe.isEmpty else {
-                return RPCError(.denied, "Denied: an unidentified process cannot register as the prompt helper.",
-                                data: ["reason": "policy", "class": "admin"])
+            guard identity.isIdentified else {
+                return RPCError(.denied, "Denied: an unidentified process (its executable /proc/\(identity.pid)/exe could not be read) cannot register as the prompt helper.",
+                                data: ["reason": .string(DenyReason.unidentified.rawValue), "class": "admin"])
             }
             guard state.promptAgents.contains(identity.exe) else {
                 let allowed = state.promptAgents.isEmpty ? "none" : state.promptAgents.joined(separator: ", ")
                 return RPCError(.denied, "Denied: \(identity.exe) may not register as the prompt helper; only executables listed in prompt_agents may (currently: \(allowed)).",
+                                data: ["reason": "policy", "class": "admin"])
+            }
+            guard identity.origin != nil else {
+                // Without them no rule can tell which apps it started or which client started it.
+                return RPCError(.denied, "Denied: the cgroup or start time of the prompt helper (pid \(identity.pid)) could not be read, so deskgate cannot tell which processes it started; it cannot register.",
                                 data: ["reason": "policy", "class": "admin"])
             }
             if let current = state.helper {

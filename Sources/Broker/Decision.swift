@@ -28,6 +28,9 @@ public enum DenyReason: String, Sendable, Hashable, CaseIterable {
     case policyError = "policy_error"
     /// The client cancelled the request (rpc.cancel) or went away; answered with -32800.
     case cancelled
+    /// The daemon could not read the client's executable (`/proc/PID/exe`), so it cannot tell
+    /// who is asking; such a client is served nothing that is gated.
+    case unidentified
 }
 
 /// The broker's answer for one request.
@@ -181,6 +184,8 @@ enum DenialText {
             return "Denied: \(detail ?? "a policy file failed to load"), so that layer denies everything until it is fixed. Fix the file and reload the daemon (SIGHUP); 'deskgate policy check FILE' shows the error."
         case .cancelled:
             return "request cancelled"
+        case .unidentified:
+            return "Denied: deskgate could not verify which program this client (pid \(request.client.pid)) is: its executable (/proc/\(request.client.pid)/exe) could not be read, as happens when a process makes itself non-dumpable or runs in another user namespace. Unidentified clients are refused every gated request; connect from an ordinary process of the same user."
         }
     }
 }

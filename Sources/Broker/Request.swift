@@ -5,8 +5,9 @@ public import JSONRPC
 public struct ClientIdentity: Sendable, Hashable {
     public var uid: UInt32
     public var pid: Int32
-    /// Verified executable path (`/proc/PID/exe`). Empty means unidentified: nothing is
-    /// remembered for such a client.
+    /// Verified executable path (`/proc/PID/exe`). Empty means unidentified (the daemon could
+    /// not read it): every gated request of such a client is denied (`unidentified`), it may not
+    /// register as prompt helper, and nothing is remembered for it.
     public var exe: String
     /// Script path for interpreters, from the command line. Advisory: the process chose it.
     public var script: String?
@@ -16,9 +17,13 @@ public struct ClientIdentity: Sendable, Hashable {
     public var label: String?
     /// The daemon's id of the connection; session grants and prompt queues hang off it.
     public var connectionID: UInt64
+    /// Cgroup and start time, read at accept while the pidfd pinned the process; nil when they
+    /// could not be read. Decides whether this client may have started the helper (and, for the
+    /// helper, which apps it may have started); see ``Provenance``.
+    public var origin: ProcessOrigin?
 
     public init(uid: UInt32, pid: Int32, exe: String, script: String? = nil, unit: String? = nil,
-                label: String? = nil, connectionID: UInt64) {
+                label: String? = nil, connectionID: UInt64, origin: ProcessOrigin? = nil) {
         self.uid = uid
         self.pid = pid
         self.exe = exe
@@ -26,7 +31,11 @@ public struct ClientIdentity: Sendable, Hashable {
         self.unit = unit
         self.label = label
         self.connectionID = connectionID
+        self.origin = origin
     }
+
+    /// Whether the daemon could read the client's executable.
+    public var isIdentified: Bool { !exe.isEmpty }
 
     /// `{uid, pid, exe, script, unit, label}` as sent to prompt helpers and audit records.
     public var json: JSONValue {

@@ -65,10 +65,70 @@ public protocol PromptHelperChannel: Sendable {
     func cancel(promptID: String) async
 }
 
-/// Process ancestry, for "is this the helper's child" and "did this client spawn the helper".
+/// Where a process runs and when it started: what "may this process have been started by that
+/// one" is decided on (see ``Provenance``). For clients and the helper the daemon reads it at
+/// accept and trusts it only after the pidfd confirms the process is alive.
+public struct ProcessOrigin: Sendable, Hashable {
+    /// The cgroup path: the cgroup v2 line (`0::`) of `/proc/PID/cgroup`, or on a legacy system
+    /// without one the named systemd hierarchy's line. Always starts with `/`.
+    public var cgroup: String
+    /// Start time in clock ticks since boot (field 22 of `/proc/PID/stat`).
+    public var startTime: UInt64
+
+    public init(cgroup: String, startTime: UInt64) {
+        self.cgroup = cgroup
+        self.startTime = startTime
+    }
+
+    /// Reads `/proc/PID/cgroup` and `/proc/PID/stat`; nil if either is unreadable or malformed.
+    /// Not pinned: callers that need it to describe one particular process check afterwards that
+    /// the process still lives (a pidfd), or accept that a recycled pid answers for a new process.
+    public static func read(pid: Int32) -> ProcessOrigin? {
+        guard pid > 0,
+              let cgroupText = try? FileIO.read("/proc/\(pid)/cgroup", limit: 65536),
+              let cgroup = cgroup(fromCgroupText: String(decoding: cgroupText, as: UTF8.self)),
+              let stat = try? FileIO.read("/proc/\(pid)/stat", limit: 4096),
+              let start = startTime(fromStat: stat) else { return nil }
+        return ProcessOrigin(cgroup: cgroup, startTime: start)
+    }
+
+    /// The cgroup v2 path (`0::PATH`); without that line, the named systemd v1 hierarchy's path
+    /// (`N:name=systemd:PATH`), which systemd organises the same way. nil when neither is there.
+    public static func cgroup(fromCgroupText text: String) -> String? {
+        var named: String?
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3, parts[2].hasPrefix("/") else { continue }
+            if parts[0] == "0" && parts[1].isEmpty { return String(parts[2]) }
+            if parts[1] == "name=systemd" { named = String(parts[2]) }
+        }
+        return named
+    }
+
+    /// Field 22 (starttime) of `/proc/PID/stat`, counted after the parenthesised command name,
+    /// which may itself contain spaces and parentheses.
+    public static func startTime(fromStat bytes: [UInt8]) -> UInt64? {
+        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
+        // fields[0] is field 3 (state), so field 22 is fields[19].
+        guard fields.count > 19 else { return nil }
+        return UInt64(String(decoding: fields[19], as: UTF8.self))
+    }
+
+    /// Whether this cgroup lies strictly below `other`'s (every cgroup but the root lies below `/`).
+    public func isCgroup(strictlyBelow other: ProcessOrigin) -> Bool {
+        if other.cgroup == "/" { return cgroup != "/" }
+        return cgroup.hasPrefix(other.cgroup + "/")
+    }
+}
+
+/// Process ancestry and origin, for "may the helper have started this app" and "may this client
+/// have started the helper".
 public protocol ProcessInspector: Sendable {
     /// Whether `pid` is a (strict) descendant of `ancestor`.
     func isDescendant(_ pid: Int32, of ancestor: Int32) -> Bool
+    /// The cgroup and start time of `pid`, or nil when they cannot be read (e.g. it exited).
+    func origin(of pid: Int32) -> ProcessOrigin?
 }
 
 /// Reads the parent chain from `/proc/PID/stat`.
@@ -87,6 +147,8 @@ public struct ProcfsInspector: ProcessInspector {
         return false
     }
 
+    public func origin(of pid: Int32) -> ProcessOrigin? { ProcessOrigin.read(pid: pid) }
+
     /// The ppid field of /proc/PID/stat (the fourth, after the parenthesised command name).
     public static func parent(of pid: Int32) -> Int32? {
         guard let bytes = try? FileIO.read("/proc/\(pid)/stat", limit: 4096),
@@ -94,6 +156,51 @@ public struct ProcfsInspector: ProcessInspector {
         let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
         guard fields.count >= 2 else { return nil }
         return Int32(String(decoding: fields[1], as: UTF8.self))
+    }
+}
+
+/// "May process B have been started by process A?", the rule that keeps an asker from being its
+/// own approver: a helper is never sent a client's prompts if the client may have started it,
+/// and an app the helper may have started (its dialogs) is hard-denied.
+///
+/// Parent pids alone are not enough: `setsid -f` or a double fork leaves the child with another
+/// parent. But a child stays in its parent's cgroup unless someone moves it, and it starts after
+/// its parent. So B may have been started by A when
+/// * B descends from A by parent pids, or
+/// * B's cgroup lies strictly below A's (A made a cgroup for it), or
+/// * B shares A's cgroup and started no earlier than A (clock ticks; a tie counts as "may").
+///
+/// What cannot be read counts as "may" (fail closed). Processes in different, unnested cgroups
+/// (a helper run as its own systemd unit or scope, an app in its own scope) are never related
+/// by this rule, whatever their start times.
+public enum Provenance: Sendable, Equatable {
+    /// B descends from A by parent pids.
+    case descendant
+    /// B's cgroup lies strictly below A's.
+    case cgroupBelow
+    /// B shares A's cgroup and started no earlier than A.
+    case sameCgroupLater
+    /// The cgroup or start time of one of them is unknown.
+    case unknown
+
+    /// How B may have been started by A, or nil when it cannot have been (by this rule).
+    public static func mayHaveStarted(_ child: (pid: Int32, origin: ProcessOrigin?), by parent: (pid: Int32, origin: ProcessOrigin?),
+                                      inspector: any ProcessInspector) -> Provenance? {
+        if inspector.isDescendant(child.pid, of: parent.pid) { return .descendant }
+        guard let childOrigin = child.origin, let parentOrigin = parent.origin else { return .unknown }
+        if childOrigin.isCgroup(strictlyBelow: parentOrigin) { return .cgroupBelow }
+        if childOrigin.cgroup == parentOrigin.cgroup, childOrigin.startTime >= parentOrigin.startTime { return .sameCgroupLater }
+        return nil
+    }
+
+    /// Why, for messages: "<B> descends from <A>" etc.
+    func explanation(child: String, parent: String) -> String {
+        switch self {
+        case .descendant: "\(child) descends from \(parent)"
+        case .cgroupBelow: "\(child) runs in a cgroup below \(parent)'s"
+        case .sameCgroupLater: "\(child) runs in \(parent)'s cgroup and started after it"
+        case .unknown: "the cgroup or start time of \(child) or \(parent) could not be read"
+        }
     }
 }
 

@@ -99,5 +99,6 @@ enum BrokerBenchmark {
 
     struct NoAncestry: ProcessInspector {
         func isDescendant(_ pid: Int32, of ancestor: Int32) -> Bool { false }
+        func origin(of pid: Int32) -> ProcessOrigin? { nil }
     }
 }

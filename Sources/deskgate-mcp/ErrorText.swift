@@ -47,6 +47,9 @@ enum ErrorText {
             return "Invalid arguments for \(subject.tool)" + (argument.map { ": '\($0)'" } ?? "") + ": \(detail)."
         case .appNotFound:
             return "App not found: \(message). Call list_apps to see the running apps."
+        case .elementNotFound where error.data?["reason"]?.stringValue == "changed":
+            // The element changed between the permission decision and the action: nothing was done.
+            return "Nothing was done: the element changed between the permission check and the action (\(message)). Take a new snapshot, check that it is still the element you mean, and retry with its new ref."
         case .elementNotFound:
             return "Element not found: \(message). It may have gone or changed since you saw it; take a new snapshot and use its refs."
         case .appNotResponding:
@@ -106,6 +109,8 @@ enum ErrorText {
             text = "Denied: to \(what) needs a person's approval, and the request was marked non-interactive."
         case "rate_limited":
             text = "Denied: too many requests are waiting for a person's approval. Wait for the pending prompt to be answered."
+        case "unidentified":
+            text = "Denied: deskgate could not verify which program deskgate-mcp is (its executable could not be read, e.g. because it runs non-dumpable or in another user namespace), and it serves unidentified programs nothing. Retrying will not help; a person must run deskgate-mcp as an ordinary process of the desktop user."
         case "policy_error":
             text = "Denied: a deskgate policy file has an error, so everything is denied until a person fixes it (`deskgate policy check FILE` shows the problem)."
         default:

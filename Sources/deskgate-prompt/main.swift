@@ -18,7 +18,8 @@ struct DeskgatePrompt: AsyncParsableCommand {
         discussion: """
             Registers with deskgated as its prompt helper (only executables listed in prompt_agents may) and \
             shows each request: the verified program, its script and its own claimed label apart, what it \
-            wants to do and where. Allow choices accept input only after --delay seconds.
+            wants to do and where. Allow choices accept input only after --delay seconds. Without --gui, \
+            stdin must be a terminal (a person's keyboard, never a pipe).
             """)
 
     @Option(help: "Daemon socket path (default: $DESKGATE_SOCKET or the XDG runtime socket).")
@@ -31,6 +32,16 @@ struct DeskgatePrompt: AsyncParsableCommand {
     var delay: Double = 1.5
 
     func run() async throws {
+        if gui, Zenity.path == nil {
+            Output.error("deskgate-prompt: --gui needs zenity, which is not installed; using the terminal")
+        }
+        let useZenity = gui && Zenity.path != nil
+        // In a terminal, answers must come from a person at a keyboard: a pipe or file on stdin
+        // could be written by the very program asking for approval.
+        if !useZenity, isatty(STDIN_FILENO) == 0 {
+            Output.error("deskgate-prompt: stdin is not a terminal, so answers could come from a program instead of a person; refusing to run. Start it in a terminal, or use --gui (zenity dialogs).")
+            throw ExitCode(2)
+        }
         let client: DeskgateClient
         do {
             client = try await DeskgateClient.connect(socketPath: socket)
@@ -42,11 +53,7 @@ struct DeskgatePrompt: AsyncParsableCommand {
             Output.error("deskgate-prompt: \(error)")
             throw ExitCode(1)
         }
-        if gui, Zenity.path == nil {
-            Output.error("deskgate-prompt: --gui needs zenity, which is not installed; using the terminal")
-        }
-        let presenter: any Presenter = gui && Zenity.path != nil
-            ? ZenityPresenter(delay: delay) : TerminalPresenter(delay: delay)
+        let presenter: any Presenter = useZenity ? ZenityPresenter(delay: delay) : TerminalPresenter(delay: delay)
         if presenter is TerminalPresenter {
             _ = StdinLines.shared  // read (and time-stamp) input from now on, so type-ahead is recognised
         }

@@ -24,7 +24,8 @@ struct MatrixRow: Sendable, CustomTestStringConvertible {
     var testDescription: String { name }
 
     func request() -> BrokerRequest {
-        let identity = ClientIdentity(uid: 1000, pid: 4242, exe: exe, script: script, label: "claims to be trusted", connectionID: 1)
+        let identity = ClientIdentity(uid: 1000, pid: 4242, exe: exe, script: script, label: "claims to be trusted", connectionID: 1,
+                                      origin: TestOrigins.client)
         let riskClass = DeskgateAPI.descriptor(named: method)!.riskClass!
         let target: TargetInfo? = app == nil && appExe == nil && role == nil && element == nil ? nil
             : TargetInfo(appName: app, appExe: appExe ?? app.map { "/usr/bin/\($0)" }, appPid: 3000, role: role, name: element)
@@ -206,8 +207,9 @@ struct DecisionMatrixTests {
         MatrixRow(name: "non-interactive ask becomes would_prompt", method: "text.read", exe: "/usr/bin/perl", app: "ledger", interactive: false, effect: .deny, reason: .wouldPrompt),
         MatrixRow(name: "non-interactive explicit ask names its rule", method: "text.set", exe: "/usr/local/bin/agent", app: "ledger", element: "Notes", interactive: false, effect: .deny, reason: .wouldPrompt, rule: "agent-writes-ask"),
         MatrixRow(name: "non-interactive allow is allowed", method: "tree.snapshot", app: "ledger", interactive: false, effect: .allow, rule: "ledger-observe"),
-        MatrixRow(name: "unidentified client, rule without client_exe", method: "tree.snapshot", exe: "", app: "ledger", effect: .allow, rule: "ledger-observe"),
-        MatrixRow(name: "unidentified client never matches a client glob", method: "text.read", exe: "", app: "ledger", effect: .ask),
+        MatrixRow(name: "unidentified client is denied even where a rule without client_exe allows", method: "tree.snapshot", exe: "", app: "ledger", effect: .deny, reason: .unidentified),
+        MatrixRow(name: "unidentified client is denied where others would be asked", method: "text.read", exe: "", app: "ledger", effect: .deny, reason: .unidentified),
+        MatrixRow(name: "unidentified client is denied admin methods", method: "grants.list", exe: "", effect: .deny, reason: .unidentified),
         MatrixRow(name: "advisory label is never matched", method: "element.focus", app: "ledger", effect: .ask),
     ]
 

@@ -306,7 +306,7 @@ struct ProcfsInspectorTests {
 @Suite("Standing decisions")
 struct StandingDecisionTests {
     func client() -> ClientIdentity {
-        ClientIdentity(uid: 1000, pid: 500, exe: TestIDs.python, script: "/home/me/agent.py", connectionID: 9)
+        BrokerTests.client(pid: 500, exe: TestIDs.python, script: "/home/me/agent.py", connection: 9)
     }
 
     let ledger = TargetInfo(appName: "ledger", appExe: "/usr/bin/ledger", appPid: 77)

@@ -115,9 +115,11 @@ struct PromptHelperTests {
         let daemon = try FakeDaemonSocket(path: directory + "/d.sock")
 
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.helperPath)
+        // Terminal mode answers only a person's terminal: run it on a pseudo-terminal (script(1)
+        // relays this test's pipes to and from it), as a terminal emulator would.
         // A delay long enough that a busy test machine cannot stall this test past it.
-        process.arguments = ["--socket", daemon.path, "--delay", "3"]
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        process.arguments = ["--quiet", "--return", "--command", "\(Self.helperPath) --socket \(daemon.path) --delay 3", "/dev/null"]
         let input = Pipe()
         let output = Pipe()
         process.standardInput = input
@@ -176,5 +178,41 @@ struct PromptHelperTests {
         #expect(shown.split(separator: "\n").filter { $0.hasPrefix("Verified program") }.allSatisfy { $0.contains("/usr/bin/python3") })
         #expect(shown.contains("ignored: typed too early"))
         #expect(shown.contains("withdrawn"))
+    }
+
+    @Test("terminal mode refuses to run when stdin is not a terminal (a pipe an agent could write to)")
+    func terminalModeNeedsATerminal() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.helperPath), "build deskgate-prompt first")
+        let directory = NSTemporaryDirectory() + "dg-prompt-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let daemon = try FakeDaemonSocket(path: directory + "/d.sock")
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.helperPath)
+        process.arguments = ["--socket", daemon.path]
+        let input = Pipe()  // kept open: the helper must not wait for it
+        let errors = Pipe()
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        try process.run()
+        defer {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        // An old helper registers (its request goes unanswered here) and waits for prompts.
+        let exited = (0..<2000).contains { _ in
+            if !process.isRunning { return true }
+            usleep(10_000)
+            return false
+        }
+        #expect(exited, "deskgate-prompt kept running with a pipe as stdin")
+        try #require(exited)
+        #expect(process.terminationStatus != 0)
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(message.contains("not a terminal"), "\(message)")
+        #expect(message.contains("--gui"), "\(message)")
+        #expect(!daemon.accept(seconds: 0), "it connected to the daemon before refusing")
     }
 }

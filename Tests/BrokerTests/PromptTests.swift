@@ -113,13 +113,14 @@ struct PromptTests {
         #expect(onceHelper.callCount == 2)
     }
 
-    @Test("unidentified clients are never offered remembering")
+    @Test("unidentified clients are never prompted for (denied 'unidentified'), so nothing is remembered for them")
     func unidentifiedNoRemembering() async throws {
         let broker = makeBroker(Sandbox())
-        let helper = FakeHelper(behavior: .answer("allow_once"))
+        let helper = FakeHelper(behavior: .answer("allow_always"))
         try broker.registerHelper(helper)
-        _ = await broker.decide(request("text.set", client: client(exe: "")))
-        #expect(helper.prompts.first?["choices"] == JSONValue(["deny", "allow_once"]))
+        #expect(await broker.decide(request("text.set", client: client(exe: ""))).reason == .unidentified)
+        #expect(helper.callCount == 0)
+        #expect(broker.listGrants()["grants"]?.arrayValue?.isEmpty == true)
     }
 
     @Test("a choice that was not offered, or a malformed answer, is a denial", arguments: [

@@ -42,7 +42,7 @@ struct PolicyGenerator {
     mutating func request() -> BrokerRequest {
         let (method, riskClass) = pick(Self.methods)
         let app = pick(Self.apps)
-        let identity = ClientIdentity(uid: 1000, pid: 4000, exe: pick(Self.exes), connectionID: 1)
+        let identity = ClientIdentity(uid: 1000, pid: 4000, exe: pick(Self.exes), connectionID: 1, origin: TestOrigins.client)
         let target = riskClass == .admin ? nil
             : TargetInfo(appName: app, appExe: "/usr/bin/\(app)", appPid: 3000, role: chance(50) ? "text" : nil,
                          name: chance(70) ? pick(Self.names) : nil)

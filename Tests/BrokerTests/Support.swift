@@ -45,11 +45,28 @@ final class TestClock: Sendable {
     func advance(_ seconds: TimeInterval) { current.withLock { $0 = $0.addingTimeInterval(seconds) } }
 }
 
-/// Parent links for the fake process tree.
+/// Where the fakes run, as on a systemd desktop: the helper in its own service, the agent and
+/// the apps in scopes of their own, all siblings under app.slice.
+enum TestOrigins {
+    static let slice = "/user.slice/user-1000.slice/user@1000.service/app.slice"
+    static let helper = ProcessOrigin(cgroup: slice + "/deskgate-prompt.service", startTime: 1000)
+    static let client = ProcessOrigin(cgroup: slice + "/agent.scope", startTime: 2000)
+    static let app = ProcessOrigin(cgroup: slice + "/app-ledger.scope", startTime: 3000)
+}
+
+/// Parent links and origins for the fake process tree. Pids without an origin of their own
+/// report ``TestOrigins/app``; pids in `unreadable` report none.
 final class FakeProcesses: ProcessInspector, Sendable {
     private let parents: Mutex<[Int32: Int32]>
-    init(_ parents: [Int32: Int32] = [:]) { self.parents = Mutex(parents) }
+    private let origins: Mutex<[Int32: ProcessOrigin]>
+    private let unreadable: Mutex<Set<Int32>>
+    init(_ parents: [Int32: Int32] = [:], origins: [Int32: ProcessOrigin] = [:], unreadable: Set<Int32> = []) {
+        self.parents = Mutex(parents)
+        self.origins = Mutex(origins)
+        self.unreadable = Mutex(unreadable)
+    }
     func setParent(_ child: Int32, _ parent: Int32) { parents.withLock { $0[child] = parent } }
+    func setOrigin(_ pid: Int32, _ origin: ProcessOrigin) { origins.withLock { $0[pid] = origin } }
     func isDescendant(_ pid: Int32, of ancestor: Int32) -> Bool {
         parents.withLock { table in
             var current = pid
@@ -60,6 +77,10 @@ final class FakeProcesses: ProcessInspector, Sendable {
             }
             return false
         }
+    }
+    func origin(of pid: Int32) -> ProcessOrigin? {
+        if unreadable.withLock({ $0.contains(pid) }) { return nil }
+        return origins.withLock { $0[pid] } ?? TestOrigins.app
     }
 }
 
@@ -88,8 +109,9 @@ final class FakeHelper: PromptHelperChannel, Sendable {
     private let promptedStream: AsyncStream<JSONValue>
     private let promptedContinuation: AsyncStream<JSONValue>.Continuation
 
-    init(pid: Int32 = 900, exe: String = TestIDs.helperExe, connectionID: UInt64 = 9000, behavior: Behavior) {
-        identity = ClientIdentity(uid: 1000, pid: pid, exe: exe, connectionID: connectionID)
+    init(pid: Int32 = 900, exe: String = TestIDs.helperExe, connectionID: UInt64 = 9000,
+         origin: ProcessOrigin? = TestOrigins.helper, behavior: Behavior) {
+        identity = ClientIdentity(uid: 1000, pid: pid, exe: exe, connectionID: connectionID, origin: origin)
         self.behavior = behavior
         (promptedStream, promptedContinuation) = AsyncStream.makeStream()
     }
@@ -167,8 +189,9 @@ func makeBroker(_ sandbox: Sandbox, clock: TestClock = TestClock(), processes: F
     return broker
 }
 
-func client(pid: Int32 = 4242, exe: String = TestIDs.python, script: String? = nil, connection: UInt64 = 1) -> ClientIdentity {
-    ClientIdentity(uid: 1000, pid: pid, exe: exe, script: script, label: "agent", connectionID: connection)
+func client(pid: Int32 = 4242, exe: String = TestIDs.python, script: String? = nil, connection: UInt64 = 1,
+            origin: ProcessOrigin? = TestOrigins.client) -> ClientIdentity {
+    ClientIdentity(uid: 1000, pid: pid, exe: exe, script: script, label: "agent", connectionID: connection, origin: origin)
 }
 
 func request(_ method: String, client: ClientIdentity = client(), app: String? = "ledger", appExe: String? = "/usr/bin/ledger",
@@ -190,4 +213,11 @@ final class Collector<T: Sendable>: Sendable {
     private let storage = Mutex<[T]>([])
     func append(_ value: T) { storage.withLock { $0.append(value) } }
     var items: [T] { storage.withLock { $0 } }
+}
+
+extension Broker {
+    /// Whether `apps.list` would show `app` to `client`: a standing decision, never a prompt.
+    func mayList(client: ClientIdentity, app: TargetInfo) -> Bool {
+        standing([.observeApp(client: client, method: "apps.list", target: app)])[0].effect == .allow
+    }
 }

@@ -6,7 +6,6 @@ import Foundation
 import DeskgateAPI
 import JSONRPC
 import TestSupport
-import Synchronization
 import Testing
 
 /// The broker and audit log in front of real requests to a real daemon, against real apps.
@@ -23,14 +22,13 @@ struct GatedFlowTests {
         """
 
     /// Starts a fixture and waits until the daemon lists it.
-    func launch(_ daemon: DaemonProcess, kind: String = "gtk3", name: String? = nil, detached: Bool = false) async throws -> FixtureProcess {
-        let app = try FixtureProcess(kind, name: name, detached: detached)
+    func launch(_ daemon: DaemonProcess, kind: String = "gtk3", name: String? = nil) async throws -> FixtureProcess {
+        let app = try FixtureProcess(kind, name: name)
         #expect(app.waitForLine("ready", timeout: 30), "fixture did not start")
         let client = try await daemon.client()
         defer { client.closeNow() }
         for _ in 0..<200 {
-            if let apps = try? await client.call("apps.list"), let entry = apps.arrayValue?.first(where: { $0["name"]?.stringValue == app.name }) {
-                if detached, let pid = entry["pid"]?.intValue { app.adopt(pid: Int32(pid)) }
+            if let apps = try? await client.call("apps.list"), apps.arrayValue?.contains(where: { $0["name"]?.stringValue == app.name }) == true {
                 return app
             }
             try await Task.sleep(for: .milliseconds(100))
@@ -176,7 +174,6 @@ struct GatedFlowTests {
 
     @Test("prompt through a registered helper: allow_once passes once, deny and timeout deny; all audited")
     func promptFlows() async throws {
-        let testExe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         let daemon = try DaemonProcess(arguments: ["--prompt-timeout", "6"], userPolicy: """
             default = "deny"
             [[rule]]
@@ -189,43 +186,41 @@ struct GatedFlowTests {
             effect = "ask"
             actions = ["write"]
             app = "deskgate-e2e-*"
-            """, adminPolicy: "prompt_agents = [\"\(testExe)\"]\n")
+            """, adminPolicy: "prompt_agents = [\"/usr/bin/python3\"]\n")
         defer { daemon.stop() }
-        // Outside the test's process tree: the test itself is the prompt helper, and apps that
-        // descend from the helper are off limits (hard deny).
-        let app = try await launch(daemon, detached: true)
+        // Laid out as on a desktop: the helper in a cgroup of its own (as deskgate-prompt.service
+        // runs), the agent in another, the app in this test's. A helper may not be asked by a
+        // client that may have started it, and apps it may have started are off limits.
+        let cgroups = try TestCgroup("gated-prompt")
+        defer { cgroups.remove() }
+        let helperGroup = try cgroups.child("helper")
+        let agentGroup = try cgroups.child("agent")
+        let app = try await launch(daemon)
         defer { app.terminate() }
-        let helper = try await daemon.client()
-        defer { helper.closeNow() }
-        #expect(try await helper.call("agent.register")["registered"] == true)
+        let helperLog = daemon.directory.file("helper.log")
+        // The helper answers each prompt from a queue of choices; "none" means never answer.
+        let helper = try LoggedProcess(["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/prompt_helper.py", daemon.socketPath,
+                                        "--answer", "allow_once", "--answer", "deny", "--answer", "none"],
+                                       wrapper: helperGroup.wrapper, logPath: helperLog)
+        defer { helper.stop() }
+        #expect(helper.line(startingWith: "registered", "refused")?.hasPrefix("registered") == true, "\(helper.lines)")
         // A second helper is refused.
-        let second = try await daemon.client()
-        await #expect(throws: RPCError.self) { _ = try await second.call("agent.register") }
-        second.closeNow()
+        let second = try LoggedProcess(["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/prompt_helper.py", daemon.socketPath],
+                                       wrapper: helperGroup.wrapper, logPath: daemon.directory.file("second-helper.log"))
+        let refusal = second.line(startingWith: "registered", "refused")
+        #expect(refusal?.hasPrefix("refused") == true && refusal?.contains("already registered") == true, "\(refusal ?? "-")")
+        second.stop()
 
-        // The helper answers each prompt from a queue of choices; nil means "never answer".
-        let answers = AnswerQueue(["allow_once", "deny", nil])
-        let seen = PromptLog()
-        let answering = Task {
-            for await message in helper.incoming {
-                guard case .request(let request) = message, request.method == "agent.prompt" else { continue }
-                seen.add(request.params ?? .null)
-                if let choice = answers.next() {
-                    try? await helper.respond(to: request.id, result: .success(["choice": .string(choice)]))
-                }
-            }
-        }
-        defer { answering.cancel() }
         let fill: JSONValue = ["app": .string(app.name), "field": "Email", "value": "a@example.org"]
-        let allowed = try daemon.callFromPython("field.fill", fill)
+        let allowed = try daemon.callFromPython("field.fill", fill, wrapper: agentGroup.wrapper)
         #expect(allowed["result"]?["matches"] == true, "\(allowed)")
-        let denied = try daemon.callFromPython("field.fill", fill)
+        let denied = try daemon.callFromPython("field.fill", fill, wrapper: agentGroup.wrapper)
         #expect(denied["error"]?["data"]?["reason"] == "user_denied", "\(denied)")
-        let timedOut = try daemon.callFromPython("field.fill", fill)
+        let timedOut = try daemon.callFromPython("field.fill", fill, wrapper: agentGroup.wrapper)
         #expect(timedOut["error"]?["data"]?["reason"] == "timeout", "\(timedOut)")
 
         // The prompt shows the verified identity and never the value being typed.
-        let prompts = seen.all
+        let prompts = helper.lines.filter { $0.hasPrefix("prompt ") }.compactMap { try? JSONParser.parse(String($0.dropFirst("prompt ".count))) }
         #expect(prompts.count == 3)
         #expect(prompts.first?["client"]?["exe"]?.stringValue?.contains("python3") == true)
         #expect(prompts.allSatisfy { !JSONWriter.string($0).contains("a@example.org") })
@@ -350,19 +345,4 @@ struct GatedFlowTests {
         #expect(records(daemon, method: "element.activate").count == 1)
         #expect(!app.output.contains { $0.hasPrefix("clicked") })
     }
-}
-
-/// Choices a test helper gives, in order.
-final class AnswerQueue: Sendable {
-    private let state: Mutex<[String?]>
-    init(_ answers: [String?]) { state = Mutex(answers) }
-    func next() -> String? {
-        state.withLock { $0.isEmpty ? nil : $0.removeFirst() }
-    }
-}
-
-final class PromptLog: Sendable {
-    private let state = Mutex<[JSONValue]>([])
-    func add(_ value: JSONValue) { state.withLock { $0.append(value) } }
-    var all: [JSONValue] { state.withLock { $0 } }
 }

@@ -112,31 +112,33 @@ struct SecurityTests {
             actions = ["observe", "act"]
             client_exe = "\(Self.testExe)"
             app = "deskgate-e2e-*"
-            """, adminPolicy: "prompt_agents = [\"\(Self.testExe)\"]\n")
+            """, adminPolicy: "prompt_agents = [\"/usr/bin/python3\"]\n")
         defer { daemon.stop() }
-        let app = try await Flows.launch(daemon, detached: true)
-        defer { app.terminate() }
-        let helper = try await daemon.client()
-        defer { helper.closeNow() }
-        #expect(try await helper.call("agent.register")["registered"] == true)
-        let answering = Task {
-            for await message in helper.incoming {
-                guard case .request(let request) = message, request.method == "agent.prompt" else { continue }
-                try? await helper.respond(to: request.id, result: .success(["choice": "allow_always"]))
-            }
-        }
-        defer { answering.cancel() }
+        // As on a desktop: the helper in a cgroup of its own, the agent in another.
+        let cgroups = try TestCgroup("security-revoke")
+        defer { cgroups.remove() }
+        let helperGroup = try cgroups.child("helper")
+        let agentGroup = try cgroups.child("agent")
+        defer { withExtendedLifetime((helperGroup, agentGroup)) {} }
+        let app = try await Flows.launch(daemon)
+        let helper = try LoggedProcess(["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/prompt_helper.py",
+                                        daemon.socketPath, "--answer", "allow_always"],
+                                       wrapper: helperGroup.wrapper, logPath: daemon.directory.file("helper.log"))
+        defer { helper.stop() }
+        #expect(helper.line(startingWith: "registered", "refused")?.hasPrefix("registered") == true, "\(helper.lines)")
         // A separate process asks for a snapshot (the person allows it always), then streams.
-        let stream = try FixtureProcess(script: "event_stream.py", arguments: [daemon.socketPath, "--snapshot", app.name, "state"])
-        defer { stream.terminate() }
-        #expect(stream.waitForLine("subscribed", timeout: 20), "\(stream.output)")
+        let stream = try LoggedProcess(["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/event_stream.py",
+                                        daemon.socketPath, "--snapshot", app.name, "state"],
+                                       wrapper: agentGroup.wrapper, logPath: daemon.directory.file("stream.log"))
+        defer { stream.stop() }
+        #expect(stream.line(startingWith: "subscribed") != nil, "\(stream.lines) \(helper.lines)")
         let driver = try await daemon.client()
         defer { driver.closeNow() }
-        func streamedStates() -> Int { stream.output.filter { $0.contains("\"type\":\"state\"") }.count }
+        func streamedStates() -> Int { stream.lines.filter { $0.contains("\"type\":\"state\"") }.count }
         try await Self.toggleUntilSeen(driver, app: app.name) { streamedStates() > 0 }
 
         #expect(try await driver.call("grants.revoke_all")["revoked"]?.intValue ?? 0 >= 1)
-        #expect(await Flows.eventually { stream.output.contains { $0.contains("\"type\":\"withheld\"") } }, "\(stream.output.suffix(3))")
+        #expect(await Flows.eventually { stream.lines.contains { $0.contains("\"type\":\"withheld\"") } }, "\(stream.lines.suffix(3))")
         let before = streamedStates()
         let control = EventLog(driver)
         _ = try await driver.call("events.subscribe", ["events": ["state"]])
@@ -428,25 +430,31 @@ struct SecurityTests {
             effect = "ask"
             actions = ["act"]
             app = "deskgate-e2e-*"
-            """, adminPolicy: "prompt_agents = [\"\(Self.testExe)\"]\n")
+            """, adminPolicy: "prompt_agents = [\"/usr/bin/python3\"]\n")
         defer { daemon.stop() }
-        let app = try await Flows.launch(daemon, detached: true)
-        defer { app.terminate() }
-        let helper = try await daemon.client()
-        defer { helper.closeNow() }
-        #expect(try await helper.call("agent.register")["registered"] == true)
-        let submit = try await Flows.ref(helper, app: app.name, role: "push button", name: "Submit")
-        let answering = Task {
-            for await message in helper.incoming {
-                guard case .request(let request) = message, request.method == "agent.prompt" else { continue }
-                // While the person reads the prompt, the app changes the button.
-                kill(app.pid, SIGUSR1)
-                _ = app.waitForLine("renamed Submit")
-                try? await helper.respond(to: request.id, result: .success(["choice": "allow_once"]))
-            }
-        }
-        defer { answering.cancel() }
-        let reply = try await Task.detached { try daemon.callFromPython("element.activate", ["ref": .string(submit)]) }.value
+        let cgroups = try TestCgroup("security-rename")
+        defer { cgroups.remove() }
+        let helperGroup = try cgroups.child("helper")
+        let agentGroup = try cgroups.child("agent")
+        defer { withExtendedLifetime((helperGroup, agentGroup)) {} }
+        let app = try await Flows.launch(daemon)
+        let hold = daemon.directory.file("answer-now")
+        let helper = try LoggedProcess(["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/prompt_helper.py",
+                                        daemon.socketPath, "--answer", "allow_once", "--hold", hold],
+                                       wrapper: helperGroup.wrapper, logPath: daemon.directory.file("helper.log"))
+        defer { helper.stop() }
+        #expect(helper.line(startingWith: "registered", "refused")?.hasPrefix("registered") == true, "\(helper.lines)")
+        let client = try await daemon.client()
+        defer { client.closeNow() }
+        let submit = try await Flows.ref(client, app: app.name, role: "push button", name: "Submit")
+        let agent = agentGroup.wrapper
+        let pending = Task.detached { try daemon.callFromPython("element.activate", ["ref": .string(submit)], wrapper: agent) }
+        // While the person reads the prompt, the app changes the button; then they allow it.
+        #expect(helper.line(startingWith: "prompt ") != nil, "\(helper.lines)")
+        kill(app.pid, SIGUSR1)
+        #expect(app.waitForLine("renamed Submit"))
+        _ = FileManager.default.createFile(atPath: hold, contents: nil)
+        let reply = try await pending.value
         #expect(reply["error"]?["code"] == -32003, "\(reply)")
         #expect(reply["error"]?["data"]?["reason"] == "changed", "\(reply)")
         try await Task.sleep(for: .milliseconds(200))

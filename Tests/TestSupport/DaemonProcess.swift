@@ -132,11 +132,14 @@ public final class DaemonProcess: @unchecked Sendable {
         return bytes
     }
 
-    /// Calls a method from a separate python3 process (its own pid and exe).
-    public func callFromPython(_ method: String, _ params: JSONValue? = nil, execSocat: Bool = false) throws -> JSONValue {
+    /// Calls a method from a separate python3 process (its own pid and exe), started through
+    /// `wrapper` if given (e.g. ``TestCgroup/wrapper``, to run it in a cgroup of its own).
+    public func callFromPython(_ method: String, _ params: JSONValue? = nil, execSocat: Bool = false,
+                               wrapper: [String] = []) throws -> JSONValue {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        var arguments = [DesktopEnvironment.fixturesDirectory + "/rpc_call.py"]
+        let command = wrapper + ["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/rpc_call.py"]
+        process.executableURL = URL(fileURLWithPath: command[0])
+        var arguments = Array(command.dropFirst())
         if execSocat { arguments.append("--exec-socat") }
         arguments += [socketPath, method]
         if let params { arguments.append(JSONWriter.string(params)) }

@@ -33,9 +33,10 @@ public final class FixtureProcess: Sendable {
         return adopted != 0 ? adopted : process.processIdentifier
     }
 
-    /// - Parameter detached: start the app outside this process's tree (`setsid -f`), as a
-    ///   user's apps are; tests that register the test process as a prompt helper need it,
-    ///   since apps descending from the helper are off limits.
+    /// - Parameter detached: start the app outside this process's tree (`setsid -f`). It stays
+    ///   in this process's cgroup, so it does not make the app reachable while this process is
+    ///   the prompt helper: apps the helper may have started are off limits (run the helper
+    ///   in a ``TestCgroup`` of its own instead).
     /// - Parameter arguments: more options for the fixture (e.g. `["--title", "T"]`).
     public init(_ kind: String = "gtk3", rows: Int = 0, name: String? = nil, arguments: [String] = [],
                 detached: Bool = false) throws {

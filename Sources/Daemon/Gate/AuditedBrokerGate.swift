@@ -31,7 +31,8 @@ struct AuditedBrokerGate: RequestGate {
         let ticket = Ticket(requestID: counter.next(session: session.id), started: ContinuousClock.now,
                             client: session.identityJSON, method: call.descriptor.name, target: Self.targetJSON(call, audit: audit))
 
-        if call.filteredPerApp {
+        // An unidentified client's listing or stream goes to the broker, which denies it.
+        if call.filteredPerApp && Self.clientIdentity(session).isIdentified {
             // The call is accepted; what it shows is decided per app by standing permits.
             let decision: JSONValue = ["effect": "allow", "reason": "filtered_per_app", "rule": .null,
                                        "class": .string(call.riskClass.rawValue)]
@@ -137,7 +138,7 @@ struct AuditedBrokerGate: RequestGate {
     static func clientIdentity(_ session: ClientSession) -> ClientIdentity {
         ClientIdentity(uid: session.identity.uid, pid: session.identity.pid, exe: session.identity.exe,
                        script: session.identity.script, unit: session.identity.unit, label: session.label,
-                       connectionID: session.id)
+                       connectionID: session.id, origin: session.identity.origin)
     }
 
     /// What the person is shown in a prompt, built from the resolved target; never the value

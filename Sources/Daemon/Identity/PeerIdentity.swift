@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+public import Broker
 import CLinux
 public import JSONRPC
 
@@ -14,6 +15,8 @@ public struct PeerIdentity: Sendable, Hashable {
     public var gid: UInt32
     public var pid: Int32
     /// Resolved executable path (`/proc/PID/exe`); " (deleted)" suffix kept if the kernel reports it.
+    /// Empty when it could not be read (a non-dumpable process of the same uid, another user
+    /// namespace): the peer is unidentified and the broker denies it every gated request.
     public var exe: String
     /// Device and inode of the executable at accept time, to detect exec-after-connect.
     public var exeFileID: FileID?
@@ -23,6 +26,12 @@ public struct PeerIdentity: Sendable, Hashable {
     public var script: String?
     /// How the pidfd was obtained: `so_peerpidfd` (race-free) or `pidfd_open` (pid looked up after connect).
     public var pidfdSource: PidfdSource
+    /// Cgroup and start time at accept, confirmed by the pidfd like the rest: what the broker
+    /// decides "may this client have started the helper" on. nil when unreadable.
+    public var origin: ProcessOrigin?
+
+    /// Whether the executable could be read; an unidentified peer is denied every gated request.
+    public var isIdentified: Bool { !exe.isEmpty }
 
     public enum PidfdSource: String, Sendable { case soPeerPidfd = "so_peerpidfd", pidfdOpen = "pidfd_open" }
 
@@ -58,13 +67,21 @@ public enum ProcessInspection {
 
     /// Resolves the identity of `pid` whose credentials came from the socket, verifying the pidfd.
     public static func identify(uid: UInt32, gid: UInt32, pid: Int32, pidfd: Int32, source: PeerIdentity.PidfdSource) throws(IdentityError) -> PeerIdentity {
-        let exe = readLink("/proc/\(pid)/exe") ?? "unknown"
+        // An unreadable exe is no identity at all: "" marks the peer unidentified (never a
+        // placeholder name a policy glob or a remembered grant could match).
+        let exe = readLink("/proc/\(pid)/exe") ?? ""
         let fileID = fileID(path: "/proc/\(pid)/exe")
-        let unit = unit(fromCgroupFile: "/proc/\(pid)/cgroup")
-        let script = script(pid: pid, exe: exe)
+        let cgroupText = readSmallFile("/proc/\(pid)/cgroup")
+        let unit = cgroupText.flatMap(unit(fromCgroupText:))
+        let startTime = readSmallBytes("/proc/\(pid)/stat", limit: 4096).flatMap(ProcessOrigin.startTime(fromStat:))
+        let origin = cgroupText.flatMap(ProcessOrigin.cgroup(fromCgroupText:)).flatMap { cgroup in
+            startTime.map { ProcessOrigin(cgroup: cgroup, startTime: $0) }
+        }
+        let script = exe.isEmpty ? nil : script(pid: pid, exe: exe)
         // Only now trust what was read: the pidfd must still name a live process with this pid.
         guard pidfdRefers(pidfd, to: pid) else { throw .processGone(pid) }
-        return PeerIdentity(uid: uid, gid: gid, pid: pid, exe: exe, exeFileID: fileID, unit: unit, script: script, pidfdSource: source)
+        return PeerIdentity(uid: uid, gid: gid, pid: pid, exe: exe, exeFileID: fileID, unit: unit, script: script, pidfdSource: source,
+                            origin: origin)
     }
 
     /// True while `pidfd` refers to a live process whose pid is `pid`.

@@ -22,13 +22,25 @@ struct TextTests {
     @Test("every denial reason says what a person can do", arguments: [
         ("locked_down", "administrator"), ("hard_deny", "never allows"), ("user_denied", "declined"),
         ("timeout", "nobody answered"), ("no_agent", "deskgate-prompt"), ("would_prompt", "non-interactive"),
-        ("rate_limited", "Wait"), ("policy_error", "deskgate policy check"),
+        ("rate_limited", "Wait"), ("policy_error", "deskgate policy check"), ("unidentified", "could not verify which program"),
     ])
     func reasons(reason: String, phrase: String) {
         let error = RPCError(.denied, "m", data: ["reason": .string(reason), "class": "write", "rule": "r1"])
         let text = ErrorText.describe(error, subject: .init(tool: "set_text", app: "a", field: nil, ref: "ref9"), tool: nil)
         #expect(text.hasPrefix("Denied"))
         #expect(text.contains(phrase), "\(reason): \(text)")
+    }
+
+    @Test("an element that changed between decision and action: nothing was done, take a fresh snapshot and retry")
+    func changedElement() {
+        let changed = RPCError(.elementNotFound, "the element's role changed", data: ["reason": "changed"])
+        let text = ErrorText.describe(changed, subject: .init(tool: "activate", app: "ledger", field: nil, ref: "r1"), tool: nil)
+        #expect(text.hasPrefix("Nothing was done"), "\(text)")
+        #expect(text.contains("new snapshot") && text.contains("retry"), "\(text)")
+        #expect(text.contains("the element's role changed"))
+        // Without the reason it is the ordinary "not found".
+        let gone = RPCError(.elementNotFound, "no such ref", data: nil)
+        #expect(ErrorText.describe(gone, subject: .init(tool: "activate"), tool: nil).hasPrefix("Element not found"))
     }
 
     @Test("the daemon's invalid-params field is named as the tool's argument")
