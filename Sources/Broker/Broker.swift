@@ -12,9 +12,12 @@ import Synchronization
 /// The permission broker: decides every gated request from verified identity, policy layers,
 /// remembered grants and, when asked to, a person answering through the prompt helper.
 ///
-/// All state sits behind one mutex; nothing blocking happens under it. Grant files are written
-/// on a private serial queue, never on the cooperative thread pool. Policy files are read by
-/// ``reload()``, which the daemon calls at start-up and on SIGHUP.
+/// The jobs are split: ``PolicyLoader`` builds an immutable ``PolicySnapshot``; ``Evaluator``
+/// decides from it purely (no clock, no files, no processes: ``DecisionFacts`` are read first);
+/// ``PromptQueue`` and ``PromptSessions`` are state machines for whose turn it is to prompt and
+/// how each prompt ended; ``GrantStore`` and ``GrantFileWriter`` keep remembered grants. This
+/// type holds their state behind one mutex (nothing blocking happens under it) and carries out
+/// what they return: resuming waiting requests, sending prompts, starting and stopping timers.
 public final class Broker: Sendable {
     let config: BrokerConfig
     let inspector: any ProcessInspector
@@ -22,8 +25,7 @@ public final class Broker: Sendable {
     let events: @Sendable (BrokerEvent) -> Void
     let logger: Logger
     let state: Mutex<State>
-    /// Serial queue for file I/O (grant writes and reloads), so writes land in order.
-    let io = DispatchQueue(label: "deskgate.broker.io")
+    let grantFile: GrantFileWriter
 
     public init(config: BrokerConfig, inspector: any ProcessInspector, now: @escaping @Sendable () -> Date = { Date() },
                 events: @escaping @Sendable (BrokerEvent) -> Void = { _ in }, logger: Logger) {
@@ -32,92 +34,53 @@ public final class Broker: Sendable {
         self.now = now
         self.events = events
         self.logger = logger
-        self.state = Mutex(State(promptAgents: config.defaultPromptAgents))
+        grantFile = GrantFileWriter(path: config.grantsFile, logger: logger)
+        state = Mutex(State(policy: .unloaded(promptAgents: config.defaultPromptAgents),
+                            queue: PromptQueue(maxWaitingPerClient: config.maxQueuedPerClient,
+                                               maxWaitingTotal: config.maxQueuedTotal)))
     }
 
     // MARK: - State
-
-    struct LayerState: Sendable {
-        var files: [PolicyFile] = []
-        var failures: [(path: String, line: Int?, message: String)] = []
-        var index = RuleIndex([])
-        var rules: [PolicyRule] { index.rules }
-    }
 
     struct HelperState: Sendable {
         var channel: any PromptHelperChannel
         var identity: ClientIdentity
     }
 
-    struct ActiveSlot: Sendable {
-        var token: UInt64
-        var connectionID: UInt64
-        var requestKey: String?
-        var cancelled = false
-        var promptID: String?
-    }
-
-    struct Waiter: Sendable {
-        var token: UInt64
-        var connectionID: UInt64
-        var requestKey: String?
-        var continuation: CheckedContinuation<Admission, Never>
-    }
-
-    struct ClientQueue: Sendable {
-        var active: ActiveSlot?
-        var waiters: [Waiter] = []
-    }
-
-    enum PromptOutcome: Sendable {
-        case answer(JSONValue)
-        case timeout
-        case helperFailed(String)
-        case cancelled
-    }
-
-    struct PendingPrompt: Sendable {
-        var id: String
-        var token: UInt64
-        var clientPid: Int32
-        var helper: HelperState
-        var continuation: CheckedContinuation<PromptOutcome, Never>
+    /// What the broker keeps for a prompt being shown, beside its ``PromptSessions`` entry.
+    struct PromptWait: Sendable {
+        var continuation: CheckedContinuation<PromptSessions.Ending, Never>
+        var channel: any PromptHelperChannel
         var timer: Task<Void, Never>?
         var call: Task<Void, Never>?
     }
 
     struct State: Sendable {
-        var admin = LayerState()
-        var user = LayerState()
-        var grantsError: String?
-        var grantsWriteError: String?
-        var grants = GrantTable()
-        var sensitive = SensitiveMatcher()
-        var promptAgents: [String]
-        var defaultEffect: RuleEffect = .ask
-        var defaultFromAdmin = false
-        var audit = AuditSettings()
-        var status = PolicyStatus(files: [])
+        var policy: PolicySnapshot
+        var grants = GrantStore()
         var helper: HelperState?
-        var queues: [Int32: ClientQueue] = [:]
-        var waitingTotal = 0
-        var prompts: [String: PendingPrompt] = [:]
-        var cancelledTokens: Set<UInt64> = []
+        var queue: PromptQueue
+        var sessions = PromptSessions()
+        /// Requests waiting for their turn to prompt, by token.
+        var waiting: [UInt64: CheckedContinuation<PromptQueue.Admission, Never>] = [:]
+        var prompts: [String: PromptWait] = [:]
         var nextToken: UInt64 = 0
-        var loaded = false
         /// Sensitive-list answers per (app name, app exe); cleared on reload.
         var sensitiveCache: [SensitiveKey: Bool] = [:]
         /// Counts changes that can change a decision (policy reloads, grants created, revoked or
-        /// expired), so standing permits know when to be decided again.
+        /// expired), so standing decisions know when to be made again.
         var generation: UInt64 = 0
 
-        init(promptAgents: [String]) { self.promptAgents = promptAgents }
+        init(policy: PolicySnapshot, queue: PromptQueue) {
+            self.policy = policy
+            self.queue = queue
+        }
 
         mutating func isSensitive(_ target: TargetInfo?) -> Bool {
             guard let target, target.appName != nil || target.appExe != nil else { return false }
             let key = SensitiveKey(name: target.appName, exe: target.appExe)
             if let known = sensitiveCache[key] { return known }
-            let answer = sensitive.isSensitive(target)
+            let answer = policy.sensitive.isSensitive(target)
             if sensitiveCache.count >= 4096 { sensitiveCache.removeAll(keepingCapacity: true) }
             sensitiveCache[key] = answer
             return answer
@@ -159,221 +122,120 @@ public final class Broker: Sendable {
 
     /// Re-reads every policy file and the grants file. Files that fail to load make their layer
     /// deny everything (reason `policy_error`); the returned status and ``status`` say which.
-    /// Does blocking file I/O: call it at start-up or from the SIGHUP handler's thread.
+    /// Does blocking file I/O: call it at start-up or from the SIGHUP handler's thread. It runs
+    /// on the grants file's queue, so it never reads a grants file a queued write is replacing.
     @discardableResult
     public func reload() -> PolicyStatus {
-        io.sync { reloadOnIOQueue() }
-    }
-
-    private func reloadOnIOQueue() -> PolicyStatus {
-        var statuses: [PolicyStatus.FileStatus] = []
-        var collected: [BrokerEvent] = []
-
-        func load(_ path: String, layer: PolicyLayer, into target: inout LayerState) {
-            do {
-                guard let bytes = try FileIO.read(path) else {
-                    statuses.append(.init(path: path, layer: layer, loaded: false, rules: 0))
-                    return
-                }
-                let file = try PolicyParser.parse(bytes, path: path, layer: layer)
-                target.files.append(file)
-                statuses.append(.init(path: path, layer: layer, loaded: true, sha256: file.sha256, rules: file.rules.count))
-                collected.append(.policyLoaded(path: path, layer: layer, sha256: file.sha256, rules: file.rules.count))
-            } catch let error as TOMLError {
-                target.failures.append((path, error.line, error.message))
-                statuses.append(.init(path: path, layer: layer, loaded: false, rules: 0, error: error.description))
-                collected.append(.policyError(path: path, layer: layer, line: error.line, message: error.message))
-            } catch {
-                target.failures.append((path, nil, "\(error)"))
-                statuses.append(.init(path: path, layer: layer, loaded: false, rules: 0, error: "\(error)"))
-                collected.append(.policyError(path: path, layer: layer, line: nil, message: "\(error)"))
-            }
-        }
-
-        var admin = LayerState()
-        do {
-            for path in try FileIO.tomlFiles(in: config.systemPolicyDir) ?? [] { load(path, layer: .admin, into: &admin) }
-        } catch {
-            admin.failures.append((config.systemPolicyDir, nil, error.description))
-            statuses.append(.init(path: config.systemPolicyDir, layer: .admin, loaded: false, rules: 0, error: error.description))
-            collected.append(.policyError(path: config.systemPolicyDir, layer: .admin, line: nil, message: error.description))
-        }
-        admin.index = RuleIndex(admin.files.flatMap(\.rules))
-        var user = LayerState()
-        load(config.userPolicyFile, layer: .user, into: &user)
-        user.index = RuleIndex(user.files.flatMap(\.rules))
-
-        var grants: [RememberedGrant] = []
-        var grantsError: String?
-        do {
-            if let bytes = try FileIO.read(config.grantsFile) {
-                grants = try GrantFile.decode(bytes)
-            }
-            statuses.append(.init(path: config.grantsFile, layer: .grants, loaded: true, rules: grants.count))
-            collected.append(.grantsLoaded(path: config.grantsFile, count: grants.count))
-        } catch {
-            grantsError = "\(error)"
-            statuses.append(.init(path: config.grantsFile, layer: .grants, loaded: false, rules: 0, error: "corrupt: \(error)"))
-            collected.append(.grantsError(path: config.grantsFile, message: "\(error)"))
-        }
-
-        let status = PolicyStatus(files: statuses)
+        let loaded = grantFile.queue.sync { PolicyLoader.load(config) }
+        let now = now()
         withState { state, deferred in
-            state.admin = admin
-            state.user = user
-            state.grantsError = grantsError
-            // Persistent grants come from the file; session and once grants live on in memory.
-            for grant in state.grants.all where grant.isPersistent { state.grants.remove(grant.id) }
-            for grant in grants { state.grants.insert(grant) }
-            _ = state.grants.pruneExpired(now: now())
-            state.sensitive = SensitiveMatcher(extra: (admin.files + user.files).flatMap(\.sensitiveApps))
+            state.policy = loaded.policy
+            state.grants.load(loaded.grants, now: now)
             state.sensitiveCache = [:]
-            let adminAgents = admin.files.compactMap(\.promptAgents)
-            let userAgents = user.files.compactMap(\.promptAgents)
-            if !admin.failures.isEmpty {
-                state.promptAgents = []  // fail closed: nobody may answer prompts for a broken admin layer
-            } else if !adminAgents.isEmpty {
-                state.promptAgents = canonicalAgents(adminAgents.flatMap { $0 })
-            } else if !userAgents.isEmpty {
-                state.promptAgents = canonicalAgents(userAgents.flatMap { $0 })
-            } else {
-                state.promptAgents = canonicalAgents(config.defaultPromptAgents)
-            }
-            let adminDeny = admin.files.contains { $0.defaultEffect == .deny }
-            let userDeny = user.files.contains { $0.defaultEffect == .deny }
-            state.defaultEffect = adminDeny || userDeny ? .deny : .ask
-            state.defaultFromAdmin = adminDeny
-            state.audit = AuditSettings.combine(admin: admin.files.map(\.audit),
-                                                user: user.failures.isEmpty ? user.files.first?.audit : nil)
-            state.status = status
-            state.loaded = true
             deferred.decisionsChanged = true
             // A helper that is no longer listed loses its registration.
-            if let helper = state.helper, !state.promptAgents.contains(helper.identity.exe) {
+            if let helper = state.helper, !state.policy.promptAgents.contains(helper.identity.exe) {
                 unregisterHelperLocked(&state, &deferred, reason: "the prompt helper is no longer listed in prompt_agents")
             }
-            deferred.events = collected
+            deferred.events = loaded.events + deferred.events
         }
-        for line in status.errors { logger.error("policy file rejected; its layer denies everything", metadata: ["error": "\(line)"]) }
-        return status
-    }
-
-    /// Each listed path and, when it resolves, its real path: the verified exe of a helper is
-    /// always the real path (`/proc/PID/exe`), while a policy may name it through a symlink.
-    private func canonicalAgents(_ paths: [String]) -> [String] {
-        var result: [String] = []
-        for path in paths {
-            result.append(path)
-            if let real = FileIO.realPath(path), real != path { result.append(real) }
+        for line in loaded.policy.status.errors {
+            logger.error("policy file rejected; its layer denies everything", metadata: ["error": "\(line)"])
         }
-        return result
+        return loaded.policy.status
     }
 
     // MARK: - Evaluation
 
-    enum Evaluation: Sendable {
-        case decided(Decision)
-        /// A person must decide. `explicit`: the ask rule that demands it (no remembering).
-        case ask(explicit: PolicyRule?)
-    }
-
-    func deny(_ request: BrokerRequest, _ reason: DenyReason, rule: PolicyRule? = nil, ruleID: String? = nil,
-              detail: String? = nil) -> Decision {
-        var decision = Decision(effect: .deny, reason: reason, ruleID: rule?.id ?? ruleID, request: request,
-                                ruleReason: rule?.reason, detail: detail)
-        decision.validUntil = rule?.expires
-        return decision
-    }
-
-    func allow(_ request: BrokerRequest, rule: PolicyRule? = nil, grant: RememberedGrant? = nil) -> Decision {
-        var decision = Decision(effect: .allow, ruleID: rule?.id, grantID: grant?.id, request: request)
-        decision.validUntil = rule?.expires ?? grant?.expires
-        return decision
-    }
-
-    /// The hard denies no rule or prompt can lift.
-    func hardDeny(_ request: BrokerRequest, _ state: inout State) -> Decision? {
-        if !request.client.isIdentified { return deny(request, .unidentified) }
-        if state.isSensitive(request.target) {
-            let app = request.target?.appName ?? request.target?.appExe ?? "this app"
-            return deny(request, .hardDeny,
-                        detail: "'\(JSONWriter.escapedForMessage(app))' is a sensitive app (password manager, credential or polkit prompt, keyring, lock screen or screensaver), which deskgate never touches")
+    /// The facts a decision needs about processes, read outside the lock. `forPrompt` adds
+    /// whether the helper may have been started by the client (only asked when a prompt is near).
+    private func facts(_ request: BrokerRequest, helper: ClientIdentity?, forPrompt: Bool) -> DecisionFacts {
+        var facts = DecisionFacts(helperConnection: helper?.connectionID)
+        guard let helper else { return facts }
+        if let appPid = request.target?.appPid, appPid != helper.pid {
+            facts.appStartedByHelper = Provenance.mayHaveStarted((appPid, inspector.origin(of: appPid)),
+                                                                 by: (helper.pid, helper.origin), inspector: inspector)
         }
-        if request.riskClass == .read || request.method == TextRead.name, request.target?.role == "password text" {
-            return deny(request, .hardDeny, detail: "the text of password fields is never read")
+        if forPrompt, helper.pid != request.client.pid {
+            facts.helperStartedByClient = Provenance.mayHaveStarted((helper.pid, helper.origin),
+                                                                    by: (request.client.pid, request.client.origin),
+                                                                    inspector: inspector)
         }
-        if let helper = state.helper, let appPid = request.target?.appPid {
-            // Its own windows, and any app it may have started (a zenity dialog, also one it
-            // detached with setsid): an agent must never click "Allow" through AT-SPI.
-            if appPid == helper.identity.pid {
-                return deny(request, .hardDeny, detail: "the prompt helper's windows cannot be accessed")
+        return facts
+    }
+
+    /// Runs `body` under the lock with the evaluator and facts read for the helper registered
+    /// now; if another helper registered in between, the facts are read again.
+    private func evaluating<T>(_ request: BrokerRequest, forPrompt: Bool,
+                               _ body: (inout State, inout Deferred, Evaluator, DecisionFacts) -> T) -> T {
+        var helper = withState { state, _ in state.helper?.identity }
+        for _ in 0..<4 {
+            var facts = self.facts(request, helper: helper, forPrompt: forPrompt)
+            let now = now()
+            let result: T? = withState { state, deferred in
+                guard state.helper?.identity.connectionID == facts.helperConnection else {
+                    helper = state.helper?.identity
+                    return nil
+                }
+                facts.sensitive = state.isSensitive(request.target)
+                let evaluator = Evaluator(policy: state.policy, grantsFileError: state.grants.fileError,
+                                          grantsFile: config.grantsFile, now: now)
+                return body(&state, &deferred, evaluator, facts)
             }
-            if let how = Provenance.mayHaveStarted((appPid, inspector.origin(of: appPid)), by: (helper.identity.pid, helper.identity.origin),
-                                                   inspector: inspector) {
-                return deny(request, .hardDeny,
-                            detail: "the app may have been started by the prompt helper (\(how.explanation(child: "it", parent: "the helper"))), and the helper's windows and those of processes it started cannot be accessed")
-            }
+            if let result { return result }
         }
-        return nil
+        // Helpers coming and going without pause: decide as if whatever could have been started
+        // by whom was (fail closed).
+        let now = now()
+        return withState { state, deferred in
+            var facts = DecisionFacts(helperConnection: state.helper?.identity.connectionID)
+            facts.sensitive = state.isSensitive(request.target)
+            if state.helper != nil {
+                facts.appStartedByHelper = request.target?.appPid == nil ? nil : .unknown
+                facts.helperStartedByClient = .unknown
+            }
+            let evaluator = Evaluator(policy: state.policy, grantsFileError: state.grants.fileError,
+                                      grantsFile: config.grantsFile, now: now)
+            return body(&state, &deferred, evaluator, facts)
+        }
     }
 
-    /// Decides from rules and grants alone. With `consume`, a matching once-grant is used up
-    /// (under the lock, so of concurrent requests exactly one gets it).
-    /// `grantMethods`: other methods whose remembered grants (with this request's client and
-    /// target) also allow it (standing questions, see ``StandingQuestion``).
-    func evaluate(_ request: BrokerRequest, _ state: inout State, consume: Bool, now: Date,
-                  grantMethods: Set<String> = []) -> Evaluation {
-        if let denied = hardDeny(request, &state) { return .decided(denied) }
-        if !state.loaded {
-            return .decided(deny(request, .policyError, detail: "the policy has not been loaded yet"))
+    /// Several requests by rules and grants alone, under one lock, the facts read once per
+    /// target app (listings and content ask about many elements of one app at once).
+    func evaluateAll(_ requests: [(BrokerRequest, grantMethods: Set<String>)]) -> [Evaluation] {
+        guard !requests.isEmpty else { return [] }
+        let helper = withState { state, _ in state.helper?.identity }
+        var factsByApp: [Int32?: DecisionFacts] = [:]
+        for (request, _) in requests where factsByApp[request.target?.appPid] == nil {
+            factsByApp[request.target?.appPid] = facts(request, helper: helper, forPrompt: false)
         }
-        if let failure = state.admin.failures.first {
-            return .decided(deny(request, .policyError, detail: "the administrator's policy \(failure.path) failed to load (\(failure.line.map { "line \($0): " } ?? "")\(failure.message))"))
-        }
-        if let failure = state.user.failures.first {
-            return .decided(deny(request, .policyError, detail: "the user policy \(failure.path) failed to load (\(failure.line.map { "line \($0): " } ?? "")\(failure.message))"))
-        }
-        if let error = state.grantsError {
-            return .decided(deny(request, .policyError, detail: "the remembered-grants file \(config.grantsFile) is corrupt (\(error)); 'deskgate grants revoke-all' resets it"))
-        }
-
-        var matches = RuleMatches()
-        state.admin.index.collect(request, now: now, into: &matches)
-        state.user.index.collect(request, now: now, into: &matches)
-        if let rule = matches.adminDeny { return .decided(deny(request, .lockedDown, rule: rule)) }
-        if let rule = matches.userDeny { return .decided(deny(request, .policy, rule: rule)) }
-        if let rule = matches.ask { return .ask(explicit: rule) }
-        if let rule = matches.allow { return .decided(allow(request, rule: rule)) }
-
-        if let grant = state.grants.covering(request, now: now) {
-            if grant.lifetime == .once, consume { state.grants.remove(grant.id) }
-            return .decided(allow(request, grant: grant))
-        }
-        for method in grantMethods.sorted() where method != request.method {
-            var alternative = request
-            alternative.method = method
-            if let grant = state.grants.covering(alternative, now: now), grant.lifetime != .once {
-                return .decided(allow(request, grant: grant))
+        let now = now()
+        let batch: [Evaluation]? = withState { state, _ in
+            guard state.helper?.identity.connectionID == helper?.connectionID else { return nil }
+            let evaluator = Evaluator(policy: state.policy, grantsFileError: state.grants.fileError,
+                                      grantsFile: config.grantsFile, now: now)
+            return requests.map { request, grantMethods in
+                var facts = factsByApp[request.target?.appPid] ?? DecisionFacts()
+                facts.sensitive = state.isSensitive(request.target)
+                return evaluator.evaluate(request, facts, helperPid: state.helper?.identity.pid, grants: state.grants.table, grantMethods: grantMethods)
             }
         }
-        if state.defaultEffect == .deny {
-            return .decided(deny(request, state.defaultFromAdmin ? .lockedDown : .policy))
-        }
-        return .ask(explicit: nil)
+        // The helper changed meanwhile: one at a time, each with fresh facts.
+        return batch ?? requests.map { evaluate($0.0, grantMethods: $0.grantMethods) }
     }
 
-    /// Why no prompt can be shown for this client right now, if so.
-    func promptBlocker(_ request: BrokerRequest, _ state: State) -> String? {
-        guard let helper = state.helper else { return "no prompt helper is registered" }
-        let helperPid = helper.identity.pid
-        if helperPid == request.client.pid || helper.identity.connectionID == request.client.connectionID {
-            return "the prompt helper cannot approve its own requests"
+    /// Rules and grants alone, under the lock.
+    func evaluate(_ request: BrokerRequest, grantMethods: Set<String> = []) -> Evaluation {
+        evaluating(request, forPrompt: false) { state, _, evaluator, facts in
+            evaluator.evaluate(request, facts, helperPid: state.helper?.identity.pid, grants: state.grants.table, grantMethods: grantMethods)
         }
-        if let how = Provenance.mayHaveStarted((helperPid, helper.identity.origin), by: (request.client.pid, request.client.origin),
-                                               inspector: inspector) {
-            return "the registered prompt helper may have been started by the requesting client itself (\(how.explanation(child: "the helper", parent: "the client"))), so it cannot approve that client's requests; run the helper in a cgroup of its own (deskgate-prompt.service, or systemd-run --user --scope)"
+    }
+
+    /// Why no prompt can be shown for this client now, if so.
+    private func promptBlocker(_ request: BrokerRequest) -> String? {
+        evaluating(request, forPrompt: true) { state, _, _, facts in
+            Evaluator.promptBlocker(request, helper: state.helper?.identity, facts)
         }
-        return nil
     }
 
     // MARK: - Public decisions
@@ -381,149 +243,175 @@ public final class Broker: Sendable {
     /// What would happen, without prompting and without consuming anything (`broker.check`).
     /// Returns ask when a prompt would be shown.
     public func check(_ request: BrokerRequest) -> Decision {
-        let now = now()
-        return withState { state, _ in
-            switch evaluate(request, &state, consume: false, now: now) {
-            case .decided(let decision):
-                return decision
-            case .ask(let explicit):
-                if !request.interactive { return deny(request, .wouldPrompt, rule: explicit) }
-                if let blocker = promptBlocker(request, state) { return deny(request, .noAgent, rule: explicit, detail: blocker) }
-                return Decision(effect: .ask, ruleID: explicit?.id, request: request, ruleReason: explicit?.reason)
-            }
+        switch evaluate(request) {
+        case .decided(let decision):
+            return decision
+        case .ask(let explicit):
+            if !request.interactive { return Evaluator.deny(request, .wouldPrompt, rule: explicit) }
+            if let blocker = promptBlocker(request) { return Evaluator.deny(request, .noAgent, rule: explicit, detail: blocker) }
+            return Decision(effect: .ask, ruleID: explicit?.id, request: request, ruleReason: explicit?.reason)
         }
     }
 
     /// Decides a request, prompting a person when the policy asks for it. Never throws: a
     /// denial is a ``Decision`` whose ``Decision/rpcError`` the daemon sends. If the calling task
     /// is cancelled, a pending prompt is withdrawn (`agent.cancel`) and nothing is remembered.
+    ///
+    /// For `act` and `write`, the request's ``BrokerRequest/clientUnchanged`` is asked as the
+    /// decision's last input (after any prompt): a client that exec'd another program since it
+    /// connected is denied, so an allow, once returned, is final.
     public func decide(_ request: BrokerRequest) async -> Decision {
-        let now = now()
+        let decision = await decideByPolicyAndPerson(request)
+        if decision.effect == .allow, request.riskClass.isMutating, let unchanged = request.clientUnchanged, !unchanged() {
+            var denied = Evaluator.deny(request, .policy,
+                                        detail: "the client executable changed since it connected (was \(request.client.exe)); reconnect to be identified again")
+            denied.execChanged = true
+            denied.prompted = decision.prompted
+            denied.promptID = decision.promptID
+            return denied
+        }
+        return decision
+    }
+
+    private func decideByPolicyAndPerson(_ request: BrokerRequest) async -> Decision {
         let explicit: PolicyRule?
-        switch withState({ state, _ in evaluate(request, &state, consume: true, now: now) }) {
+        switch evaluate(request) {
         case .decided(let decision): return decision
         case .ask(let rule): explicit = rule
         }
-        if !request.interactive { return deny(request, .wouldPrompt, rule: explicit) }
-        if let blocker = withState({ state, _ in promptBlocker(request, state) }) {
-            return deny(request, .noAgent, rule: explicit, detail: blocker)
-        }
+        if !request.interactive { return Evaluator.deny(request, .wouldPrompt, rule: explicit) }
+        if let blocker = promptBlocker(request) { return Evaluator.deny(request, .noAgent, rule: explicit, detail: blocker) }
 
-        let token = withState { state, _ -> UInt64 in
+        let ticket = withState { state, _ -> PromptQueue.Ticket in
             state.nextToken += 1
-            return state.nextToken
+            return PromptQueue.Ticket(token: state.nextToken, clientPid: request.client.pid,
+                                      connectionID: request.client.connectionID, requestID: nil)
         }
-        let pid = request.client.pid
         let decision = await withTaskCancellationHandler {
-            await self.queuedPrompt(request, token: token)
+            await self.queuedPrompt(request, ticket: ticket)
         } onCancel: {
-            self.cancel(token: token)
+            self.withState { state, deferred in
+                self.apply(state.queue.cancel(token: ticket.token), &state, &deferred)
+            }
         }
-        withState { state, _ in state.cancelledTokens.remove(token) }
-        release(token: token, pid: pid)
+        withState { state, _ in
+            if let next = state.queue.release(ticket), let waiter = state.waiting.removeValue(forKey: next) {
+                waiter.resume(returning: .go)
+            }
+        }
         return decision
     }
 
     // MARK: - Queue
 
-    enum Admission: Sendable { case go, rateLimited, cancelled }
-
-    private func queuedPrompt(_ request: BrokerRequest, token: UInt64) async -> Decision {
-        let pid = request.client.pid
-        // Admission and joining the queue happen in one critical section: a bound checked in
-        // one step and taken in another lets a burst of concurrent requests all slip past it.
-        let admission = await withCheckedContinuation { (continuation: CheckedContinuation<Admission, Never>) in
+    private func queuedPrompt(_ request: BrokerRequest, ticket: PromptQueue.Ticket) async -> Decision {
+        let admission = await withCheckedContinuation { (continuation: CheckedContinuation<PromptQueue.Admission, Never>) in
             withState { state, deferred in
-                let verdict: Admission?
-                if state.cancelledTokens.contains(token) {
-                    verdict = .cancelled
-                } else if state.queues[pid]?.active == nil {
-                    state.queues[pid, default: ClientQueue()].active = ActiveSlot(
-                        token: token, connectionID: request.client.connectionID, requestKey: request.requestKey)
-                    verdict = .go
-                } else if state.queues[pid]!.waiters.count >= config.maxQueuedPerClient
-                            || state.waitingTotal >= config.maxQueuedTotal {
-                    verdict = .rateLimited
+                if let verdict = state.queue.admit(ticket) {
+                    deferred.actions.append { continuation.resume(returning: verdict) }
                 } else {
-                    verdict = nil
-                    state.queues[pid]!.waiters.append(Waiter(
-                        token: token, connectionID: request.client.connectionID, requestKey: request.requestKey,
-                        continuation: continuation))
-                    state.waitingTotal += 1
+                    state.waiting[ticket.token] = continuation
                 }
-                if let verdict { deferred.actions.append { continuation.resume(returning: verdict) } }
             }
         }
         switch admission {
-        case .rateLimited: return deny(request, .rateLimited)
-        case .cancelled: return deny(request, .cancelled)
-        case .go: break
-        }
-        return await prompt(request, token: token)
-    }
-
-    /// Frees the client's slot and hands it to the next waiter, which then re-evaluates (so
-    /// grants created or revoked meanwhile take effect).
-    private func release(token: UInt64, pid: Int32) {
-        withState { state, deferred in
-            guard var queue = state.queues[pid] else { return }
-            if queue.active?.token == token {
-                queue.active = nil
-                if !queue.waiters.isEmpty {
-                    let next = queue.waiters.removeFirst()
-                    state.waitingTotal -= 1
-                    queue.active = ActiveSlot(token: next.token, connectionID: next.connectionID, requestKey: next.requestKey)
-                    deferred.actions.append { next.continuation.resume(returning: .go) }
-                }
-            }
-            state.queues[pid] = queue.active == nil && queue.waiters.isEmpty ? nil : queue
+        case .rateLimited: return Evaluator.deny(request, .rateLimited)
+        case .cancelled: return Evaluator.deny(request, .cancelled)
+        case .go: return await prompt(request, ticket: ticket)
         }
     }
 
-    /// Cancels one queued or prompting request: a waiter leaves the queue, an active prompt is
-    /// withdrawn from the helper. Nothing is remembered for it.
-    private func cancel(token: UInt64) {
-        withState { state, deferred in cancelLocked(&state, &deferred, where: { $0 == token }) }
-    }
-
-    private func cancelLocked(_ state: inout State, _ deferred: inout Deferred, where matches: (UInt64) -> Bool,
-                              connection: UInt64? = nil, requestKey: String? = nil) {
-        var found = false
-        for (pid, var queue) in state.queues {
-            if var active = queue.active, matches(active.token) {
-                found = true
-                active.cancelled = true
-                queue.active = active
-                if let promptID = active.promptID { resolveLocked(&state, &deferred, promptID, .cancelled, notifyHelper: true) }
-            }
-            let doomed = queue.waiters.filter { matches($0.token) }
-            if !doomed.isEmpty {
-                found = true
-                queue.waiters.removeAll { matches($0.token) }
-                state.waitingTotal -= doomed.count
-                for waiter in doomed { deferred.actions.append { waiter.continuation.resume(returning: .cancelled) } }
-            }
-            state.queues[pid] = queue
+    /// Carries out a cancel: waiters resume as cancelled, prompts are withdrawn from the helper.
+    /// Nothing is remembered for them.
+    private func apply(_ cancelled: PromptQueue.Cancelled, _ state: inout State, _ deferred: inout Deferred) {
+        for token in cancelled.waiters {
+            guard let waiter = state.waiting.removeValue(forKey: token) else { continue }
+            deferred.actions.append { waiter.resume(returning: .cancelled) }
         }
-        _ = found
+        for promptID in cancelled.prompts { endPromptLocked(&state, &deferred, promptID, .cancelled, from: nil, notifyHelper: true) }
     }
 
     // MARK: - Prompting
 
-    private func prompt(_ request: BrokerRequest, token: UInt64) async -> Decision {
-        // Re-evaluate: while this request waited, a grant may have appeared or been revoked.
-        let now = now()
-        let evaluation = withState { state, _ in evaluate(request, &state, consume: true, now: now) }
+    private func prompt(_ request: BrokerRequest, ticket: PromptQueue.Ticket) async -> Decision {
+        // Decide again: while this request waited, a grant may have appeared or been revoked.
         let explicit: PolicyRule?
-        switch evaluation {
+        switch evaluate(request) {
         case .decided(let decision): return decision
         case .ask(let rule): explicit = rule
         }
-        let choices: [String] = explicit != nil || request.client.exe.isEmpty
+        let choices: [String] = explicit != nil
             ? ["deny", "allow_once"]
             : ["deny", "allow_once", "allow_session", "allow_1h", "allow_always"]
         let promptID = RandomID.promptID()
-        let timeout = config.promptTimeout
+        let params = Self.promptParams(request, promptID: promptID, choices: choices, explicit: explicit,
+                                       timeout: config.promptTimeout)
+        // Whether this helper may have been started by this client is read before the lock; the
+        // helper it was read for must still be the registered one when the prompt goes out.
+        var helper = withState { state, _ in state.helper?.identity }
+        var facts = self.facts(request, helper: helper, forPrompt: true)
+        for _ in 0..<4 {
+            let current = withState { state, _ in state.helper?.identity }
+            if current?.connectionID == helper?.connectionID { break }
+            helper = current
+            facts = self.facts(request, helper: helper, forPrompt: true)
+        }
+        let blocker = Evaluator.promptBlocker(request, helper: helper, facts)
+
+        enum Start { case started(HelperState), cancelled, noHelper(String) }
+        var shown = false
+        let ending: PromptSessions.Ending = await withCheckedContinuation { continuation in
+            let start = withState { state, deferred -> Start in
+                guard state.queue.isActive(ticket) else { return .cancelled }
+                if let blocker { return .noHelper(blocker) }
+                guard let helper = state.helper, helper.identity.connectionID == facts.helperConnection else {
+                    return .noHelper("the prompt helper changed while the prompt was being prepared")
+                }
+                state.queue.showing(promptID, for: ticket)
+                state.sessions.start(.init(id: promptID, token: ticket.token, helperConnection: helper.identity.connectionID))
+                state.prompts[promptID] = PromptWait(continuation: continuation, channel: helper.channel)
+                deferred.events.append(.promptSent(promptID: promptID, client: request.client, method: request.method))
+                return .started(helper)
+            }
+            switch start {
+            case .cancelled:
+                continuation.resume(returning: .cancelled)
+            case .noHelper(let why):
+                continuation.resume(returning: .helperFailed(why))
+            case .started(let helper):
+                shown = true
+                let timeout = config.promptTimeout
+                let call = Task {
+                    do {
+                        let result = try await helper.channel.prompt(params, timeout: timeout)
+                        self.endPrompt(promptID, .answer(result), from: helper.identity.connectionID)
+                    } catch {
+                        self.endPrompt(promptID, .helperFailed("the prompt helper failed (\(error))"),
+                                       from: helper.identity.connectionID)
+                    }
+                }
+                let sleep = config.sleep
+                let timer = Task {
+                    try? await sleep(timeout)
+                    if !Task.isCancelled { self.endPrompt(promptID, .timeout, from: nil) }
+                }
+                withState { state, _ in
+                    if state.prompts[promptID] != nil {
+                        state.prompts[promptID]!.call = call
+                        state.prompts[promptID]!.timer = timer
+                    } else {
+                        timer.cancel()
+                    }
+                }
+            }
+        }
+        var decision = finish(request, ticket: ticket, promptID: promptID, ending: ending, choices: choices, explicit: explicit)
+        decision.prompted = shown
+        return decision
+    }
+
+    static func promptParams(_ request: BrokerRequest, promptID: String, choices: [String], explicit: PolicyRule?,
+                             timeout: Duration) -> JSONValue {
         let timeoutSeconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
         var params: JSONObject = [
             "prompt_id": .string(promptID),
@@ -538,110 +426,54 @@ public final class Broker: Sendable {
             params.append("rule", .string(explicit.id))
             if let reason = explicit.reason { params.append("reason", .string(reason)) }
         }
-        let paramsValue = JSONValue.object(params)
-        let pid = request.client.pid
-
-        enum Start { case started(HelperState), cancelled, noHelper(String) }
-        var shown = false
-        let outcome: PromptOutcome = await withCheckedContinuation { continuation in
-            let start = withState { state, deferred -> Start in
-                guard let active = state.queues[pid]?.active, active.token == token, !active.cancelled else { return .cancelled }
-                if let blocker = promptBlocker(request, state) { return .noHelper(blocker) }
-                let helper = state.helper!
-                state.queues[pid]!.active!.promptID = promptID
-                state.prompts[promptID] = PendingPrompt(id: promptID, token: token, clientPid: pid, helper: helper,
-                                                        continuation: continuation)
-                deferred.events.append(.promptSent(promptID: promptID, client: request.client, method: request.method))
-                return .started(helper)
-            }
-            switch start {
-            case .cancelled:
-                continuation.resume(returning: .cancelled)
-            case .noHelper(let why):
-                continuation.resume(returning: .helperFailed(why))
-            case .started(let helper):
-                shown = true
-                let call = Task {
-                    do {
-                        let result = try await helper.channel.prompt(paramsValue, timeout: timeout)
-                        self.resolve(promptID, .answer(result), fromConnection: helper.identity.connectionID)
-                    } catch {
-                        self.resolve(promptID, .helperFailed("the prompt helper failed (\(error))"),
-                                     fromConnection: helper.identity.connectionID)
-                    }
-                }
-                let sleep = config.sleep
-                let timer = Task {
-                    try? await sleep(timeout)
-                    if !Task.isCancelled { self.resolve(promptID, .timeout, fromConnection: nil) }
-                }
-                withState { state, _ in
-                    if state.prompts[promptID] != nil {
-                        state.prompts[promptID]!.call = call
-                        state.prompts[promptID]!.timer = timer
-                    } else {
-                        timer.cancel()
-                    }
-                }
-            }
-        }
-        var decision = finish(request, promptID: promptID, token: token, outcome: outcome, choices: choices, explicit: explicit)
-        decision.prompted = shown
-        return decision
+        return .object(params)
     }
 
     /// Ends a pending prompt once; later outcomes for the same id are ignored. An answer counts
     /// only from the helper connection the prompt was sent to.
-    private func resolve(_ promptID: String, _ outcome: PromptOutcome, fromConnection: UInt64?) {
+    private func endPrompt(_ promptID: String, _ ending: PromptSessions.Ending, from connection: UInt64?) {
         withState { state, deferred in
-            guard let pending = state.prompts[promptID] else { return }
-            if case .answer = outcome, pending.helper.identity.connectionID != fromConnection { return }
-            resolveLocked(&state, &deferred, promptID, outcome, notifyHelper: { if case .timeout = outcome { true } else { false } }())
+            let notify = if case .timeout = ending { true } else { false }
+            endPromptLocked(&state, &deferred, promptID, ending, from: connection, notifyHelper: notify)
         }
     }
 
-    private func resolveLocked(_ state: inout State, _ deferred: inout Deferred, _ promptID: String, _ outcome: PromptOutcome,
-                               notifyHelper: Bool) {
-        guard let pending = state.prompts.removeValue(forKey: promptID) else { return }
-        pending.timer?.cancel()
-        pending.call?.cancel()  // the daemon's channel stops waiting for an answer nobody needs
-        let continuation = pending.continuation
-        deferred.actions.append { continuation.resume(returning: outcome) }
-        if notifyHelper, state.helper?.identity.connectionID == pending.helper.identity.connectionID {
-            let channel = pending.helper.channel
+    private func endPromptLocked(_ state: inout State, _ deferred: inout Deferred, _ promptID: String,
+                                 _ ending: PromptSessions.Ending, from connection: UInt64?, notifyHelper: Bool) {
+        guard let session = state.sessions.end(promptID, ending, from: connection),
+              let wait = state.prompts.removeValue(forKey: promptID) else { return }
+        wait.timer?.cancel()
+        wait.call?.cancel()  // the daemon's channel stops waiting for an answer nobody needs
+        let continuation = wait.continuation
+        deferred.actions.append { continuation.resume(returning: ending) }
+        if notifyHelper, state.helper?.identity.connectionID == session.helperConnection {
+            let channel = wait.channel
             deferred.actions.append { Task { await channel.cancel(promptID: promptID) } }
         }
-        let label: String
-        switch outcome {
-        case .answer(let value): label = value["choice"]?.stringValue.map { "answered \($0)" } ?? "malformed answer"
-        case .timeout: label = "timeout"
-        case .helperFailed: label = "helper failed"
-        case .cancelled: label = "cancelled"
-        }
-        deferred.events.append(.promptEnded(promptID: promptID, outcome: label))
+        deferred.events.append(.promptEnded(promptID: promptID, outcome: ending.label))
     }
 
-    private func finish(_ request: BrokerRequest, promptID: String, token: UInt64, outcome: PromptOutcome, choices: [String],
-                        explicit: PolicyRule?) -> Decision {
+    private func finish(_ request: BrokerRequest, ticket: PromptQueue.Ticket, promptID: String,
+                        ending: PromptSessions.Ending, choices: [String], explicit: PolicyRule?) -> Decision {
         var decision: Decision
-        switch outcome {
+        switch ending {
         case .cancelled:
-            decision = deny(request, .cancelled)
+            decision = Evaluator.deny(request, .cancelled)
         case .timeout:
-            decision = deny(request, .timeout, rule: explicit)
+            decision = Evaluator.deny(request, .timeout, rule: explicit)
         case .helperFailed(let why):
-            decision = deny(request, .noAgent, rule: explicit, detail: why)
+            decision = Evaluator.deny(request, .noAgent, rule: explicit, detail: why)
         case .answer(let value):
             guard let object = value.objectValue, let choice = object["choice"]?.stringValue, choices.contains(choice) else {
-                decision = deny(request, .noAgent, rule: explicit,
-                                detail: "the prompt helper's answer was not one of the offered choices (\(choices.joined(separator: ", ")))")
+                decision = Evaluator.deny(request, .noAgent, rule: explicit,
+                                          detail: "the prompt helper's answer was not one of the offered choices (\(choices.joined(separator: ", ")))")
                 break
             }
-            decision = choice == "deny" ? deny(request, .userDenied, rule: explicit) : allow(request)
+            decision = choice == "deny" ? Evaluator.deny(request, .userDenied, rule: explicit) : Evaluator.allow(request)
             decision.choice = choice
             decision.ruleID = explicit?.id
             if choice != "deny" {
-                decision.grantID = remember(request, choice: choice, promptID: promptID, token: token)
+                decision.grantID = remember(request, choice: choice, promptID: promptID, ticket: ticket)
             }
         }
         decision.promptID = promptID
@@ -650,7 +482,7 @@ public final class Broker: Sendable {
 
     /// Stores the grant a prompt answer asked for, built from exactly the request shown. Nothing
     /// is stored when the request was cancelled meanwhile or the answer was allow_once.
-    private func remember(_ request: BrokerRequest, choice: String, promptID: String, token: UInt64) -> String? {
+    private func remember(_ request: BrokerRequest, choice: String, promptID: String, ticket: PromptQueue.Ticket) -> String? {
         let lifetime: GrantLifetime
         switch choice {
         case "allow_session": lifetime = .session
@@ -660,12 +492,12 @@ public final class Broker: Sendable {
         }
         let now = now()
         return withState { state, deferred -> String? in
-            guard let active = state.queues[request.client.pid]?.active, active.token == token, !active.cancelled else { return nil }
+            guard state.queue.isActive(ticket) else { return nil }
             let grant = RememberedGrant(id: RandomID.grantID(), lifetime: lifetime, scope: GrantScope(request), created: now,
                                         expires: lifetime == .hour ? now.addingTimeInterval(3600) : nil,
                                         connectionID: lifetime == .session ? request.client.connectionID : nil,
                                         promptID: promptID)
-            state.grants.insert(grant)
+            state.grants.table.insert(grant)
             deferred.events.append(.grantCreated(grant))
             deferred.decisionsChanged = true
             if grant.isPersistent { deferred.persist = true }
@@ -683,8 +515,8 @@ public final class Broker: Sendable {
                 return RPCError(.denied, "Denied: an unidentified process (its executable /proc/\(identity.pid)/exe could not be read) cannot register as the prompt helper.",
                                 data: ["reason": .string(DenyReason.unidentified.rawValue), "class": "admin"])
             }
-            guard state.promptAgents.contains(identity.exe) else {
-                let allowed = state.promptAgents.isEmpty ? "none" : state.promptAgents.joined(separator: ", ")
+            guard state.policy.promptAgents.contains(identity.exe) else {
+                let allowed = state.policy.promptAgents.isEmpty ? "none" : state.policy.promptAgents.joined(separator: ", ")
                 return RPCError(.denied, "Denied: \(identity.exe) may not register as the prompt helper; only executables listed in prompt_agents may (currently: \(allowed)).",
                                 data: ["reason": "policy", "class": "admin"])
             }
@@ -709,8 +541,8 @@ public final class Broker: Sendable {
     private func unregisterHelperLocked(_ state: inout State, _ deferred: inout Deferred, reason: String) {
         guard let helper = state.helper else { return }
         state.helper = nil
-        for (id, pending) in state.prompts where pending.helper.identity.connectionID == helper.identity.connectionID {
-            resolveLocked(&state, &deferred, id, .helperFailed(reason), notifyHelper: false)
+        for promptID in state.sessions.shown(to: helper.identity.connectionID) {
+            endPromptLocked(&state, &deferred, promptID, .helperFailed(reason), from: nil, notifyHelper: false)
         }
         deferred.events.append(.helperUnregistered(helper.identity))
     }
@@ -723,31 +555,12 @@ public final class Broker: Sendable {
             if state.helper?.identity.connectionID == connectionID {
                 unregisterHelperLocked(&state, &deferred, reason: "the prompt helper disconnected")
             }
-            cancelConnectionLocked(&state, &deferred, connectionID: connectionID, requestKey: nil)
-            for grant in state.grants.removeConnection(connectionID) {
+            apply(state.queue.cancel { $0.connectionID == connectionID }, &state, &deferred)
+            for grant in state.grants.table.removeConnection(connectionID) {
                 deferred.events.append(.grantRevoked(grant))
                 deferred.decisionsChanged = true
             }
         }
-    }
-
-    /// `rpc.cancel` for one request of a connection: withdraws its prompt or queue place.
-    public func cancelPrompt(connectionID: UInt64, requestKey: String) {
-        withState { state, deferred in cancelConnectionLocked(&state, &deferred, connectionID: connectionID, requestKey: requestKey) }
-    }
-
-    private func cancelConnectionLocked(_ state: inout State, _ deferred: inout Deferred, connectionID: UInt64, requestKey: String?) {
-        var tokens: Set<UInt64> = []
-        for queue in state.queues.values {
-            if let active = queue.active, active.connectionID == connectionID, requestKey == nil || active.requestKey == requestKey {
-                tokens.insert(active.token)
-            }
-            for waiter in queue.waiters where waiter.connectionID == connectionID && (requestKey == nil || waiter.requestKey == requestKey) {
-                tokens.insert(waiter.token)
-            }
-        }
-        guard !tokens.isEmpty else { return }
-        cancelLocked(&state, &deferred, where: { tokens.contains($0) })
     }
 
     // MARK: - Grants
@@ -756,18 +569,18 @@ public final class Broker: Sendable {
     public func listGrants() -> JSONValue {
         let now = now()
         return withState { state, _ in
-            let rules = (state.admin.rules + state.user.rules).map(\.json)
-            let grants = state.grants.all.filter { $0.isLive(at: now) }.map(\.json)
+            let rules = (state.policy.admin.rules + state.policy.user.rules).map(\.json)
+            let grants = state.grants.table.all.filter { $0.isLive(at: now) }.map(\.json)
             return ["rules": .array(rules), "grants": .array(grants)]
         }
     }
 
     /// Removes one remembered grant. Works whatever state the policy files are in; takes effect
-    /// for requests already queued (they re-evaluate when their turn comes).
+    /// for requests already queued (they decide again when their turn comes).
     @discardableResult
     public func revoke(id: String) -> Bool {
         withState { state, deferred in
-            guard let grant = state.grants.remove(id) else { return false }
+            guard let grant = state.grants.table.remove(id) else { return false }
             deferred.events.append(.grantRevoked(grant))
             deferred.decisionsChanged = true
             if grant.isPersistent { deferred.persist = true }
@@ -780,52 +593,23 @@ public final class Broker: Sendable {
     @discardableResult
     public func revokeAll() -> Int {
         withState { state, deferred in
-            let removed = state.grants.removeAll()
+            let (removed, corrupt) = state.grants.removeAll()
             for grant in removed { deferred.events.append(.grantRevoked(grant)) }
             deferred.decisionsChanged = true
-            if state.grantsError != nil {
-                // Keep the corrupt file for inspection; the rename is queued before the write below.
-                let path = config.grantsFile
-                let logger = logger
-                deferred.actions.append { [io] in
-                    io.async {
-                        if let aside = FileIO.moveAside(path, suffix: "corrupt") {
-                            logger.warning("corrupt grants file moved aside", metadata: ["path": "\(aside)"])
-                        }
-                    }
-                }
-                state.grantsError = nil
-            }
+            // Queued before the write below, so the corrupt file is kept for inspection.
+            if corrupt { deferred.actions.append { [grantFile] in grantFile.moveCorruptFileAside() } }
             deferred.persist = true
             return removed.count
         }
     }
 
     private func schedulePersist() {
-        io.async { self.persistOnIOQueue() }
-    }
-
-    private func persistOnIOQueue() {
-        // Reads the newest state, so of several queued writes the last one wins.
-        let snapshot: [RememberedGrant]? = state.withLock { state in
-            state.grantsError == nil ? state.grants.all.filter(\.isPersistent) : nil
-        }
-        guard let snapshot else { return }
-        do {
-            try FileIO.writeAtomically(GrantFile.encode(snapshot), to: config.grantsFile)
-            state.withLock { $0.grantsWriteError = nil }
-        } catch {
-            logger.error("cannot write the grants file", metadata: ["error": "\(error)"])
-            state.withLock { $0.grantsWriteError = error.description }
-        }
+        grantFile.schedule(contents: { [self] in state.withLock { $0.grants.fileContents } },
+                           done: { [self] error in state.withLock { $0.grants.writeError = error } })
     }
 
     /// Waits until every grant change so far is on disk.
-    public func flush() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            io.async { continuation.resume() }
-        }
-    }
+    public func flush() async { await grantFile.flush() }
 
     // MARK: - Status
 
@@ -833,28 +617,28 @@ public final class Broker: Sendable {
     /// `daemon.info`.
     public var status: JSONValue {
         withState { state, _ in
-            var object: JSONObject = ["policy": state.status.json]
-            object.append("default", .string(state.defaultEffect.rawValue))
-            object.append("grants", ["count": .int(Int64(state.grants.count)), "error": JSONValue(state.grantsError),
-                                     "write_error": JSONValue(state.grantsWriteError)])
+            var object: JSONObject = ["policy": state.policy.status.json]
+            object.append("default", .string(state.policy.defaultEffect.rawValue))
+            object.append("grants", ["count": .int(Int64(state.grants.table.count)), "error": JSONValue(state.grants.fileError),
+                                     "write_error": JSONValue(state.grants.writeError)])
             if let helper = state.helper {
                 object.append("prompt_helper", ["registered": true, "pid": .int(Int64(helper.identity.pid)),
                                                 "exe": .string(helper.identity.exe)])
             } else {
                 object.append("prompt_helper", ["registered": false])
             }
-            object.append("prompt_agents", JSONValue(state.promptAgents))
-            object.append("pending_prompts", .int(Int64(state.prompts.count)))
-            object.append("audit", state.audit.json)
+            object.append("prompt_agents", JSONValue(state.policy.promptAgents))
+            object.append("pending_prompts", .int(Int64(state.sessions.count)))
+            object.append("audit", state.policy.audit.json)
             return .object(object)
         }
     }
 
     /// Effective `[audit]` settings (see ``AuditSettings``).
-    public var auditSettings: AuditSettings { withState { state, _ in state.audit } }
+    public var auditSettings: AuditSettings { withState { state, _ in state.policy.audit } }
 
     /// The last reload's per-file status.
-    public var policyStatus: PolicyStatus { withState { state, _ in state.status } }
+    public var policyStatus: PolicyStatus { withState { state, _ in state.policy.status } }
 
     /// Whether a prompt helper is registered.
     public var helperRegistered: Bool { withState { state, _ in state.helper != nil } }

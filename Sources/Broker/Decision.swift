@@ -80,17 +80,13 @@ public struct Decision: Sendable {
         Decision(effect: .deny, reason: .policyError, request: request, detail: "no permission broker is configured")
     }
 
-    /// A message set by the daemon (e.g. an exe re-check denial), replacing the built one.
-    var messageOverride: String?
+    /// Denied because the client's process exec'd another program since it connected: the
+    /// daemon drops such a connection after replying.
+    public var execChanged = false
 
     /// What a person or language model can do about it (built on first use: most decisions are
-    /// never explained to anyone). Settable, for denials the daemon adds after the broker's.
+    /// never explained to anyone).
     public var message: String {
-        get { messageOverride ?? builtMessage }
-        set { messageOverride = newValue }
-    }
-
-    private var builtMessage: String {
         switch effect {
         case .deny:
             return DenialText.message(reason ?? .policy, request, rule: ruleID, ruleReason: ruleReason, detail: detail)
@@ -103,9 +99,6 @@ public struct Decision: Sendable {
         }
     }
 
-    /// act and write: the daemon must re-check the client's executable before acting.
-    public var requiresExeRecheck: Bool { effect == .allow && riskClass.isMutating }
-
     /// `{effect, reason?, rule?, grant?, class, prompt_id?, choice?}` for audit records and broker.check.
     public var json: JSONValue {
         var object: JSONObject = ["effect": .string(effect.rawValue)]
@@ -115,6 +108,7 @@ public struct Decision: Sendable {
         object.append("class", .string(riskClass.rawValue))
         if let promptID { object.append("prompt_id", .string(promptID)) }
         if let choice { object.append("choice", .string(choice)) }
+        if execChanged { object.append("detail", "exec_after_connect") }
         return .object(object)
     }
 
@@ -126,6 +120,7 @@ public struct Decision: Sendable {
         var data: JSONObject = ["reason": .string((reason ?? .policy).rawValue)]
         if let ruleID { data.append("rule", .string(ruleID)) }
         data.append("class", .string(riskClass.rawValue))
+        if execChanged { data.append("detail", "exec_after_connect") }
         return RPCError(.denied, message, data: .object(data))
     }
 }
@@ -159,6 +154,9 @@ enum DenialText {
         let because = ruleReason.map { " Reason given: \(JSONWriter.escapedForMessage($0, limit: 200))." } ?? ""
         switch reason {
         case .policy:
+            if let detail, rule == nil {
+                return "Denied: \(detail)."
+            }
             if let rule {
                 return "Denied: rule '\(rule)' forbids \(action(request)).\(because) Change or remove that rule in the user policy if this is wrong; \(docs)."
             }

@@ -7,8 +7,6 @@ public import JSONRPC
 
 /// How long a remembered prompt answer lasts.
 public enum GrantLifetime: String, Sendable, Hashable {
-    /// One request; consumed atomically.
-    case once
     /// Until the client's connection closes. Never written to disk.
     case session
     /// One hour from the answer (wall clock), persisted.
@@ -176,26 +174,19 @@ struct GrantTable: Sendable {
         return removed
     }
 
-    /// The live grant covering `request`, preferring ones that are not consumed (not `once`),
-    /// then the lowest id (order-independent).
+    /// The live grant covering `request`: of several, the lowest id (order-independent).
     func covering(_ request: BrokerRequest, now: Date) -> RememberedGrant? {
         guard let ids = byScope[GrantScope(request)] else { return nil }
         var best: RememberedGrant?
         for id in ids {
             guard let grant = byID[id], grant.isLive(at: now) else { continue }
             if let connection = grant.connectionID, connection != request.client.connectionID { continue }
-            if let current = best {
-                let currentOnce = current.lifetime == .once
-                let grantOnce = grant.lifetime == .once
-                if currentOnce == grantOnce ? grant.id < current.id : currentOnce { best = grant }
-            } else {
-                best = grant
-            }
+            if best.map({ grant.id < $0.id }) ?? true { best = grant }
         }
         return best
     }
 
-    /// Removes session and once grants of a closed connection.
+    /// Removes the session grants of a closed connection.
     mutating func removeConnection(_ connectionID: UInt64) -> [RememberedGrant] {
         let doomed = byID.values.filter { $0.connectionID == connectionID }
         for grant in doomed { remove(grant.id) }

@@ -92,18 +92,20 @@ public struct BrokerRequest: Sendable {
     public var interactive: Bool
     /// What the person is shown, e.g. "set text (12 characters)". Never the value being typed.
     public var preview: String?
-    /// The JSON-RPC id of the request on its connection, so `rpc.cancel` can find it.
-    public var requestKey: String?
+    /// For `act` and `write`: asked as the decision's last input, after any prompt; false when
+    /// the client's process exec'd another program since it connected (the identity decided on
+    /// is no longer true). Nil: not checked.
+    public var clientUnchanged: (@Sendable () -> Bool)?
 
     public init(client: ClientIdentity, method: String, riskClass: RiskClass, target: TargetInfo? = nil,
-                interactive: Bool = true, preview: String? = nil, requestKey: String? = nil) {
+                interactive: Bool = true, preview: String? = nil, clientUnchanged: (@Sendable () -> Bool)? = nil) {
         self.client = client
         self.method = method
         self.riskClass = riskClass
         self.target = target
         self.interactive = interactive
         self.preview = preview
-        self.requestKey = requestKey
+        self.clientUnchanged = clientUnchanged
     }
 }
 

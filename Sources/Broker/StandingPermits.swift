@@ -46,16 +46,13 @@ extension Broker {
     /// Answers standing questions under one lock: allowed only where a rule or a remembered grant
     /// allows; an *ask* is a no. Nothing is prompted, consumed or remembered.
     public func standing(_ questions: [StandingQuestion]) -> [Decision] {
-        let now = now()
-        return withState { state, _ in
-            questions.map { question in
-                switch evaluate(question.request, &state, consume: false, now: now, grantMethods: question.grantMethods) {
-                case .decided(let decision):
-                    return decision
-                case .ask(let explicit):
-                    return deny(question.request, .wouldPrompt, rule: explicit,
-                                detail: "no rule or remembered grant allows it, and listings, streams and content never ask")
-                }
+        zip(questions, evaluateAll(questions.map { ($0.request, $0.grantMethods) })).map { question, evaluation in
+            switch evaluation {
+            case .decided(let decision):
+                return decision
+            case .ask(let explicit):
+                return Evaluator.deny(question.request, .wouldPrompt, rule: explicit,
+                                      detail: "no rule or remembered grant allows it, and listings, streams and content never ask")
             }
         }
     }

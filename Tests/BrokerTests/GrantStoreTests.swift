@@ -218,17 +218,34 @@ struct GrantStoreTests {
         #expect(await broker.decide(request("text.set", role: "password text", name: "Password")).effect == .allow)
     }
 
-    @Test("mutating decisions ask the daemon to re-check the client's exe")
-    func exeRecheckFlag() async {
+    @Test("for act and write the client's unchanged executable is the decision's last input, asked after any prompt")
+    func exeIsAnInput() async throws {
         let sandbox = Sandbox()
-        sandbox.writeUser("[[rule]]\neffect = \"allow\"\nactions = [\"*\"]\n")
+        sandbox.writeUser("[[rule]]\neffect = \"allow\"\nactions = [\"*\"]\n[[rule]]\neffect = \"ask\"\nactions = [\"value.set\"]\n")
         let broker = makeBroker(sandbox)
-        #expect(await broker.decide(request("text.set")).requiresExeRecheck)
-        #expect(await broker.decide(request("element.activate")).requiresExeRecheck)
-        let observe = await broker.decide(request("tree.snapshot"))
-        let read = await broker.decide(request("text.read"))
-        #expect(observe.effect == .allow && !observe.requiresExeRecheck)
-        #expect(read.effect == .allow && !read.requiresExeRecheck)
+        let asked = Mutex(0)
+        func with(_ method: String, unchanged: Bool) -> BrokerRequest {
+            var r = request(method)
+            r.clientUnchanged = { asked.withLock { $0 += 1 }; return unchanged }
+            return r
+        }
+        for method in ["text.set", "element.activate"] {
+            let changed = await broker.decide(with(method, unchanged: false))
+            #expect(changed.effect == .deny && changed.execChanged, "\(method)")
+            #expect(changed.rpcError?.data?["detail"] == "exec_after_connect")
+            #expect(await broker.decide(with(method, unchanged: true)).effect == .allow)
+        }
+        // Observing and reading are not actions: not asked.
+        let before = asked.withLock { $0 }
+        #expect(await broker.decide(with("tree.snapshot", unchanged: false)).effect == .allow)
+        #expect(await broker.decide(with("text.read", unchanged: false)).effect == .allow)
+        #expect(asked.withLock { $0 } == before)
+        // After a prompt: the person allowed it, but the program behind the connection changed.
+        let helper = FakeHelper(behavior: .answer("allow_once"))
+        try broker.registerHelper(helper)
+        let prompted = await broker.decide(with("value.set", unchanged: false))
+        #expect(helper.callCount == 1)
+        #expect(prompted.prompted && prompted.effect == .deny && prompted.execChanged)
     }
 
     @Test("denial messages say who, what, where and what to do")

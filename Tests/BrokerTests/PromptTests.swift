@@ -215,20 +215,6 @@ struct PromptTests {
         #expect(!FileManager.default.fileExists(atPath: sandbox.grantsFile))
     }
 
-    @Test("rpc.cancel mid-prompt withdraws exactly that request")
-    func rpcCancel() async throws {
-        let broker = makeBroker(Sandbox())
-        let helper = FakeHelper(behavior: .gated)
-        try broker.registerHelper(helper)
-        async let pending = broker.decide(request("text.set", key: "7"))
-        await helper.waitForPrompts(1)
-        broker.cancelPrompt(connectionID: 1, requestKey: "8")  // another request: no effect
-        broker.cancelPrompt(connectionID: 1, requestKey: "7")
-        let decision = await pending
-        #expect(decision.reason == .cancelled)
-        await helper.waitForCancel()
-    }
-
     @Test("task cancellation mid-prompt withdraws the prompt")
     func taskCancel() async throws {
         let broker = makeBroker(Sandbox())

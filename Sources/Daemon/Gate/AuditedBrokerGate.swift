@@ -8,8 +8,8 @@ import Synchronization
 
 /// The gate in front of every gated method: the broker decides, the audit log records.
 ///
-/// Order per request: the target resolved (before this gate) → the broker's decision on it →
-/// exec-after-connect re-check for mutating classes → the decision record made durable →
+/// Order per request: the target resolved (before this gate) → the broker's decision on it (for
+/// mutating classes the client's unchanged executable is its last input) → the decision record made durable →
 /// (the handler re-checks the target and acts) → the outcome record made durable → reply.
 /// A request whose decision cannot be recorded fails with -32007 and does not run.
 struct AuditedBrokerGate: RequestGate {
@@ -49,33 +49,19 @@ struct AuditedBrokerGate: RequestGate {
             throw error
         }
 
+        // The client's executable is an input to the decision (checked after any prompt), so the
+        // decision is final once made.
         let request = BrokerRequest(client: Self.clientIdentity(session), method: call.descriptor.name,
                                     riskClass: call.riskClass, target: call.target?.brokerTarget,
                                     interactive: call.interactive, preview: Self.preview(call),
-                                    requestKey: call.context.requestID.description)
+                                    clientUnchanged: { session.executableUnchanged() })
         let decision = await broker.decide(request)
-        var decisionJSON = decision.json
-        var denial = decision.rpcError
-        var dropConnection = false
-        if decision.requiresExeRecheck && !session.executableUnchanged() {
-            // The process behind this connection exec'd another program (or died) since it
-            // connected: the identity the broker decided on is no longer true.
-            dropConnection = true
-            decisionJSON = ["effect": "deny", "reason": "policy", "detail": "exec_after_connect", "rule": .null,
-                            "class": .string(call.riskClass.rawValue)]
-            denial = RPCError(.denied, "Denied: the client executable changed since it connected (was \(session.identity.exe)); reconnect to be identified again.",
-                              data: ["reason": "policy", "class": .string(call.riskClass.rawValue), "detail": "exec_after_connect"])
-        }
-        do {
-            try await appendDecision(ticket, decisionJSON)
-        } catch {
-            if dropConnection { session.disconnectAfterReply() }
-            throw error
-        }
-        if let denial {
+        // A connection whose process exec'd another program is dropped after the reply.
+        if decision.execChanged { session.disconnectAfterReply() }
+        try await appendDecision(ticket, decision.json)
+        if let denial = decision.rpcError {
             // A denied request still gets its outcome record: one decision and one outcome per request.
             try await appendOutcome(ticket, outcome: .failure(denial))
-            if dropConnection { session.disconnectAfterReply() }
             throw denial
         }
         return GateTicket(ticket)

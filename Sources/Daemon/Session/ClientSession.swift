@@ -67,8 +67,6 @@ public final class ClientSession: Sendable {
         return current != nil && current == identity.exeFileID
     }
 
-    /// Whether the peer process is still alive (pidfd based, immune to pid reuse).
-    public var processAlive: Bool { ProcessInspection.isAlive(pidfd: pidfd) }
 
     /// Sends a notification to the client.
     public func notify(_ method: String, _ params: JSONValue? = nil) {
@@ -132,8 +130,6 @@ public final class ClientSession: Sendable {
         if runNow { handler() }
     }
 
-    /// Closes the connection from the daemon's side.
-    public func disconnect() { outbound.close() }
 
     /// Closes the connection once the next reply has been written (the client learns why).
     public func disconnectAfterReply() { state.withLock { $0.closeAfterReply = true } }
