@@ -128,7 +128,7 @@ struct ChainScan {
     /// Incomplete bytes at the end of the last segment (crash mid-write), when asked to look.
     var torn: (segment: Int, offset: Int, bytes: [UInt8])?
     /// Decisions with no outcome yet, by request id, in seq order.
-    var openDecisions: [(seq: Int64, requestID: String, record: JSONObject)] = []
+    var openDecisions: [(seq: Int64, auditID: String, record: JSONObject)] = []
     /// `first_bad_seq` of `integrity_break` records already written for breaks in the chain.
     var recordedBreaks: Set<Int64> = []
     /// Every `integrity_break` record in the log (whatever its cause), in order: the log says
@@ -230,7 +230,7 @@ struct ChainScan {
                     : "records before \(first.seq) are missing and no pruned record accounts for them"
             }
         }
-        scan.openDecisions = scan.openDecisions.filter { openIndex[$0.requestID] != nil && openIndex[$0.requestID] == Int($0.seq) }
+        scan.openDecisions = scan.openDecisions.filter { openIndex[$0.auditID] != nil && openIndex[$0.auditID] == Int($0.seq) }
         scan.segments = segments
         return scan
     }
@@ -242,7 +242,7 @@ struct ChainScan {
                 openIndex[id] = Int(line.seq)
                 openDecisions.append((line.seq, id, line.record))
                 if openDecisions.count > 20000 {
-                    openDecisions.removeAll { openIndex[$0.requestID] == nil }
+                    openDecisions.removeAll { openIndex[$0.auditID] == nil }
                 }
             }
         case "outcome":

@@ -35,7 +35,7 @@ final class JournalMirror: Sendable {
         let method: String?
         let decision: String?
         let clientExe: String?
-        let requestID: String?
+        let auditID: String?
         let line: [UInt8]
     }
 
@@ -43,7 +43,7 @@ final class JournalMirror: Sendable {
         Mirrored(
             seq: seq, hash: hash, kind: record["kind"]?.stringValue ?? "",
             method: record["method"]?.stringValue, decision: record["decision"]?["effect"]?.stringValue,
-            clientExe: record["client"]?["exe"]?.stringValue, requestID: record["request_id"]?.stringValue,
+            clientExe: record["client"]?["exe"]?.stringValue, auditID: record["request_id"]?.stringValue,
             line: line.last == 0x0A ? Array(line.dropLast()) : line)
     }
 
@@ -64,7 +64,7 @@ final class JournalMirror: Sendable {
                 if let m = r.method { fields.append("DESKGATE_METHOD=" + m) }
                 if let d = r.decision { fields.append("DESKGATE_DECISION=" + d) }
                 if let e = r.clientExe { fields.append("DESKGATE_CLIENT_EXE=" + e) }
-                if let id = r.requestID { fields.append("DESKGATE_REQUEST_ID=" + id) }
+                if let id = r.auditID { fields.append("DESKGATE_REQUEST_ID=" + id) }
                 Self.send(fields.map { Array($0.utf8) } + [Array("DESKGATE_RECORD=".utf8) + r.line])
             }
         }

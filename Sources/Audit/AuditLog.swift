@@ -189,7 +189,7 @@ public final class AuditLog: Sendable {
             shared.withLock { $0.health.firstBadSeq = journalBreak }
         }
         for open in scan.openDecisions {
-            var entry = AuditEntry(kind: "outcome", requestID: open.requestID, outcome: .unknown)
+            var entry = AuditEntry(kind: "outcome", auditID: open.auditID, outcome: .unknown)
             entry.client = open.record["client"]
             entry.method = open.record["method"]?.stringValue
             entry.target = open.record["target"]

@@ -88,8 +88,9 @@ public struct AuditEntry: Sendable {
     /// `helper_registered`, `peer_refused`, … (the log itself writes `recovered`,
     /// `integrity_break`, `log_started` and `pruned`).
     public var kind: String
-    /// The same in a request's decision and outcome records.
-    public var requestID: String?
+    /// The request's audit id: the same in its decision and outcome records (written as
+    /// `request_id`, the name existing logs and tools know).
+    public var auditID: String?
     /// `{uid, pid, exe, script, unit, label}`.
     public var client: JSONValue?
     public var method: String?
@@ -103,12 +104,12 @@ public struct AuditEntry: Sendable {
     public var details: JSONObject
 
     public init(
-        kind: String, requestID: String? = nil, client: JSONValue? = nil, method: String? = nil,
+        kind: String, auditID: String? = nil, client: JSONValue? = nil, method: String? = nil,
         target: JSONValue? = nil, decision: JSONValue? = nil, outcome: AuditOutcome? = nil,
         durationMs: Double? = nil, details: JSONObject = [:]
     ) {
         self.kind = kind
-        self.requestID = requestID
+        self.auditID = auditID
         self.client = client
         self.method = method
         self.target = target
@@ -122,7 +123,7 @@ public struct AuditEntry: Sendable {
     func body() -> JSONObject {
         var o = JSONObject()
         o.append("kind", .string(AuditSanitizer.sanitize(kind, limit: 64)))
-        if let requestID { o.append("request_id", .string(AuditSanitizer.sanitize(requestID, limit: 256))) }
+        if let auditID { o.append("request_id", .string(AuditSanitizer.sanitize(auditID, limit: 256))) }
         if let client, !client.isNull { o.append("client", AuditSanitizer.sanitize(client)) }
         if let method { o.append("method", .string(AuditSanitizer.sanitize(method, limit: 256))) }
         if let target, !target.isNull { o.append("target", AuditSanitizer.sanitize(target)) }

@@ -35,7 +35,7 @@ public final class Broker: Sendable {
         self.events = events
         self.logger = logger
         grantFile = GrantFileWriter(path: config.grantsFile, logger: logger)
-        state = Mutex(State(policy: .unloaded(promptAgents: config.defaultPromptAgents),
+        state = Mutex(State(policy: .unloaded(promptHelpers: config.defaultPromptHelpers),
                             queue: PromptQueue(maxWaitingPerClient: config.maxQueuedPerClient,
                                                maxWaitingTotal: config.maxQueuedTotal)))
     }
@@ -134,7 +134,7 @@ public final class Broker: Sendable {
             state.sensitiveCache = [:]
             deferred.decisionsChanged = true
             // A helper that is no longer listed loses its registration.
-            if let helper = state.helper, !state.policy.promptAgents.contains(helper.identity.exe) {
+            if let helper = state.helper, !state.policy.promptHelpers.contains(helper.identity.exe) {
                 unregisterHelperLocked(&state, &deferred, reason: "the prompt helper is no longer listed in prompt_agents")
             }
             deferred.events = loaded.events + deferred.events
@@ -248,7 +248,7 @@ public final class Broker: Sendable {
             return decision
         case .ask(let explicit):
             if !request.interactive { return Evaluator.deny(request, .wouldPrompt, rule: explicit) }
-            if let blocker = promptBlocker(request) { return Evaluator.deny(request, .noAgent, rule: explicit, detail: blocker) }
+            if let blocker = promptBlocker(request) { return Evaluator.deny(request, .noHelper, rule: explicit, detail: blocker) }
             return Decision(effect: .ask, ruleID: explicit?.id, request: request, ruleReason: explicit?.reason)
         }
     }
@@ -280,7 +280,7 @@ public final class Broker: Sendable {
         case .ask(let rule): explicit = rule
         }
         if !request.interactive { return Evaluator.deny(request, .wouldPrompt, rule: explicit) }
-        if let blocker = promptBlocker(request) { return Evaluator.deny(request, .noAgent, rule: explicit, detail: blocker) }
+        if let blocker = promptBlocker(request) { return Evaluator.deny(request, .noHelper, rule: explicit, detail: blocker) }
 
         let ticket = withState { state, _ -> PromptQueue.Ticket in
             state.nextToken += 1
@@ -462,10 +462,10 @@ public final class Broker: Sendable {
         case .timeout:
             decision = Evaluator.deny(request, .timeout, rule: explicit)
         case .helperFailed(let why):
-            decision = Evaluator.deny(request, .noAgent, rule: explicit, detail: why)
+            decision = Evaluator.deny(request, .noHelper, rule: explicit, detail: why)
         case .answer(let value):
             guard let object = value.objectValue, let choice = object["choice"]?.stringValue, choices.contains(choice) else {
-                decision = Evaluator.deny(request, .noAgent, rule: explicit,
+                decision = Evaluator.deny(request, .noHelper, rule: explicit,
                                           detail: "the prompt helper's answer was not one of the offered choices (\(choices.joined(separator: ", ")))")
                 break
             }
@@ -515,8 +515,8 @@ public final class Broker: Sendable {
                 return RPCError(.denied, "Denied: an unidentified process (its executable /proc/\(identity.pid)/exe could not be read) cannot register as the prompt helper.",
                                 data: ["reason": .string(DenyReason.unidentified.rawValue), "class": "admin"])
             }
-            guard state.policy.promptAgents.contains(identity.exe) else {
-                let allowed = state.policy.promptAgents.isEmpty ? "none" : state.policy.promptAgents.joined(separator: ", ")
+            guard state.policy.promptHelpers.contains(identity.exe) else {
+                let allowed = state.policy.promptHelpers.isEmpty ? "none" : state.policy.promptHelpers.joined(separator: ", ")
                 return RPCError(.denied, "Denied: \(identity.exe) may not register as the prompt helper; only executables listed in prompt_agents may (currently: \(allowed)).",
                                 data: ["reason": "policy", "class": "admin"])
             }
@@ -627,7 +627,7 @@ public final class Broker: Sendable {
             } else {
                 object.append("prompt_helper", ["registered": false])
             }
-            object.append("prompt_agents", JSONValue(state.policy.promptAgents))
+            object.append("prompt_agents", JSONValue(state.policy.promptHelpers))
             object.append("pending_prompts", .int(Int64(state.sessions.count)))
             object.append("audit", state.policy.audit.json)
             return .object(object)

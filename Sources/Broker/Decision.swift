@@ -19,7 +19,7 @@ public enum DenyReason: String, Sendable, Hashable, CaseIterable {
     /// Nobody answered the prompt in time.
     case timeout
     /// A prompt was needed but no usable helper is registered (or it failed or went away).
-    case noAgent = "no_agent"
+    case noHelper = "no_agent"
     /// A prompt was needed and the request said `"interactive": false`.
     case wouldPrompt = "would_prompt"
     /// Too many requests from this client are waiting for a prompt.
@@ -172,7 +172,7 @@ enum DenialText {
             return "Denied: the person at the desktop declined \(action(request)). Do not repeat the request unless they ask you to."
         case .timeout:
             return "Denied: nobody answered the prompt for \(action(request)) in time. Retry when someone is at the desktop, or add a rule; \(docs)."
-        case .noAgent:
+        case .noHelper:
             return "Denied: \(action(request)) needs a person's approval, but \(detail ?? "no prompt helper is registered"). Start deskgate-prompt in the desktop session, or add a rule; \(docs)."
         case .wouldPrompt:
             return "Denied without asking: \(action(request)) needs a person's approval and the request set interactive=false. Retry with interactive=true while someone can answer, or add a rule; \(docs)."

@@ -112,7 +112,7 @@ public struct PolicyFile: Sendable {
     public var rules: [PolicyRule]
     /// `default`: what happens when no rule matches. nil = not set (the built-in default is ask).
     public var defaultEffect: RuleEffect?
-    public var promptAgents: [String]?
+    public var promptHelpers: [String]?
     public var sensitiveApps: [Glob]
     public var audit: AuditPolicy
 }
@@ -140,7 +140,7 @@ public enum PolicyParser {
         }
 
         var file = PolicyFile(path: path, layer: layer, sha256: SHA256Hex.digest(bytes), rules: [], defaultEffect: nil,
-                              promptAgents: nil, sensitiveApps: [], audit: AuditPolicy())
+                              promptHelpers: nil, sensitiveApps: [], audit: AuditPolicy())
 
         if let entry = root["default"] {
             guard case .string(let text) = entry.value else { throw fail(entry.line, "'default' must be a string, not \(entry.value.typeName)") }
@@ -152,7 +152,7 @@ public enum PolicyParser {
             for agent in paths where !agent.hasPrefix("/") {
                 throw fail(entry.line, "prompt_agents entries must be absolute executable paths: \"\(agent)\"")
             }
-            file.promptAgents = paths
+            file.promptHelpers = paths
         }
         if let entry = root["sensitive_apps"] {
             for pattern in try stringArray(entry, key: "sensitive_apps", path: path) {

@@ -19,7 +19,7 @@ struct PolicySnapshot: Sendable {
     var user = Layer()
     var sensitive = SensitiveMatcher()
     /// Executables that may register as the prompt helper (with their real paths).
-    var promptAgents: [String]
+    var promptHelpers: [String]
     var defaultEffect: RuleEffect = .ask
     var defaultFromAdmin = false
     var audit = AuditSettings()
@@ -28,7 +28,7 @@ struct PolicySnapshot: Sendable {
     var loaded = false
 
     /// Before anything was loaded.
-    static func unloaded(promptAgents: [String]) -> PolicySnapshot { PolicySnapshot(promptAgents: promptAgents) }
+    static func unloaded(promptHelpers: [String]) -> PolicySnapshot { PolicySnapshot(promptHelpers: promptHelpers) }
 }
 
 /// Reads the policy files and the grants file (blocking file I/O).
@@ -95,20 +95,20 @@ enum PolicyLoader {
             events.append(.grantsError(path: config.grantsFile, message: "\(error)"))
         }
 
-        var policy = PolicySnapshot(promptAgents: [])
+        var policy = PolicySnapshot(promptHelpers: [])
         policy.admin = admin
         policy.user = user
         policy.sensitive = SensitiveMatcher(extra: (admin.files + user.files).flatMap(\.sensitiveApps))
-        let adminAgents = admin.files.compactMap(\.promptAgents)
-        let userAgents = user.files.compactMap(\.promptAgents)
+        let adminAgents = admin.files.compactMap(\.promptHelpers)
+        let userAgents = user.files.compactMap(\.promptHelpers)
         if !admin.failures.isEmpty {
-            policy.promptAgents = []  // fail closed: nobody may answer prompts for a broken admin layer
+            policy.promptHelpers = []  // fail closed: nobody may answer prompts for a broken admin layer
         } else if !adminAgents.isEmpty {
-            policy.promptAgents = canonicalAgents(adminAgents.flatMap { $0 })
+            policy.promptHelpers = canonicalHelpers(adminAgents.flatMap { $0 })
         } else if !userAgents.isEmpty {
-            policy.promptAgents = canonicalAgents(userAgents.flatMap { $0 })
+            policy.promptHelpers = canonicalHelpers(userAgents.flatMap { $0 })
         } else {
-            policy.promptAgents = canonicalAgents(config.defaultPromptAgents)
+            policy.promptHelpers = canonicalHelpers(config.defaultPromptHelpers)
         }
         let adminDeny = admin.files.contains { $0.defaultEffect == .deny }
         let userDeny = user.files.contains { $0.defaultEffect == .deny }
@@ -123,7 +123,7 @@ enum PolicyLoader {
 
     /// Each listed path and, when it resolves, its real path: the verified exe of a helper is
     /// always the real path (`/proc/PID/exe`), while a policy may name it through a symlink.
-    static func canonicalAgents(_ paths: [String]) -> [String] {
+    static func canonicalHelpers(_ paths: [String]) -> [String] {
         var result: [String] = []
         for path in paths {
             result.append(path)

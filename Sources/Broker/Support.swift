@@ -17,7 +17,7 @@ public struct BrokerConfig: Sendable {
     /// Remembered grants (`$XDG_STATE_HOME/deskgate/grants.json`).
     public var grantsFile: String
     /// Executables allowed to register as prompt helpers when no policy file sets `prompt_agents`.
-    public var defaultPromptAgents: [String]
+    public var defaultPromptHelpers: [String]
     /// How long a prompt may stay unanswered.
     public var promptTimeout: Duration
     /// How the broker waits (prompt timeouts). The daemon passes an event-loop timer: Swift 6.3's
@@ -28,12 +28,12 @@ public struct BrokerConfig: Sendable {
     /// Requests that may wait for prompts across all clients.
     public var maxQueuedTotal: Int
 
-    public init(systemPolicyDir: String, userPolicyFile: String, grantsFile: String, defaultPromptAgents: [String],
+    public init(systemPolicyDir: String, userPolicyFile: String, grantsFile: String, defaultPromptHelpers: [String],
                 promptTimeout: Duration = .seconds(60), maxQueuedPerClient: Int = 8, maxQueuedTotal: Int = 64) {
         self.systemPolicyDir = systemPolicyDir
         self.userPolicyFile = userPolicyFile
         self.grantsFile = grantsFile
-        self.defaultPromptAgents = defaultPromptAgents
+        self.defaultPromptHelpers = defaultPromptHelpers
         self.promptTimeout = promptTimeout
         self.maxQueuedPerClient = maxQueuedPerClient
         self.maxQueuedTotal = maxQueuedTotal
@@ -43,13 +43,13 @@ public struct BrokerConfig: Sendable {
     /// `$XDG_STATE_HOME/deskgate/grants.json` (with the XDG fallbacks under `$HOME`).
     public static func standard(environment: [String: String] = ProcessInfo.processInfo.environment,
                                 systemPolicyDir: String? = nil, configDir: String? = nil, stateDir: String? = nil,
-                                defaultPromptAgents: [String]) -> BrokerConfig {
+                                defaultPromptHelpers: [String]) -> BrokerConfig {
         let home = environment["HOME"] ?? "/"
         let config = configDir ?? (environment["XDG_CONFIG_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? home + "/.config") + "/deskgate"
         let state = stateDir ?? (environment["XDG_STATE_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? home + "/.local/state") + "/deskgate"
         return BrokerConfig(systemPolicyDir: systemPolicyDir ?? "/etc/deskgate/policy.d",
                             userPolicyFile: config + "/policy.toml", grantsFile: state + "/grants.json",
-                            defaultPromptAgents: defaultPromptAgents)
+                            defaultPromptHelpers: defaultPromptHelpers)
     }
 }
 

@@ -33,7 +33,7 @@ public struct DaemonOptions: Sendable {
     public var accessibility = AccessibilityConfig()
     /// Executables allowed to register as prompt helpers when no policy sets `prompt_agents`
     /// (default: the `deskgate-prompt` installed next to `deskgated`).
-    public var defaultPromptAgents: [String] = []
+    public var defaultPromptHelpers: [String] = []
     /// How long a prompt may stay unanswered.
     public var promptTimeout: Duration = .seconds(60)
 
@@ -213,13 +213,13 @@ public final class DaemonService: Sendable {
     }
 
     private func makeBroker(audit: AuditLog?, decisionsChanged: @escaping @Sendable () -> Void) -> Broker {
-        var agents = options.defaultPromptAgents
+        var agents = options.defaultPromptHelpers
         if agents.isEmpty, let exe = ProcessInspection.readLink("/proc/self/exe") {
             agents = [String(exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)]) + "/deskgate-prompt"]
         }
         var config = BrokerConfig(systemPolicyDir: options.systemPolicyDirectory,
                                   userPolicyFile: options.configDirectory + "/policy.toml",
-                                  grantsFile: options.stateDirectory + "/grants.json", defaultPromptAgents: agents)
+                                  grantsFile: options.stateDirectory + "/grants.json", defaultPromptHelpers: agents)
         config.promptTimeout = options.promptTimeout
         config.sleep = GlobalExecutor.sleep(for:)  // not Task.sleep: see GlobalExecutor
         let logger = self.logger

@@ -427,7 +427,7 @@ public enum EventsSubscribe: APIMethod {
 
 // MARK: - Broker
 
-public enum AgentRegister: APIMethod {
+public enum HelperRegister: APIMethod {
     public static let name = "agent.register"
     public static let summary = "Registers the caller as the prompt helper (only executables listed in prompt_agents; one at a time)."
     public static let result = Schema.object([.init("registered", .boolean)], additional: true)
@@ -523,7 +523,7 @@ public enum DeskgateAPI {
         DaemonPing.self, DaemonInfo.self, SessionHello.self, SessionWhoami.self, RPCDiscover.self, RPCCancel.self,
         AppsList.self, TreeSnapshot.self, ElementsFind.self, ElementGet.self, TextRead.self,
         ElementActivate.self, ElementFocus.self, TextSet.self, FieldFill.self, ValueSet.self, EventsSubscribe.self,
-        AgentRegister.self, GrantsList.self, GrantsRevoke.self, GrantsRevokeAll.self, BrokerCheck.self,
+        HelperRegister.self, GrantsList.self, GrantsRevoke.self, GrantsRevokeAll.self, BrokerCheck.self,
         AuditQuery.self, AuditVerify.self,
     ]
 

@@ -28,7 +28,7 @@ enum AuditBenchmark {
         let clock = ContinuousClock()
         func entry(_ worker: Int, _ n: Int) -> AuditEntry {
             AuditEntry(
-                kind: "decision", requestID: "bench-\(worker)-\(n)",
+                kind: "decision", auditID: "bench-\(worker)-\(n)",
                 client: ["uid": 1000, "pid": 4242, "exe": "/usr/bin/python3", "script": "/home/u/agent.py", "unit": "app-agent.scope", "label": "agent"],
                 method: "element.activate",
                 target: ["app": "org.gnome.TextEditor", "app_exe": "/usr/bin/gnome-text-editor", "role": "push button", "name": "Save", "ref": "e:1:42"],
@@ -36,7 +36,7 @@ enum AuditBenchmark {
         }
         func outcome(_ worker: Int, _ n: Int) -> AuditEntry {
             AuditEntry(
-                kind: "outcome", requestID: "bench-\(worker)-\(n)",
+                kind: "outcome", auditID: "bench-\(worker)-\(n)",
                 client: ["uid": 1000, "pid": 4242, "exe": "/usr/bin/python3"], method: "element.activate",
                 outcome: .ok, durationMs: 3.25)
         }

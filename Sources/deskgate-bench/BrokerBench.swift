@@ -35,7 +35,7 @@ enum BrokerBenchmark {
         try? policyText(rules: rules).write(toFile: policyPath, atomically: true, encoding: .utf8)
 
         let config = BrokerConfig(systemPolicyDir: directory + "/admin.d", userPolicyFile: policyPath,
-                                  grantsFile: directory + "/state/grants.json", defaultPromptAgents: [])
+                                  grantsFile: directory + "/state/grants.json", defaultPromptHelpers: [])
         let broker = Broker(config: config, inspector: NoAncestry(), logger: Logger(label: "deskgate.bench", factory: { _ in SwiftLogNoOpLogHandler() }))
         let status = broker.reload()
         precondition(status.ok, "benchmark policy failed to load: \(status.errors)")

@@ -47,7 +47,7 @@ struct PolicyCheckCommand: ParsableCommand {
                 if !json {
                     var summary = "\(path): ok, \(file.rules.count) rule\(file.rules.count == 1 ? "" : "s")"
                     if let effect = file.defaultEffect { summary += ", default \(effect.rawValue)" }
-                    if let agents = file.promptAgents { summary += ", prompt_agents \(agents.joined(separator: " "))" }
+                    if let agents = file.promptHelpers { summary += ", prompt_agents \(agents.joined(separator: " "))" }
                     print(summary)
                 }
             } catch {

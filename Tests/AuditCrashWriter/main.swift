@@ -45,11 +45,11 @@ await withTaskGroup(of: Void.self) { group in
                 n += 1
                 let id = "\(pid)-\(worker)-\(n)"
                 let kind = n % 2 == 1 ? "decision" : "outcome"
-                let requestID = "\(pid)-\(worker)-\((n + 1) / 2)"
+                let auditID = "\(pid)-\(worker)-\((n + 1) / 2)"
                 do {
                     let receipt = try await log.append(
                         AuditEntry(
-                            kind: kind, requestID: requestID,
+                            kind: kind, auditID: auditID,
                             client: ["uid": 1000, "pid": .int(Int64(pid)), "exe": "/usr/bin/agent"],
                             method: "element.activate",
                             target: ["app": "gedit", "role": "push button", "name": .string("Save \(id)")],

@@ -37,13 +37,13 @@ func decision(_ n: Int, exe: String = "/usr/bin/agent", method: String = "elemen
     -> AuditEntry
 {
     AuditEntry(
-        kind: "decision", requestID: "r\(n)", client: ["uid": 1000, "pid": 4242, "exe": .string(exe), "label": "agent"],
+        kind: "decision", auditID: "r\(n)", client: ["uid": 1000, "pid": 4242, "exe": .string(exe), "label": "agent"],
         method: method, target: ["app": "gedit", "role": "push button", "name": .string("Save \(n)"), "ref": "e:12"],
         decision: ["effect": .string(effect), "reason": "grant", "rule": "g1"])
 }
 
 func outcome(_ n: Int, method: String = "element.activate") -> AuditEntry {
-    AuditEntry(kind: "outcome", requestID: "r\(n)", method: method, outcome: .ok, durationMs: 0.25)
+    AuditEntry(kind: "outcome", auditID: "r\(n)", method: method, outcome: .ok, durationMs: 0.25)
 }
 
 /// Segment files of a log directory, oldest first.

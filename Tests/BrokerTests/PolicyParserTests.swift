@@ -85,7 +85,7 @@ struct PolicyParserTests {
             actions = ["*"]
             """)
         #expect(file.defaultEffect == .deny)
-        #expect(file.promptAgents == ["/usr/local/bin/my-prompt"])
+        #expect(file.promptHelpers == ["/usr/local/bin/my-prompt"])
         #expect(file.sensitiveApps.map(\.pattern) == ["Vault*"])
         #expect(file.audit == AuditPolicy(retentionDays: 60, maxBytes: 10_485_760))
         #expect(file.sha256.count == 64)

@@ -99,7 +99,7 @@ struct PromptTests {
         try broker.registerHelper(helper)
         let decision = await broker.decide(request("text.set"))
         #expect(decision.effect == .deny)  // allow_always was not offered
-        #expect(decision.reason == .noAgent)
+        #expect(decision.reason == .noHelper)
         #expect(helper.prompts.first?["choices"] == JSONValue(["deny", "allow_once"]))
         #expect(helper.prompts.first?["rule"]?.stringValue == "always-ask")
         #expect(helper.prompts.first?["reason"]?.stringValue == "LLM agent writes")
@@ -132,7 +132,7 @@ struct PromptTests {
         try broker.registerHelper(FakeHelper(behavior: .raw(answer)))
         let decision = await broker.decide(request("text.set"))
         #expect(decision.effect == .deny)
-        #expect(decision.reason == .noAgent)
+        #expect(decision.reason == .noHelper)
         #expect(broker.listGrants()["grants"]?.arrayValue?.isEmpty == true)
     }
 
@@ -154,7 +154,7 @@ struct PromptTests {
         let broker = makeBroker(Sandbox())
         try broker.registerHelper(FakeHelper(behavior: .crash))
         let decision = await broker.decide(request("text.set"))
-        #expect(decision.reason == .noAgent)
+        #expect(decision.reason == .noHelper)
     }
 
     @Test("helper disconnect mid-prompt denies, unregisters it, and a late answer is ignored")
@@ -166,7 +166,7 @@ struct PromptTests {
         await helper.waitForPrompts(1)
         broker.connectionClosed(helper.identity.connectionID)
         let decision = await pending
-        #expect(decision.reason == .noAgent)
+        #expect(decision.reason == .noHelper)
         #expect(!broker.helperRegistered)
         helper.release("allow_always")  // the old helper answers after it went away
         try await Task.sleep(for: .milliseconds(50))
@@ -283,7 +283,7 @@ struct PromptTests {
         try broker.registerHelper(helper)
         let decision = await broker.decide(request("text.set"))
         #expect(decision.effect == .deny)
-        #expect(decision.reason == .noAgent)
+        #expect(decision.reason == .noHelper)
         #expect(decision.message.contains("started by the requesting client"))
         #expect(helper.callCount == 0)
         // Another client is still served.
@@ -298,7 +298,7 @@ struct PromptTests {
         let helper = FakeHelper(pid: 900, behavior: .answer("allow_always"))
         try broker.registerHelper(helper)
         let decision = await broker.decide(request("text.set", client: client(pid: 900, exe: TestIDs.helperExe, connection: 9000)))
-        #expect(decision.reason == .noAgent)
+        #expect(decision.reason == .noHelper)
         #expect(helper.callCount == 0)
     }
 
@@ -345,9 +345,9 @@ struct PromptTests {
     @Test("no helper registered: no_agent; interactive=false: would_prompt")
     func noAgent() async {
         let broker = makeBroker(Sandbox())
-        #expect(await broker.decide(request("text.set")).reason == .noAgent)
+        #expect(await broker.decide(request("text.set")).reason == .noHelper)
         #expect(await broker.decide(request("text.set", interactive: false)).reason == .wouldPrompt)
-        #expect(broker.check(request("text.set")).reason == .noAgent)
+        #expect(broker.check(request("text.set")).reason == .noHelper)
     }
 
     @Test("a remembered grant for field A does not cover field B, another method, app or client")

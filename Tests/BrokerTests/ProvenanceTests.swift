@@ -91,10 +91,10 @@ struct ProvenanceTests {
         let later = FakeHelper(origin: Self.origin(TestOrigins.client.cgroup, TestOrigins.client.startTime + 1), behavior: .answer("allow_once"))
         try broker.registerHelper(later)
         let blocked = await broker.decide(request("text.set"))
-        #expect(blocked.reason == .noAgent)
+        #expect(blocked.reason == .noHelper)
         #expect(blocked.message.contains("may have been started by the requesting client"))
         #expect(blocked.message.contains("runs in the client's cgroup and started after it"))
-        #expect(broker.check(request("text.set")).reason == .noAgent)
+        #expect(broker.check(request("text.set")).reason == .noHelper)
         #expect(later.callCount == 0)
         broker.connectionClosed(later.identity.connectionID)
 
@@ -111,7 +111,7 @@ struct ProvenanceTests {
         let helper = FakeHelper(origin: Self.origin(TestOrigins.client.cgroup + "/approver", 1), behavior: .answer("allow_once"))
         try broker.registerHelper(helper)
         let decision = await broker.decide(request("text.set"))
-        #expect(decision.reason == .noAgent)
+        #expect(decision.reason == .noHelper)
         #expect(decision.message.contains("runs in a cgroup below the client's"))
         #expect(helper.callCount == 0)
         // A client elsewhere is served by the same helper.
@@ -137,7 +137,7 @@ struct ProvenanceTests {
         let helper = FakeHelper(behavior: .answer("allow_once"))
         try broker.registerHelper(helper)
         let decision = await broker.decide(request("text.set", client: client(origin: nil)))
-        #expect(decision.reason == .noAgent)
+        #expect(decision.reason == .noHelper)
         #expect(decision.message.contains("could not be read"))
         #expect(helper.callCount == 0)
     }

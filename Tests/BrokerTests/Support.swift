@@ -27,7 +27,7 @@ final class Sandbox: Sendable {
 
     func config(timeout: Duration = .seconds(5), agents: [String] = [TestIDs.helperExe]) -> BrokerConfig {
         BrokerConfig(systemPolicyDir: adminDir, userPolicyFile: userFile, grantsFile: grantsFile,
-                     defaultPromptAgents: agents, promptTimeout: timeout)
+                     defaultPromptHelpers: agents, promptTimeout: timeout)
     }
 }
 

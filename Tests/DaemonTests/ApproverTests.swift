@@ -9,55 +9,6 @@ import JSONRPC
 import TestSupport
 import Testing
 
-/// A process started for a test whose output goes to a file (so that what its detached children
-/// print lands there too), read line by line.
-final class LoggedProcess: Sendable {
-    let process: Process
-    let logPath: String
-
-    /// Runs `command` (through `wrapper`, e.g. a ``TestCgroup``'s) with stdout and stderr appended to `logPath`.
-    init(_ command: [String], wrapper: [String] = [], logPath: String) throws {
-        self.logPath = logPath
-        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
-        let full = wrapper + command
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: full[0])
-        process.arguments = Array(full.dropFirst())
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-    }
-
-    var lines: [String] {
-        ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
-    }
-
-    /// The first line starting with one of `prefixes`, waiting up to `timeout` seconds for it.
-    func line(startingWith prefixes: String..., timeout: Double = 30) -> String? {
-        let deadline = Date().addingTimeInterval(timeout)
-        repeat {
-            if let line = lines.first(where: { line in prefixes.contains { line.hasPrefix($0) } }) { return line }
-            usleep(20_000)
-        } while Date() < deadline
-        return nil
-    }
-
-    /// Waits for exit (the fixtures bound their own waits) and returns the output lines.
-    func finish() -> [String] {
-        process.waitUntilExit()
-        return lines
-    }
-
-    /// SIGKILL: children of the test runner inherit its blocked signal mask (SIGTERM included).
-    func stop() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
-}
-
 /// The approver is never the asker: a prompt helper the requesting client may have started is
 /// never sent its prompts, however it was detached (real daemon, real processes, real cgroups).
 @Suite("A helper the asker may have started gets no prompt", .serialized)

@@ -108,3 +108,80 @@ final class EventLog: Sendable {
 
     deinit { task.cancel() }
 }
+
+/// A process started for a test whose output goes to a file (so that what its detached children
+/// print lands there too), read line by line.
+final class LoggedProcess: Sendable {
+    let process: Process
+    let logPath: String
+
+    /// Runs `command` (through `wrapper`, e.g. a ``TestCgroup``'s) with stdout and stderr appended to `logPath`.
+    init(_ command: [String], wrapper: [String] = [], logPath: String) throws {
+        self.logPath = logPath
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let full = wrapper + command
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: full[0])
+        process.arguments = Array(full.dropFirst())
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var lines: [String] {
+        ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    /// The first line starting with one of `prefixes`, waiting up to `timeout` seconds for it.
+    func line(startingWith prefixes: String..., timeout: Double = 30) -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        repeat {
+            if let line = lines.first(where: { line in prefixes.contains { line.hasPrefix($0) } }) { return line }
+            usleep(20_000)
+        } while Date() < deadline
+        return nil
+    }
+
+    /// Waits for exit (the fixtures bound their own waits) and returns the output lines.
+    func finish() -> [String] {
+        process.waitUntilExit()
+        return lines
+    }
+
+    /// SIGKILL: children of the test runner inherit its blocked signal mask (SIGTERM included).
+    func stop() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}
+
+/// Processes laid out as on a desktop: the prompt helper in a cgroup of its own (as
+/// deskgate-prompt.service runs), agents in another, apps in the test's. A helper is never asked
+/// by a client that may have started it, and apps the helper may have started are off limits.
+struct DesktopLayout {
+    let cgroups: TestCgroup
+    let helperGroup: TestCgroup
+    let agentGroup: TestCgroup
+    let helper: LoggedProcess
+
+    /// Starts `Tests/Fixtures/prompt_helper.py` (which must be allowed by the daemon's
+    /// `prompt_agents`) with `helperArguments` and waits until it registered.
+    init(_ name: String, daemon: DaemonProcess, helperArguments: [String]) throws {
+        cgroups = try TestCgroup(name)
+        helperGroup = try cgroups.child("helper")
+        agentGroup = try cgroups.child("agent")
+        helper = try LoggedProcess(["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/prompt_helper.py", daemon.socketPath]
+                                       + helperArguments,
+                                   wrapper: helperGroup.wrapper, logPath: daemon.directory.file("helper-\(name).log"))
+        #expect(helper.line(startingWith: "registered", "refused")?.hasPrefix("registered") == true, "\(helper.lines)")
+    }
+
+    /// Stops the helper and removes the cgroups.
+    func stop() {
+        helper.stop()
+        cgroups.remove()
+    }
+}

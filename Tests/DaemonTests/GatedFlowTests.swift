@@ -22,59 +22,17 @@ struct GatedFlowTests {
         """
 
     /// Starts a fixture and waits until the daemon lists it.
-    func launch(_ daemon: DaemonProcess, kind: String = "gtk3", name: String? = nil) async throws -> FixtureProcess {
-        let app = try FixtureProcess(kind, name: name)
-        #expect(app.waitForLine("ready", timeout: 30), "fixture did not start")
-        let client = try await daemon.client()
-        defer { client.closeNow() }
-        for _ in 0..<200 {
-            if let apps = try? await client.call("apps.list"), apps.arrayValue?.contains(where: { $0["name"]?.stringValue == app.name }) == true {
-                return app
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        throw TestFailure("\(app.name) never appeared in apps.list")
-    }
-
-    func ref(_ client: DeskgateClient, app: String, role: String, name: String? = nil) async throws -> String {
-        var params: JSONObject = ["app": .string(app), "role": .string(role)]
-        if let name { params["name"] = .string(name) }
-        let found = try await client.call("elements.find", .object(params))
-        guard let ref = found["nodes"]?.arrayValue?.first?["ref"]?.stringValue else { throw TestFailure("no \(role) \(name ?? "") in \(app)") }
-        return ref
-    }
-
-    /// Decision and outcome records of one method, grouped by request id.
-    func records(_ daemon: DaemonProcess, method: String) -> [(decision: JSONValue?, outcome: JSONValue?)] {
-        var byID: [String: (decision: JSONValue?, outcome: JSONValue?)] = [:]
-        var order: [String] = []
-        for record in daemon.auditRecords() where record["method"]?.stringValue == method {
-            guard let id = record["request_id"]?.stringValue else { continue }
-            if byID[id] == nil { order.append(id); byID[id] = (nil, nil) }
-            switch record["kind"]?.stringValue {
-            case "decision":
-                #expect(byID[id]?.decision == nil, "two decision records for \(id)")
-                byID[id]?.decision = record
-            case "outcome":
-                #expect(byID[id]?.outcome == nil, "two outcome records for \(id)")
-                byID[id]?.outcome = record
-            default: break
-            }
-        }
-        return order.compactMap { byID[$0] }
-    }
-
     @Test("allowed write: the field is filled, one decision and one outcome are recorded, the value only as {len, hmac}")
     func allowedWrite() async throws {
         let daemon = try DaemonProcess(userPolicy: Self.allowFixtures)
         defer { daemon.stop() }
-        let app = try await launch(daemon)
+        let app = try await Flows.launch(daemon)
         let client = try await daemon.client()
         defer { client.closeNow() }
         let result = try await client.call("field.fill", ["app": .string(app.name), "field": "Name", "value": "Alice Canary"])
         #expect(result["matches"] == true)
         #expect(app.waitForLine("text-changed name"))
-        let flows = records(daemon, method: "field.fill")
+        let flows = Flows.records(daemon, method: "field.fill")
         #expect(flows.count == 1)
         #expect(flows.first?.decision?["decision"]?["effect"] == "allow")
         #expect(flows.first?.decision?["decision"]?["rule"] == "fixtures")
@@ -96,10 +54,10 @@ struct GatedFlowTests {
             app = "deskgate-e2e-*"
             """)
         defer { daemon.stop() }
-        let app = try await launch(daemon)
+        let app = try await Flows.launch(daemon)
         let client = try await daemon.client()
         defer { client.closeNow() }
-        let submit = try await ref(client, app: app.name, role: "push button", name: "Submit")
+        let submit = try await Flows.ref(client, app: app.name, role: "push button", name: "Submit")
         await #expect(throws: RPCError.self) { _ = try await client.call("element.activate", ["ref": .string(submit)]) }
         do {
             _ = try await client.call("element.activate", ["ref": .string(submit)])
@@ -110,7 +68,7 @@ struct GatedFlowTests {
             #expect(error.message.contains("act on"))
         }
         #expect(!app.output.contains { $0.hasPrefix("clicked") })
-        let flows = records(daemon, method: "element.activate")
+        let flows = Flows.records(daemon, method: "element.activate")
         #expect(flows.count == 2)
         #expect(flows.allSatisfy { $0.decision?["decision"]?["effect"] == "deny" && $0.outcome?["outcome"] == -32001 })
     }
@@ -119,11 +77,11 @@ struct GatedFlowTests {
     func passwordCanary() async throws {
         let daemon = try DaemonProcess(userPolicy: Self.allowFixtures)
         defer { daemon.stop() }
-        let app = try await launch(daemon)
+        let app = try await Flows.launch(daemon)
         let client = try await daemon.client()
         defer { client.closeNow() }
         let canary = "CANARY-\(UInt32.random(in: 0...UInt32.max))-pw"
-        let field = try await ref(client, app: app.name, role: "password text")
+        let field = try await Flows.ref(client, app: app.name, role: "password text")
         let set = try await client.call("text.set", ["ref": .string(field), "value": .string(canary)])
         #expect(set["matches"] == true)
         #expect(app.waitForLine("text-changed password"))
@@ -141,7 +99,7 @@ struct GatedFlowTests {
         for reply in replies { #expect(!JSONWriter.string(reply).contains(canary)) }
         let written = String(decoding: daemon.allWrittenBytes(), as: UTF8.self)
         #expect(!written.contains(canary))
-        let flows = records(daemon, method: "text.set")
+        let flows = Flows.records(daemon, method: "text.set")
         #expect(flows.first?.decision?["target"]?["value"]?["len"] == .int(Int64(canary.count)))
         #expect(flows.first?.decision?["target"]?["value"]?["hmac"] == nil, "password fields: length only")
     }
@@ -155,7 +113,7 @@ struct GatedFlowTests {
             actions = ["observe", "read", "act", "write"]
             """)
         defer { daemon.stop() }
-        let normal = try await launch(daemon)
+        let normal = try await Flows.launch(daemon)
         let vault = try FixtureProcess("gtk3", name: "KeePassXC")
         #expect(vault.waitForLine("ready", timeout: 30))
         try await Task.sleep(for: .seconds(2))
@@ -188,22 +146,15 @@ struct GatedFlowTests {
             app = "deskgate-e2e-*"
             """, adminPolicy: "prompt_agents = [\"/usr/bin/python3\"]\n")
         defer { daemon.stop() }
-        // Laid out as on a desktop: the helper in a cgroup of its own (as deskgate-prompt.service
-        // runs), the agent in another, the app in this test's. A helper may not be asked by a
-        // client that may have started it, and apps it may have started are off limits.
-        let cgroups = try TestCgroup("gated-prompt")
-        defer { cgroups.remove() }
-        let helperGroup = try cgroups.child("helper")
-        let agentGroup = try cgroups.child("agent")
-        let app = try await launch(daemon)
+        let app = try await Flows.launch(daemon)
         defer { app.terminate() }
-        let helperLog = daemon.directory.file("helper.log")
         // The helper answers each prompt from a queue of choices; "none" means never answer.
-        let helper = try LoggedProcess(["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/prompt_helper.py", daemon.socketPath,
-                                        "--answer", "allow_once", "--answer", "deny", "--answer", "none"],
-                                       wrapper: helperGroup.wrapper, logPath: helperLog)
-        defer { helper.stop() }
-        #expect(helper.line(startingWith: "registered", "refused")?.hasPrefix("registered") == true, "\(helper.lines)")
+        let desktop = try DesktopLayout("gated-prompt", daemon: daemon,
+                                        helperArguments: ["--answer", "allow_once", "--answer", "deny", "--answer", "none"])
+        defer { desktop.stop() }
+        let helper = desktop.helper
+        let helperGroup = desktop.helperGroup
+        let agentGroup = desktop.agentGroup
         // A second helper is refused.
         let second = try LoggedProcess(["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/prompt_helper.py", daemon.socketPath],
                                        wrapper: helperGroup.wrapper, logPath: daemon.directory.file("second-helper.log"))
@@ -228,7 +179,7 @@ struct GatedFlowTests {
         let choices = prompts.first?["choices"]?.arrayValue?.compactMap(\.stringValue) ?? []
         #expect(Set(choices) == ["deny", "allow_once"])
 
-        let flows = records(daemon, method: "field.fill")
+        let flows = Flows.records(daemon, method: "field.fill")
         #expect(flows.count == 3)
         #expect(flows.map { $0.decision?["decision"]?["effect"]?.stringValue } == ["allow", "deny", "deny"])
         #expect(flows.map { $0.outcome?["outcome"] } == ["ok", -32001, -32001])
@@ -243,7 +194,7 @@ struct GatedFlowTests {
             app = "deskgate-e2e-*"
             """)
         defer { daemon.stop() }
-        let app = try await launch(daemon)
+        let app = try await Flows.launch(daemon)
         let client = try await daemon.client()
         defer { client.closeNow() }
         do {
@@ -264,7 +215,7 @@ struct GatedFlowTests {
     func execAfterConnect() async throws {
         let daemon = try DaemonProcess(userPolicy: Self.allowFixtures)
         defer { daemon.stop() }
-        let app = try await launch(daemon)
+        let app = try await Flows.launch(daemon)
         let reply = try daemon.callFromPython("field.fill", ["app": .string(app.name), "field": "Name", "value": "exec"], execSocat: true)
         #expect(reply["error"]?["code"] == -32001, "\(reply) daemon log: \(daemon.log.suffix(3000))")
         #expect(reply["error"]?["message"]?.stringValue?.contains("executable changed") == true)
@@ -283,14 +234,14 @@ struct GatedFlowTests {
                                        wrapper: launcher, userPolicy: policy)
         defer { daemon.stop() }
         #expect(daemon.log.contains("seccomp_exec: "), "\(daemon.log)")
-        let app = try await launch(daemon)
+        let app = try await Flows.launch(daemon)
         let client = try await daemon.client()
         defer { client.closeNow() }
         #expect(try await client.call("session.whoami")["pid"]?.intValue == Int64(getpid()))
         let snapshot = try await client.call("tree.snapshot", ["app": .string(app.name), "include": ["bounds", "actions", "text", "value"]])
         #expect((snapshot["nodes"]?.arrayValue?.count ?? 0) > 10)
         #expect(try await client.call("field.fill", ["app": .string(app.name), "field": "Name", "value": "Bob"])["matches"] == true)
-        let submit = try await ref(client, app: app.name, role: "push button", name: "Submit")
+        let submit = try await Flows.ref(client, app: app.name, role: "push button", name: "Submit")
         _ = try await client.call("element.activate", ["ref": .string(submit)])
         #expect(app.waitForLine("clicked Submit"))
         // A frozen app: timers, the hung-app path and the -32004 reply.
@@ -316,18 +267,18 @@ struct GatedFlowTests {
         let daemon = try DaemonProcess(arguments: ["--read-timeout-ms", "300", "--action-timeout-ms", "500", "--request-deadline-ms", "2000"],
                                        userPolicy: Self.allowFixtures)
         defer { daemon.stop() }
-        let app = try await launch(daemon)
+        let app = try await Flows.launch(daemon)
         let client = try await daemon.client()
         defer { client.closeNow() }
-        let submit = try await ref(client, app: app.name, role: "push button", name: "Submit")
-        let spin = try await ref(client, app: app.name, role: "spin button")
+        let submit = try await Flows.ref(client, app: app.name, role: "push button", name: "Submit")
+        let spin = try await Flows.ref(client, app: app.name, role: "spin button")
         let noAction = await Flows.failure(client, "element.activate", ["ref": .string(submit), "action": "no-such-action"])
         #expect(noAction?.code == .notSupported)
         let outOfRange = await Flows.failure(client, "value.set", ["ref": .string(spin), "value": 1000])
         #expect(outOfRange?.code == .invalidValue)
-        #expect(records(daemon, method: "element.activate").map { $0.outcome?["outcome"] } == [-32005])
-        #expect(records(daemon, method: "value.set").map { $0.decision?["decision"]?["effect"] } == ["allow"])
-        #expect(records(daemon, method: "value.set").map { $0.outcome?["outcome"] } == [-32006])
+        #expect(Flows.records(daemon, method: "element.activate").map { $0.outcome?["outcome"] } == [-32005])
+        #expect(Flows.records(daemon, method: "value.set").map { $0.decision?["decision"]?["effect"] } == ["allow"])
+        #expect(Flows.records(daemon, method: "value.set").map { $0.outcome?["outcome"] } == [-32006])
 
         // A frozen app cannot be resolved (its element is read live before the broker decides):
         // the request fails with -32004 and nothing is decided or done.
@@ -342,7 +293,7 @@ struct GatedFlowTests {
         // Other work goes on while the app is frozen.
         #expect(try await client.call("daemon.ping") == "pong")
         kill(app.pid, SIGCONT)
-        #expect(records(daemon, method: "element.activate").count == 1)
+        #expect(Flows.records(daemon, method: "element.activate").count == 1)
         #expect(!app.output.contains { $0.hasPrefix("clicked") })
     }
 }

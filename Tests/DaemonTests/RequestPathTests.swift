@@ -294,7 +294,7 @@ struct RealGate {
         try FileManager.default.createDirectory(atPath: sandbox + "/policy.d", withIntermediateDirectories: true)
         try policy.write(toFile: sandbox + "/config/policy.toml", atomically: true, encoding: .utf8)
         broker = Broker(config: BrokerConfig(systemPolicyDir: sandbox + "/policy.d", userPolicyFile: sandbox + "/config/policy.toml",
-                                             grantsFile: sandbox + "/grants.json", defaultPromptAgents: []),
+                                             grantsFile: sandbox + "/grants.json", defaultPromptHelpers: []),
                         inspector: ProcfsInspector(), events: { [changes] event in
                             if case .decisionsChanged = event { changes.fire() }
                         }, logger: logger)

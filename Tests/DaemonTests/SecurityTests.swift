@@ -114,24 +114,15 @@ struct SecurityTests {
             app = "deskgate-e2e-*"
             """, adminPolicy: "prompt_agents = [\"/usr/bin/python3\"]\n")
         defer { daemon.stop() }
-        // As on a desktop: the helper in a cgroup of its own, the agent in another.
-        let cgroups = try TestCgroup("security-revoke")
-        defer { cgroups.remove() }
-        let helperGroup = try cgroups.child("helper")
-        let agentGroup = try cgroups.child("agent")
-        defer { withExtendedLifetime((helperGroup, agentGroup)) {} }
         let app = try await Flows.launch(daemon)
-        let helper = try LoggedProcess(["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/prompt_helper.py",
-                                        daemon.socketPath, "--answer", "allow_always"],
-                                       wrapper: helperGroup.wrapper, logPath: daemon.directory.file("helper.log"))
-        defer { helper.stop() }
-        #expect(helper.line(startingWith: "registered", "refused")?.hasPrefix("registered") == true, "\(helper.lines)")
+        let desktop = try DesktopLayout("security-revoke", daemon: daemon, helperArguments: ["--answer", "allow_always"])
+        defer { desktop.stop() }
         // A separate process asks for a snapshot (the person allows it always), then streams.
         let stream = try LoggedProcess(["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/event_stream.py",
                                         daemon.socketPath, "--snapshot", app.name, "state"],
-                                       wrapper: agentGroup.wrapper, logPath: daemon.directory.file("stream.log"))
+                                       wrapper: desktop.agentGroup.wrapper, logPath: daemon.directory.file("stream.log"))
         defer { stream.stop() }
-        #expect(stream.line(startingWith: "subscribed") != nil, "\(stream.lines) \(helper.lines)")
+        #expect(stream.line(startingWith: "subscribed") != nil, "\(stream.lines) \(desktop.helper.lines)")
         let driver = try await daemon.client()
         defer { driver.closeNow() }
         func streamedStates() -> Int { stream.lines.filter { $0.contains("\"type\":\"state\"") }.count }
@@ -432,25 +423,17 @@ struct SecurityTests {
             app = "deskgate-e2e-*"
             """, adminPolicy: "prompt_agents = [\"/usr/bin/python3\"]\n")
         defer { daemon.stop() }
-        let cgroups = try TestCgroup("security-rename")
-        defer { cgroups.remove() }
-        let helperGroup = try cgroups.child("helper")
-        let agentGroup = try cgroups.child("agent")
-        defer { withExtendedLifetime((helperGroup, agentGroup)) {} }
         let app = try await Flows.launch(daemon)
         let hold = daemon.directory.file("answer-now")
-        let helper = try LoggedProcess(["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/prompt_helper.py",
-                                        daemon.socketPath, "--answer", "allow_once", "--hold", hold],
-                                       wrapper: helperGroup.wrapper, logPath: daemon.directory.file("helper.log"))
-        defer { helper.stop() }
-        #expect(helper.line(startingWith: "registered", "refused")?.hasPrefix("registered") == true, "\(helper.lines)")
+        let desktop = try DesktopLayout("security-rename", daemon: daemon, helperArguments: ["--answer", "allow_once", "--hold", hold])
+        defer { desktop.stop() }
         let client = try await daemon.client()
         defer { client.closeNow() }
         let submit = try await Flows.ref(client, app: app.name, role: "push button", name: "Submit")
-        let agent = agentGroup.wrapper
+        let agent = desktop.agentGroup.wrapper
         let pending = Task.detached { try daemon.callFromPython("element.activate", ["ref": .string(submit)], wrapper: agent) }
         // While the person reads the prompt, the app changes the button; then they allow it.
-        #expect(helper.line(startingWith: "prompt ") != nil, "\(helper.lines)")
+        #expect(desktop.helper.line(startingWith: "prompt ") != nil, "\(desktop.helper.lines)")
         kill(app.pid, SIGUSR1)
         #expect(app.waitForLine("renamed Submit"))
         _ = FileManager.default.createFile(atPath: hold, contents: nil)

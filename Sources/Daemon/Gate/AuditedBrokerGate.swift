@@ -16,10 +16,10 @@ struct AuditedBrokerGate: RequestGate {
     let broker: Broker
     let audit: AuditLog
     let logger: Logger
-    private let counter = RequestCounter()
+    private let auditIDs = AuditIDs()
 
     struct Ticket: Sendable {
-        let requestID: String
+        let auditID: String
         let started: ContinuousClock.Instant
         let client: JSONValue
         let method: String
@@ -28,7 +28,7 @@ struct AuditedBrokerGate: RequestGate {
 
     func authorize(_ call: GatedCall) async throws -> GateTicket {
         let session = call.context.session
-        let ticket = Ticket(requestID: counter.next(session: session.id), started: ContinuousClock.now,
+        let ticket = Ticket(auditID: auditIDs.next(session: session.id), started: ContinuousClock.now,
                             client: session.identityJSON, method: call.descriptor.name, target: Self.targetJSON(call, audit: audit))
 
         // An unidentified client's listing or stream goes to the broker, which denies it.
@@ -70,14 +70,14 @@ struct AuditedBrokerGate: RequestGate {
     func refused(_ call: GatedCall, error: RPCError) async throws {
         var target: JSONValue?
         if let ref = error.data?["ref"] { target = ["ref": ref] }
-        let ticket = Ticket(requestID: counter.next(session: call.context.session.id), started: ContinuousClock.now,
+        let ticket = Ticket(auditID: auditIDs.next(session: call.context.session.id), started: ContinuousClock.now,
                             client: call.context.session.identityJSON, method: call.descriptor.name, target: target)
         try await appendOutcome(ticket, outcome: .failure(error))
     }
 
     private func appendDecision(_ ticket: Ticket, _ decision: JSONValue) async throws {
         do {
-            _ = try await audit.append(AuditEntry(kind: "decision", requestID: ticket.requestID, client: ticket.client,
+            _ = try await audit.append(AuditEntry(kind: "decision", auditID: ticket.auditID, client: ticket.client,
                                                   method: ticket.method, target: ticket.target, decision: decision))
         } catch {
             logger.error("audit log unavailable; refusing request", metadata: ["error": "\(error)", "method": "\(ticket.method)"])
@@ -111,7 +111,7 @@ struct AuditedBrokerGate: RequestGate {
         let elapsed = ContinuousClock.now - ticket.started
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         do {
-            _ = try await audit.append(AuditEntry(kind: "outcome", requestID: ticket.requestID, client: ticket.client,
+            _ = try await audit.append(AuditEntry(kind: "outcome", auditID: ticket.auditID, client: ticket.client,
                                                   method: ticket.method, target: ticket.target, outcome: auditOutcome, durationMs: ms))
         } catch {
             logger.error("audit outcome could not be written", metadata: ["error": "\(error)", "method": "\(ticket.method)"])
@@ -148,7 +148,7 @@ struct AuditedBrokerGate: RequestGate {
 }
 
 /// Request ids for audit records: unique per daemon run, readable in logs.
-final class RequestCounter: Sendable {
+final class AuditIDs: Sendable {
     private let value = Atomic<UInt64>(0)
     private let runID: String
 

@@ -28,7 +28,7 @@ enum BrokerHandlers {
 
     static func register(into table: inout MethodTable, broker: Broker, audit: AuditLog?, resolveTarget: @escaping TargetResolver,
                          logger: Logger) {
-        table.register(AgentRegister.self) { _, context in
+        table.register(HelperRegister.self) { _, context in
             let session = context.session
             try broker.registerHelper(SessionPromptChannel(session: session, identity: context.client))
             return ["registered": true]
