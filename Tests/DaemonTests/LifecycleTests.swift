@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CLinux
+import Daemon
 import Foundation
 import JSONRPC
 import TestSupport
@@ -195,5 +196,122 @@ struct LifecycleTests {
         #expect(status == 0, "\(output)")
         #expect(!output.contains("Unknown key"), "\(output)")
         #expect(service.contains("Type=notify") && service.contains("MemoryDenyWriteExecute=yes") && service.contains("RestrictAddressFamilies=AF_UNIX"))
+    }
+}
+
+/// The lifecycle state machine on its own: every event in every phase, and the action it returns.
+@Suite("Lifecycle state machine")
+struct LifecycleStateMachineTests {
+    /// A machine driven to `phase` the way the daemon gets there.
+    static func machine(in phase: LifecycleStateMachine.Phase) -> LifecycleStateMachine {
+        var m = LifecycleStateMachine()
+        if phase == .initial { return m }
+        _ = m.start()
+        if phase == .starting { return m }
+        _ = m.startupFinished()
+        if phase == .running { return m }
+        _ = m.stopRequested()
+        if phase == .stopping { return m }
+        m.shutdownFinished()
+        return m
+    }
+
+    @Test("start, serve, stop, stopped: the plain path")
+    func plainPath() {
+        var m = LifecycleStateMachine()
+        #expect(m.phase == .initial)
+        #expect(m.start() == .start)
+        #expect(m.phase == .starting)
+        #expect(m.startupFinished() == .serve(reloadFirst: false))
+        #expect(m.phase == .running)
+        #expect(m.stopRequested() == .beginShutdown)
+        #expect(m.phase == .stopping)
+        #expect(!m.graceCut)
+        m.shutdownFinished()
+        #expect(m.phase == .stopped)
+    }
+
+    @Test("a service runs once: start is refused in every phase but the first")
+    func startOnce() {
+        for phase: LifecycleStateMachine.Phase in [.starting, .running, .stopping, .stopped] {
+            var m = Self.machine(in: phase)
+            #expect(m.start() == .refuse(phase))
+            #expect(m.phase == phase)
+        }
+    }
+
+    @Test("a stop requested while starting is remembered: start-up then stops without serving")
+    func stopWhileStarting() {
+        var m = Self.machine(in: .starting)
+        #expect(m.stopRequested() == .stopOnceStarted)
+        #expect(m.phase == .starting)
+        #expect(m.stopRequested() == .ignore)  // asked twice: still one stop
+        #expect(m.startupFinished() == .stop)
+        #expect(m.phase == .stopping)
+        #expect(m.stopRequested() == .cutGrace)
+    }
+
+    @Test("a reload requested while starting is applied before serving; not when a stop is pending")
+    func reloadWhileStarting() {
+        var m = Self.machine(in: .starting)
+        #expect(m.reloadRequested() == .reloadOnceStarted)
+        #expect(m.reloadRequested() == .reloadOnceStarted)
+        #expect(m.startupFinished() == .serve(reloadFirst: true))
+
+        var stopping = Self.machine(in: .starting)
+        #expect(stopping.reloadRequested() == .reloadOnceStarted)
+        #expect(stopping.stopRequested() == .stopOnceStarted)
+        #expect(stopping.reloadRequested() == .ignore)
+        #expect(stopping.startupFinished() == .stop)
+    }
+
+    @Test("running: SIGHUP reloads, every time")
+    func reloadWhileRunning() {
+        var m = Self.machine(in: .running)
+        #expect(m.reloadRequested() == .reload)
+        #expect(m.reloadRequested() == .reload)
+        #expect(m.phase == .running)
+    }
+
+    @Test("stopping: a second stop cuts the grace once, later ones and reloads are ignored")
+    func whileStopping() {
+        var m = Self.machine(in: .stopping)
+        #expect(m.reloadRequested() == .ignore)
+        #expect(m.stopRequested() == .cutGrace)
+        #expect(m.graceCut)
+        #expect(m.stopRequested() == .ignore)
+        #expect(m.reloadRequested() == .ignore)
+        #expect(m.phase == .stopping)
+        m.shutdownFinished()
+        #expect(m.phase == .stopped)
+    }
+
+    @Test("stopped: requests change nothing")
+    func whileStopped() {
+        var m = Self.machine(in: .stopped)
+        #expect(m.stopRequested() == .ignore)
+        #expect(m.reloadRequested() == .ignore)
+        #expect(m.phase == .stopped)
+    }
+
+    @Test("a stop before start: nothing to stop, and nothing starts afterwards")
+    func stopBeforeStart() {
+        var m = LifecycleStateMachine()
+        #expect(m.reloadRequested() == .ignore)
+        #expect(m.phase == .initial)
+        #expect(m.stopRequested() == .ignore)
+        #expect(m.phase == .stopped)
+        #expect(m.start() == .refuse(.stopped))
+    }
+
+    @Test("a failed start-up goes through stopping to stopped; requests meanwhile change nothing")
+    func failedStartup() {
+        var m = Self.machine(in: .starting)
+        #expect(m.stopRequested() == .stopOnceStarted)
+        m.startupFailed()
+        #expect(m.phase == .stopping)
+        #expect(m.reloadRequested() == .ignore)
+        m.shutdownFinished()
+        #expect(m.phase == .stopped)
     }
 }
