@@ -159,6 +159,89 @@ struct LifecycleTests {
         #expect(stopping.contains { $0.contains("STOPPING=1") }, "\(stopping)")
     }
 
+    /// Starts a daemon whose start-up waits in the audit open: the test holds the audit
+    /// directory's lock exclusively (as `deskgate audit reset` does), and the daemon waits up to
+    /// 2 s for it. Returns once the daemon has logged that it is starting.
+    static func daemonHeldInStartup(_ dir: TempDirectory, arguments: [String] = []) throws -> (DaemonProcess, Int32) {
+        let state = dir.file("state")
+        #expect(mkdir(state, 0o700) == 0 && mkdir(state + "/audit", 0o700) == 0)
+        let lock = open(state + "/audit", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        #expect(lock >= 0 && flock(lock, LOCK_EX) == 0)
+        let daemon = try DaemonProcess(arguments: ["--state-dir", state] + arguments, waitForSocket: false)
+        try waitForLog(daemon, "state=starting")
+        return (daemon, lock)
+    }
+
+    static func waitForLog(_ daemon: DaemonProcess, _ text: String, timeout: Double = 20) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !daemon.log.contains(text) {
+            guard Date() < deadline, daemon.process.isRunning else {
+                throw TestFailure("no \"\(text)\" in the log (running: \(daemon.process.isRunning)): \(daemon.log)")
+            }
+            usleep(5_000)
+        }
+    }
+
+    /// Waits for the process to exit on its own (SIGKILL after `timeout`, which the caller's
+    /// expectations on the exit then catch).
+    static func waitForExit(_ daemon: DaemonProcess, timeout: Double = 20) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while daemon.process.isRunning && Date() < deadline { usleep(10_000) }
+        if daemon.process.isRunning { kill(daemon.pid, SIGKILL) }
+        daemon.process.waitUntilExit()
+    }
+
+    @Test("a SIGTERM during start-up is a stop request: start-up finishes, the daemon never serves, exits 0 and removes its socket")
+    func stopDuringStartup() throws {
+        let dir = TempDirectory("startstop")
+        defer { dir.remove() }
+        let (daemon, lock) = try Self.daemonHeldInStartup(dir)
+        kill(daemon.pid, SIGTERM)
+        close(lock)
+        Self.waitForExit(daemon)
+        #expect(daemon.process.terminationReason == .exit, "killed by signal \(daemon.process.terminationStatus): \(daemon.log)")
+        #expect(daemon.process.terminationStatus == 0)
+        #expect(daemon.log.contains("stopped"))
+        #expect(!daemon.log.contains("state=running"), "\(daemon.log)")
+        #expect(!FileManager.default.fileExists(atPath: daemon.socketPath))
+    }
+
+    @Test("a SIGHUP during start-up is a reload request, applied once the daemon runs")
+    func reloadDuringStartup() throws {
+        let dir = TempDirectory("startreload")
+        defer { dir.remove() }
+        let (daemon, lock) = try Self.daemonHeldInStartup(dir)
+        defer { daemon.stop() }
+        kill(daemon.pid, SIGHUP)
+        close(lock)
+        try daemon.waitForSocket()
+        let c = try daemon.raw()
+        c.send(#"{"jsonrpc":"2.0","id":1,"method":"daemon.ping"}"# + "\n")
+        #expect(try c.readJSON()["result"] == "pong")
+        try Self.waitForLog(daemon, "policies reloaded")
+    }
+
+    @Test("while stopping: SIGHUP reloads nothing, a second SIGTERM cuts the grace short; the daemon still exits 0")
+    func signalsWhileStopping() throws {
+        let daemon = try DaemonProcess(arguments: ["--enable-test-methods"])
+        let c = try daemon.raw()
+        // 4 s: within the 5 s grace, so only a cut grace leaves it unanswered.
+        c.send(#"{"jsonrpc":"2.0","id":1,"method":"debug.sleep","params":{"ms":4000}}"# + "\n")
+        c.send(#"{"jsonrpc":"2.0","id":2,"method":"daemon.ping"}"# + "\n")
+        #expect(try c.readJSON()["id"] == 2)  // the sleep was read before the ping: it is in flight
+        kill(daemon.pid, SIGTERM)
+        try Self.waitForLog(daemon, "stopping")
+        kill(daemon.pid, SIGHUP)
+        kill(daemon.pid, SIGTERM)
+        let line = c.readLine()
+        #expect(line == nil, "the in-flight request was answered: \(String(decoding: line ?? [], as: UTF8.self))")
+        Self.waitForExit(daemon)
+        #expect(daemon.process.terminationReason == .exit && daemon.process.terminationStatus == 0, "\(daemon.log)")
+        #expect(daemon.log.contains("stopped"))
+        #expect(!daemon.log.contains("policies reloaded"), "\(daemon.log)")
+        #expect(!FileManager.default.fileExists(atPath: daemon.socketPath))
+    }
+
     @Test("LISTEN_PID for another process is ignored (the daemon binds its own socket)")
     func listenPIDMismatch() throws {
         let daemon = try DaemonProcess(environment: ["LISTEN_PID": "1", "LISTEN_FDS": "1"])
