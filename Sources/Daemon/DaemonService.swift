@@ -44,14 +44,20 @@ public struct DaemonOptions: Sendable {
     }
 }
 
-/// The long-running daemon: explicit states, started once, stopped gracefully on SIGTERM/SIGINT.
+/// The long-running daemon. Its lifecycle is a ``LifecycleStateMachine``: ``run()`` starts it
+/// once, serves until SIGTERM or SIGINT, reloads policies on SIGHUP, and shuts down gracefully in
+/// a fixed order (see ``shutDown(_:signals:)``). Signals are handled from the first moment of
+/// ``run()``, so a request during start-up is remembered rather than fatal.
 public final class DaemonService: Sendable {
-    public enum State: String, Sendable { case initial, starting, running, stopping, stopped }
-
     private let options: DaemonOptions
     private let logger: Logger
-    private let stateBox = Mutex(State.initial)
-    private let stopSignal = AsyncStream<Void>.makeStream()
+    private let lifecycle = Mutex(LifecycleStateMachine())
+    /// The stop request that ends serving (sent once, when the machine says `beginShutdown`).
+    private let stopRequests = AsyncStream<Void>.makeStream()
+    /// A second stop request while stopping: no more waiting for in-flight requests.
+    private let graceCuts = AsyncStream<Void>.makeStream()
+    /// Reloads the policies; set once the broker exists, before the daemon runs.
+    private let reloader = Mutex<(@Sendable (_ reason: String) -> Void)?>(nil)
     private let group: MultiThreadedEventLoopGroup
 
     public init(options: DaemonOptions, logger: Logger) {
@@ -63,19 +69,91 @@ public final class DaemonService: Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
     }
 
-    public var state: State { stateBox.withLock { $0 } }
+    /// Where the daemon is in its lifecycle.
+    public var phase: LifecycleStateMachine.Phase { lifecycle.withLock { $0.phase } }
 
-    private func transition(to new: State) {
-        stateBox.withLock { $0 = new }
-        logger.debug("daemon state", metadata: ["state": "\(new.rawValue)"])
+    private func logPhase() {
+        logger.debug("daemon state", metadata: ["state": "\(phase.rawValue)"])
     }
 
-    /// Asks a running daemon to stop (as SIGTERM does).
-    public func requestStop() { stopSignal.continuation.yield() }
+    /// What start-up built, for serving and for the shutdown sequence.
+    private struct Parts {
+        let server: SocketServer
+        let accessibility: AccessibilityProvider
+        let broker: Broker
+        let audit: AuditLog?
+        let socketPath: String
+    }
 
-    /// Runs until SIGTERM/SIGINT or ``requestStop()``.
+    /// Runs until SIGTERM or SIGINT; returns once the daemon has stopped. Call once.
+    /// - Throws: ``ListenError`` when start-up fails (the socket, memory-deny-write-execute).
     public func run() async throws {
-        transition(to: .starting)
+        guard case .start = lifecycle.withLock({ $0.start() }) else {
+            preconditionFailure("DaemonService.run() called twice")
+        }
+        // Signals first: from here on SIGTERM, SIGINT and SIGHUP are requests to the state
+        // machine, not their default action (death, leaving the socket file behind).
+        let signals = await SignalSources.install([SIGTERM, SIGINT, SIGHUP], label: "deskgate.signals") { [self] in
+            handle(signal: $0)
+        }
+        defer { signals.cancel() }
+        logPhase()
+
+        let parts: Parts
+        do {
+            parts = try await startUp()
+        } catch {
+            lifecycle.withLock { $0.startupFailed() }
+            logPhase()
+            await signals.drain()
+            try? await group.shutdownGracefully()
+            lifecycle.withLock { $0.shutdownFinished() }
+            logPhase()
+            throw error
+        }
+
+        switch lifecycle.withLock({ $0.startupFinished() }) {
+        case .serve(let reloadFirst):
+            logPhase()
+            if reloadFirst { reloader.withLock { $0 }?("SIGHUP during start-up") }
+            Systemd.notify("READY=1\nSTATUS=serving \(parts.socketPath)")
+            let watchdog = startWatchdog()
+            for await _ in stopRequests.stream { break }
+            watchdog?.cancel()
+        case .stop:
+            logger.info("stop requested during start-up: stopping without serving")
+        }
+        logPhase()
+        await shutDown(parts, signals: signals)
+        lifecycle.withLock { $0.shutdownFinished() }
+        logPhase()
+        logger.info("stopped")
+    }
+
+    /// A signal, on the signal queue: the state machine decides what it means now.
+    private func handle(signal sig: Int32) {
+        if sig == SIGHUP {
+            switch lifecycle.withLock({ $0.reloadRequested() }) {
+            case .reload: reloader.withLock { $0 }?("SIGHUP")
+            case .reloadOnceStarted: logger.info("reload requested during start-up: reloading once started")
+            case .ignore: logger.info("reload ignored", metadata: ["state": "\(phase.rawValue)"])
+            }
+            return
+        }
+        logger.info("received signal", metadata: ["signal": "\(sig == SIGTERM ? "SIGTERM" : "SIGINT")"])
+        switch lifecycle.withLock({ $0.stopRequested() }) {
+        case .beginShutdown: stopRequests.continuation.yield()
+        case .stopOnceStarted: logger.info("stop requested during start-up: stopping once started")
+        case .cutGrace:
+            logger.info("stop requested again: no more waiting for in-flight requests")
+            graceCuts.continuation.yield()
+        case .ignore: break
+        }
+    }
+
+    /// Opens the audit log, loads the policies, wires the handlers and listens. On a listen
+    /// failure it closes what it opened before rethrowing.
+    private func startUp() async throws -> Parts {
         signal(SIGPIPE, SIG_IGN)
         umask(0o077)
         if options.memoryDenyWriteExecute {
@@ -111,6 +189,13 @@ public final class DaemonService: Sendable {
         let policy = broker.reload()
         logger.info("policies loaded", metadata: ["status": "\(policy)"])
         applyAuditRetention(audit, broker: broker, status: policy)
+        reloader.withLock {
+            $0 = { [self] reason in
+                let status = broker.reload()
+                logger.info("policies reloaded (\(reason))", metadata: ["status": "\(status)"])
+                applyAuditRetention(audit, broker: broker, status: status)
+            }
+        }
         var accessibilityConfig = options.accessibility
         accessibilityConfig.sleep = GlobalExecutor.sleep(for:)  // not Task.sleep: see GlobalExecutor
         let accessibility = AccessibilityProvider(config: accessibilityConfig, logger: logger)
@@ -156,30 +241,45 @@ public final class DaemonService: Sendable {
         let server = SocketServer(group: group, limits: options.limits, dispatcher: dispatcher, hooks: hooks,
                                   forcePidfdOpen: options.forcePidfdOpen, logger: logger)
         serverBox.withLock { $0 = server }
-        try await server.start(listen)
+        do {
+            try await server.start(listen)
+        } catch {
+            await audit?.close()
+            throw error
+        }
         logger.info("listening", metadata: ["socket": "\(socketPath)", "pid": "\(getpid())"])
         // Bring the accessibility bus up early so toolkits expose their trees (IsEnabled).
         Task { _ = try? await accessibility.get() }
+        return Parts(server: server, accessibility: accessibility, broker: broker, audit: audit, socketPath: socketPath)
+    }
 
-        transition(to: .running)
-        Systemd.notify("READY=1\nSTATUS=serving \(socketPath)")
-        let watchdog = startWatchdog()
-
-        let signals = installSignalHandlers() + [installReloadHandler(broker, audit: audit)]
-        for await _ in stopSignal.stream { break }
-        signals.forEach { $0.cancel() }
-
-        transition(to: .stopping)
+    /// The shutdown sequence, in this order (docs/architecture.md, "Concurrency"):
+    /// 1. tell systemd (`STOPPING=1`) and wait out a SIGHUP reload already running (the state
+    ///    machine starts no new one);
+    /// 2. the socket: stop accepting, remove the socket file the daemon created, wait up to the
+    ///    grace for in-flight requests (a second SIGTERM/SIGINT ends the wait), close connections;
+    /// 3. the accessibility provider (restores `IsEnabled`, closes its bus connections);
+    /// 4. the broker's pending grant writes;
+    /// 5. the audit log (its last group commit is made durable);
+    /// 6. the server's event loops.
+    private func shutDown(_ parts: Parts, signals: SignalSources) async {
         Systemd.notify("STOPPING=1")
-        watchdog?.cancel()
         logger.info("stopping", metadata: ["grace": "\(options.shutdownGrace)"])
-        await server.shutdown(grace: options.shutdownGrace)
-        await accessibility.shutdown()
-        await broker.flush()
-        await audit?.close()
+        await signals.drain()
+        reloader.withLock { $0 = nil }
+        let grace = options.shutdownGrace
+        let cuts = graceCuts.stream
+        await withTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { await parts.server.shutdown(grace: grace) }
+            // Ends on a cut (cancelling the grace wait above) or when cancelled after the shutdown.
+            tasks.addTask { for await _ in cuts { return } }
+            await tasks.next()
+            tasks.cancelAll()
+        }
+        await parts.accessibility.shutdown()
+        await parts.broker.flush()
+        await parts.audit?.close()
         try? await group.shutdownGracefully()
-        transition(to: .stopped)
-        logger.info("stopped")
     }
 
     /// Pings the watchdog at half its interval from an event loop, so a wedged loop stops the pings.
@@ -248,33 +348,5 @@ public final class DaemonService: Sendable {
         logger.info("audit retention in force", metadata: [
             "retention_days": "\(settings.retentionDays)", "max_bytes": "\(settings.maxBytes.map { String($0) } ?? "none")",
         ])
-    }
-
-    private func installReloadHandler(_ broker: Broker, audit: AuditLog?) -> any DispatchSourceSignal {
-        signal(SIGHUP, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "deskgate.reload"))
-        source.setEventHandler { [logger] in
-            let status = broker.reload()
-            logger.info("policies reloaded (SIGHUP)", metadata: ["status": "\(status)"])
-            self.applyAuditRetention(audit, broker: broker, status: status)
-        }
-        source.resume()
-        return source
-    }
-
-    private func installSignalHandlers() -> [any DispatchSourceSignal] {
-        var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            // A serial queue: the first job on a global queue arms libdispatch's 1 Hz pool monitor.
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: DispatchQueue(label: "deskgate.signals"))
-            source.setEventHandler { [stopSignal, logger] in
-                logger.info("received signal", metadata: ["signal": "\(sig == SIGTERM ? "SIGTERM" : "SIGINT")"])
-                stopSignal.continuation.yield()
-            }
-            source.resume()
-            sources.append(source)
-        }
-        return sources
     }
 }

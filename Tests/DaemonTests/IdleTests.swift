@@ -32,7 +32,7 @@ struct IdleTests {
         after.reduce(0) { total, entry in total + max(0, entry.value - (before[entry.key] ?? 0)) }
     }
 
-    @Test("no periodic wake-ups after serving requests (tasks, audit writes and reads, a timed sleep)")
+    @Test("no periodic wake-ups after serving requests (tasks, audit writes and reads, a timed sleep) and a SIGHUP reload")
     func noPeriodicWakeUps() async throws {
         let daemon = try DaemonProcess(arguments: ["--enable-test-methods"], userPolicy: AuditedDaemonTests.allowAdmin)
         defer { daemon.stop() }
@@ -42,6 +42,9 @@ struct IdleTests {
         _ = try await client.call("audit.query", ["limit": 1])  // an audit reader thread
         _ = try await client.call("debug.sleep", ["ms": 10])  // a timed wait (GlobalExecutor.sleep)
         await client.close()
+        // A reload runs on the signal queue (a dispatch thread): it must not arm the pool monitor.
+        kill(daemon.pid, SIGHUP)
+        try LifecycleTests.waitForLog(daemon, "policies reloaded")
         // Let the after-work malloc trim (one second after the last request) come and go.
         try await Task.sleep(for: .milliseconds(2500))
         let before = Self.wakeUps(daemon.pid)

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CLinux
+import Daemon
 import Foundation
 import JSONRPC
 import TestSupport
@@ -158,6 +159,89 @@ struct LifecycleTests {
         #expect(stopping.contains { $0.contains("STOPPING=1") }, "\(stopping)")
     }
 
+    /// Starts a daemon whose start-up waits in the audit open: the test holds the audit
+    /// directory's lock exclusively (as `deskgate audit reset` does), and the daemon waits up to
+    /// 2 s for it. Returns once the daemon has logged that it is starting.
+    static func daemonHeldInStartup(_ dir: TempDirectory, arguments: [String] = []) throws -> (DaemonProcess, Int32) {
+        let state = dir.file("state")
+        #expect(mkdir(state, 0o700) == 0 && mkdir(state + "/audit", 0o700) == 0)
+        let lock = open(state + "/audit", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        #expect(lock >= 0 && flock(lock, LOCK_EX) == 0)
+        let daemon = try DaemonProcess(arguments: ["--state-dir", state] + arguments, waitForSocket: false)
+        try waitForLog(daemon, "state=starting")
+        return (daemon, lock)
+    }
+
+    static func waitForLog(_ daemon: DaemonProcess, _ text: String, timeout: Double = 20) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !daemon.log.contains(text) {
+            guard Date() < deadline, daemon.process.isRunning else {
+                throw TestFailure("no \"\(text)\" in the log (running: \(daemon.process.isRunning)): \(daemon.log)")
+            }
+            usleep(5_000)
+        }
+    }
+
+    /// Waits for the process to exit on its own (SIGKILL after `timeout`, which the caller's
+    /// expectations on the exit then catch).
+    static func waitForExit(_ daemon: DaemonProcess, timeout: Double = 20) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while daemon.process.isRunning && Date() < deadline { usleep(10_000) }
+        if daemon.process.isRunning { kill(daemon.pid, SIGKILL) }
+        daemon.process.waitUntilExit()
+    }
+
+    @Test("a SIGTERM during start-up is a stop request: start-up finishes, the daemon never serves, exits 0 and removes its socket")
+    func stopDuringStartup() throws {
+        let dir = TempDirectory("startstop")
+        defer { dir.remove() }
+        let (daemon, lock) = try Self.daemonHeldInStartup(dir)
+        kill(daemon.pid, SIGTERM)
+        close(lock)
+        Self.waitForExit(daemon)
+        #expect(daemon.process.terminationReason == .exit, "killed by signal \(daemon.process.terminationStatus): \(daemon.log)")
+        #expect(daemon.process.terminationStatus == 0)
+        #expect(daemon.log.contains("stopped"))
+        #expect(!daemon.log.contains("state=running"), "\(daemon.log)")
+        #expect(!FileManager.default.fileExists(atPath: daemon.socketPath))
+    }
+
+    @Test("a SIGHUP during start-up is a reload request, applied once the daemon runs")
+    func reloadDuringStartup() throws {
+        let dir = TempDirectory("startreload")
+        defer { dir.remove() }
+        let (daemon, lock) = try Self.daemonHeldInStartup(dir)
+        defer { daemon.stop() }
+        kill(daemon.pid, SIGHUP)
+        close(lock)
+        try daemon.waitForSocket()
+        let c = try daemon.raw()
+        c.send(#"{"jsonrpc":"2.0","id":1,"method":"daemon.ping"}"# + "\n")
+        #expect(try c.readJSON()["result"] == "pong")
+        try Self.waitForLog(daemon, "policies reloaded")
+    }
+
+    @Test("while stopping: SIGHUP reloads nothing, a second SIGTERM cuts the grace short; the daemon still exits 0")
+    func signalsWhileStopping() throws {
+        let daemon = try DaemonProcess(arguments: ["--enable-test-methods"])
+        let c = try daemon.raw()
+        // 4 s: within the 5 s grace, so only a cut grace leaves it unanswered.
+        c.send(#"{"jsonrpc":"2.0","id":1,"method":"debug.sleep","params":{"ms":4000}}"# + "\n")
+        c.send(#"{"jsonrpc":"2.0","id":2,"method":"daemon.ping"}"# + "\n")
+        #expect(try c.readJSON()["id"] == 2)  // the sleep was read before the ping: it is in flight
+        kill(daemon.pid, SIGTERM)
+        try Self.waitForLog(daemon, "stopping")
+        kill(daemon.pid, SIGHUP)
+        kill(daemon.pid, SIGTERM)
+        let line = c.readLine()
+        #expect(line == nil, "the in-flight request was answered: \(String(decoding: line ?? [], as: UTF8.self))")
+        Self.waitForExit(daemon)
+        #expect(daemon.process.terminationReason == .exit && daemon.process.terminationStatus == 0, "\(daemon.log)")
+        #expect(daemon.log.contains("stopped"))
+        #expect(!daemon.log.contains("policies reloaded"), "\(daemon.log)")
+        #expect(!FileManager.default.fileExists(atPath: daemon.socketPath))
+    }
+
     @Test("LISTEN_PID for another process is ignored (the daemon binds its own socket)")
     func listenPIDMismatch() throws {
         let daemon = try DaemonProcess(environment: ["LISTEN_PID": "1", "LISTEN_FDS": "1"])
@@ -195,5 +279,122 @@ struct LifecycleTests {
         #expect(status == 0, "\(output)")
         #expect(!output.contains("Unknown key"), "\(output)")
         #expect(service.contains("Type=notify") && service.contains("MemoryDenyWriteExecute=yes") && service.contains("RestrictAddressFamilies=AF_UNIX"))
+    }
+}
+
+/// The lifecycle state machine on its own: every event in every phase, and the action it returns.
+@Suite("Lifecycle state machine")
+struct LifecycleStateMachineTests {
+    /// A machine driven to `phase` the way the daemon gets there.
+    static func machine(in phase: LifecycleStateMachine.Phase) -> LifecycleStateMachine {
+        var m = LifecycleStateMachine()
+        if phase == .initial { return m }
+        _ = m.start()
+        if phase == .starting { return m }
+        _ = m.startupFinished()
+        if phase == .running { return m }
+        _ = m.stopRequested()
+        if phase == .stopping { return m }
+        m.shutdownFinished()
+        return m
+    }
+
+    @Test("start, serve, stop, stopped: the plain path")
+    func plainPath() {
+        var m = LifecycleStateMachine()
+        #expect(m.phase == .initial)
+        #expect(m.start() == .start)
+        #expect(m.phase == .starting)
+        #expect(m.startupFinished() == .serve(reloadFirst: false))
+        #expect(m.phase == .running)
+        #expect(m.stopRequested() == .beginShutdown)
+        #expect(m.phase == .stopping)
+        #expect(!m.graceCut)
+        m.shutdownFinished()
+        #expect(m.phase == .stopped)
+    }
+
+    @Test("a service runs once: start is refused in every phase but the first")
+    func startOnce() {
+        for phase: LifecycleStateMachine.Phase in [.starting, .running, .stopping, .stopped] {
+            var m = Self.machine(in: phase)
+            #expect(m.start() == .refuse(phase))
+            #expect(m.phase == phase)
+        }
+    }
+
+    @Test("a stop requested while starting is remembered: start-up then stops without serving")
+    func stopWhileStarting() {
+        var m = Self.machine(in: .starting)
+        #expect(m.stopRequested() == .stopOnceStarted)
+        #expect(m.phase == .starting)
+        #expect(m.stopRequested() == .ignore)  // asked twice: still one stop
+        #expect(m.startupFinished() == .stop)
+        #expect(m.phase == .stopping)
+        #expect(m.stopRequested() == .cutGrace)
+    }
+
+    @Test("a reload requested while starting is applied before serving; not when a stop is pending")
+    func reloadWhileStarting() {
+        var m = Self.machine(in: .starting)
+        #expect(m.reloadRequested() == .reloadOnceStarted)
+        #expect(m.reloadRequested() == .reloadOnceStarted)
+        #expect(m.startupFinished() == .serve(reloadFirst: true))
+
+        var stopping = Self.machine(in: .starting)
+        #expect(stopping.reloadRequested() == .reloadOnceStarted)
+        #expect(stopping.stopRequested() == .stopOnceStarted)
+        #expect(stopping.reloadRequested() == .ignore)
+        #expect(stopping.startupFinished() == .stop)
+    }
+
+    @Test("running: SIGHUP reloads, every time")
+    func reloadWhileRunning() {
+        var m = Self.machine(in: .running)
+        #expect(m.reloadRequested() == .reload)
+        #expect(m.reloadRequested() == .reload)
+        #expect(m.phase == .running)
+    }
+
+    @Test("stopping: a second stop cuts the grace once, later ones and reloads are ignored")
+    func whileStopping() {
+        var m = Self.machine(in: .stopping)
+        #expect(m.reloadRequested() == .ignore)
+        #expect(m.stopRequested() == .cutGrace)
+        #expect(m.graceCut)
+        #expect(m.stopRequested() == .ignore)
+        #expect(m.reloadRequested() == .ignore)
+        #expect(m.phase == .stopping)
+        m.shutdownFinished()
+        #expect(m.phase == .stopped)
+    }
+
+    @Test("stopped: requests change nothing")
+    func whileStopped() {
+        var m = Self.machine(in: .stopped)
+        #expect(m.stopRequested() == .ignore)
+        #expect(m.reloadRequested() == .ignore)
+        #expect(m.phase == .stopped)
+    }
+
+    @Test("a stop before start: nothing to stop, and nothing starts afterwards")
+    func stopBeforeStart() {
+        var m = LifecycleStateMachine()
+        #expect(m.reloadRequested() == .ignore)
+        #expect(m.phase == .initial)
+        #expect(m.stopRequested() == .ignore)
+        #expect(m.phase == .stopped)
+        #expect(m.start() == .refuse(.stopped))
+    }
+
+    @Test("a failed start-up goes through stopping to stopped; requests meanwhile change nothing")
+    func failedStartup() {
+        var m = Self.machine(in: .starting)
+        #expect(m.stopRequested() == .stopOnceStarted)
+        m.startupFailed()
+        #expect(m.phase == .stopping)
+        #expect(m.reloadRequested() == .ignore)
+        m.shutdownFinished()
+        #expect(m.phase == .stopped)
     }
 }

@@ -129,14 +129,14 @@ public final class SocketServer: Sendable {
     }
 
     /// Stops accepting, waits up to `grace` for in-flight requests, then closes every connection
-    /// and removes the socket file this server created.
+    /// and removes the socket file this server created. Cancelling the calling task ends the wait.
     public func shutdown(grace: Duration) async {
         let (server, path) = state.withLock { s in (s.serverChannel, s.createdSocketPath) }
         try? await server?.close()
         if let path { _ = unlink(path) }
         let deadline = ContinuousClock.now + grace
         while ContinuousClock.now < deadline, inFlight.load(ordering: .relaxed) > 0 {
-            try? await GlobalExecutor.sleep(for: .milliseconds(10))
+            do { try await GlobalExecutor.sleep(for: .milliseconds(10)) } catch { break }
         }
         let channels = state.withLock { Array($0.channels.values) }
         for channel in channels { try? await channel.close() }
