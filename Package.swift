@@ -66,7 +66,7 @@ let package = Package(
         // AT-SPI over D-Bus: apps, snapshots, actions, events.
         .target(
             name: "ATSPI",
-            dependencies: ["DBus", "CAtspiConstants", "JSONRPC", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["DBus", "CAtspiConstants", "CLinux", "JSONRPC", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings),
         // Wiring: socket server, peer identity, method handlers.
         .target(

@@ -11,6 +11,11 @@ struct AccessibilityBus: Sendable {
     private let previousIsEnabled: Bool?
     private let logger: Logger
 
+    /// The session bus connection, when there is one.
+    var sessionConnection: DBusConnection? { session }
+    /// Whether the daemon turned `IsEnabled` on at its start (it was off).
+    var enabledIsEnabled: Bool { previousIsEnabled == false }
+
     /// Connects to the accessibility bus: `config.busAddress`, else `AT_SPI_BUS_ADDRESS`, else
     /// `org.a11y.Bus.GetAddress` on the session bus; turns accessibility on if the config says so.
     static func connect(config: AccessibilityConfig, logger: Logger) async throws(AccessibilityError) -> AccessibilityBus {

@@ -11,6 +11,9 @@ public struct AccessibilityConfig: Sendable {
     public var actionTimeout: Duration
     /// Overall deadline of one request; a walk that reaches it returns what it has, truncated.
     public var requestDeadline: Duration
+    /// How long an action's result waits for the element's states (text, value) to show the
+    /// change the action makes, woken by the app's events.
+    public var settleTimeout: Duration = .seconds(1)
     /// Open peer-to-peer connections to apps that offer them (atk-bridge), after checking that
     /// the peer is the process the bus says owns the app.
     public var usePeerToPeer: Bool

@@ -25,6 +25,8 @@ public enum AccessibilityError: Error, Sendable, Hashable, CustomStringConvertib
     case deadlineReached
     /// The element lacks the interface or action. `actions`: the ones it has, when relevant.
     case notSupported(String, actions: [String]? = nil)
+    /// The app answered the call but did nothing: the element's text (or state) is as it was.
+    case ignored(String)
     /// The value is not acceptable for the element (out of range, not finite).
     case invalidValue(String, minimum: Double? = nil, maximum: Double? = nil)
     /// An argument the caller gave cannot be used (unknown role or state name, a NUL in text).
@@ -49,6 +51,7 @@ public enum AccessibilityError: Error, Sendable, Hashable, CustomStringConvertib
         case .notResponding(let app, let name): "app \(app) (\(Text.quoted(name))) did not answer in time"
         case .deadlineReached: "the request deadline was reached"
         case .notSupported(let detail, _): detail
+        case .ignored(let detail): detail
         case .invalidValue(let detail, _, _): detail
         case .invalidArgument(let field, let detail): "\(field): \(detail)"
         case .passwordNeverRead: "password fields are never read"

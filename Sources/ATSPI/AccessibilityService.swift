@@ -16,7 +16,7 @@ import Synchronization
 public final class AccessibilityService: Sendable {
     let config: AccessibilityConfig
     let logger: Logger
-    private let connection: AccessibilityBus
+    let connection: AccessibilityBus
     let refs = RefTable()
     let registry: AppRegistry
     let calls: AppCalls

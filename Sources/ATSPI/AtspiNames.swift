@@ -121,6 +121,8 @@ enum Atspi {
     static let text = "org.a11y.atspi.Text"
     static let editableText = "org.a11y.atspi.EditableText"
     static let value = "org.a11y.atspi.Value"
+    static let selection = "org.a11y.atspi.Selection"
+    static let document = "org.a11y.atspi.Document"
     static let table = "org.a11y.atspi.Table"
     static let collection = "org.a11y.atspi.Collection"
     static let cache = "org.a11y.atspi.Cache"

@@ -1,37 +1,6 @@
 import CAtspiConstants
 import DBus
 
-/// What `element.activate` did.
-public struct ActivateResult: Sendable, Hashable {
-    /// The app's answer to `DoAction`.
-    public var performed: Bool
-    /// The action's name as the toolkit gives it, lower case.
-    public var action: String
-    /// The element's states afterwards.
-    public var states: [String]
-}
-
-/// What `element.focus` did.
-public struct FocusResult: Sendable, Hashable {
-    /// The app's answer to `GrabFocus`.
-    public var accepted: Bool
-    public var states: [String]
-}
-
-/// What `text.set` and `field.fill` did. For password fields `matches` compares the length only.
-public struct SetTextResult: Sendable, Hashable {
-    public var accepted: Bool
-    public var matches: Bool
-    /// Characters the field holds now (-1 when it did not say).
-    public var length: Int
-}
-
-/// What `value.set` did.
-public struct SetValueResult: Sendable, Hashable {
-    public var accepted: Bool
-    public var value: Double
-}
-
 /// Elements found by `elements.find`, in depth-first order.
 public struct FoundElements: Sendable {
     public var app: String
@@ -54,7 +23,10 @@ public struct ElementNode: Sendable {
     let showsActions: Bool
 
     public var role: String { AtspiNames.role(node.role) }
-    public var name: String { node.name }
+    /// What a person calls it: its accessible name, or for an unnamed field its label.
+    public var name: String { extras.label ?? node.name }
+    /// The accessible name as the app gives it.
+    public var rawName: String { node.name }
     public var states: [String] { node.states.names }
     public var text: String? { node.isPassword ? nil : extras.text }
     /// Content (text, value) this result leaves out because the caller may not read it.
@@ -100,7 +72,7 @@ extension AccessibilityService {
     }
 
     /// The element, confirmed unchanged, or a thrown ``AccessibilityError/changed(_:)``.
-    private func confirmedElement(_ target: ResolvedTarget) async throws(AccessibilityError) -> (AppHandle, ElementTarget, AccessibleNode) {
+    func confirmedElement(_ target: ResolvedTarget) async throws(AccessibilityError) -> (AppHandle, ElementTarget, AccessibleNode) {
         guard let element = target.element else { throw .unexpected("the request names no element") }
         let (app, node) = try await confirm(target)
         guard let node else { throw .elementGone("element \(element.ref) no longer exists") }
@@ -116,6 +88,7 @@ extension AccessibilityService {
         if content { include.formUnion([.text, .value]) }
         var extras = try await readExtras(app, [node], include: include, deadline: deadline)[0]
         extras.contentWithheld = !content && Self.hasContent(node)
+        if node.name.isEmpty, let label = target.element?.label, !label.isEmpty { extras.label = label }
         let related = try await relations(app, path: element.path)
         let relatedPaths = Array(Set(related.values.joined()))
         let relatedNodes = try await readNodes(app, paths: relatedPaths, withChildren: false)
@@ -154,91 +127,13 @@ extension AccessibilityService {
         return try await readTextContent(app, path: element.path)
     }
 
-    private func readTextContent(_ app: AppHandle, path: String) async throws(AccessibilityError) -> String {
+    func readTextContent(_ app: AppHandle, path: String) async throws(AccessibilityError) -> String {
         let count = try await calls.property(app, path, Atspi.text, "CharacterCount").integerValue ?? 0
         guard count > 0 else { return "" }
         // GTK4 returns "" for GetText(0, -1): always pass the character count.
         let reply = try await calls.call(app, path, Atspi.text, "GetText", [.int32(0), .int32(Int32(min(count, 1 << 24)))],
                                    timeout: config.readTimeout)
         return reply.first?.stringValue ?? ""
-    }
-
-    private func currentStates(_ app: AppHandle, path: String) async throws(AccessibilityError) -> [String] {
-        let reply = try await calls.call(app, path, Atspi.accessible, "GetState", timeout: config.readTimeout)
-        let words = (reply.first?.arrayValue ?? []).compactMap { $0.integerValue.map { UInt32(truncatingIfNeeded: $0) } }
-        return StateSet(words: words).names
-    }
-
-    /// `element.activate`: performs the named action (default: the first) and returns the
-    /// element's states afterwards.
-    public func activate(_ target: ResolvedTarget, action: String? = nil) async throws(AccessibilityError) -> ActivateResult {
-        let (app, element, node) = try await confirmedElement(target)
-        guard node.interfaces.contains(.action) else { throw .notSupported("element has no actions") }
-        let list = try await calls.call(app, element.path, Atspi.action, "GetActions", timeout: config.readTimeout)
-        // Lower case: toolkits differ ("Click" in GTK3, "click" in GTK4, "Press" in Qt).
-        let names = (list.first?.arrayValue ?? []).compactMap { $0.structFields?.first?.stringValue?.lowercased() }
-        guard !names.isEmpty else { throw .notSupported("element has no actions") }
-        var index = 0
-        if let action {
-            guard let found = names.firstIndex(where: { $0 == action.lowercased() }) else {
-                throw .notSupported("element has no action \(Text.quoted(action))", actions: names)
-            }
-            index = found
-        }
-        let reply = try await calls.call(app, element.path, Atspi.action, "DoAction", [.int32(Int32(index))],
-                                   timeout: config.actionTimeout)
-        let states = try await currentStates(app, path: element.path)
-        return ActivateResult(performed: reply.first?.boolValue ?? false, action: names[index], states: states)
-    }
-
-    /// `element.focus`: `Component.GrabFocus`, then the element's states.
-    public func focus(_ target: ResolvedTarget) async throws(AccessibilityError) -> FocusResult {
-        let (app, element, node) = try await confirmedElement(target)
-        guard node.interfaces.contains(.component) else { throw .notSupported("element cannot take focus") }
-        let reply = try await calls.call(app, element.path, Atspi.component, "GrabFocus", timeout: config.actionTimeout)
-        let accepted = reply.first?.boolValue ?? false
-        // Toolkits set FOCUSED when the window system confirms the focus change, a moment later.
-        var states = try await currentStates(app, path: element.path)
-        for _ in 0..<10 where !states.contains("focused") && accepted {
-            do { try await config.sleep(.milliseconds(20)) } catch { throw .cancelled }
-            states = try await currentStates(app, path: element.path)
-        }
-        return FocusResult(accepted: accepted, states: states)
-    }
-
-    /// `text.set` and `field.fill`: replaces the text, then reads it back. For password fields
-    /// only the length is compared; their content is never read.
-    public func setText(_ target: ResolvedTarget, value: String) async throws(AccessibilityError) -> SetTextResult {
-        let (app, element, node) = try await confirmedElement(target)
-        guard node.interfaces.contains(.editableText) else { throw .notSupported("element is not editable text") }
-        if value.utf8.contains(0) { throw .invalidArgument(field: "value", "contains a NUL character") }
-        let reply = try await calls.call(app, element.path, Atspi.editableText, "SetTextContents", [.string(value)],
-                                   timeout: config.actionTimeout)
-        let count = try await calls.property(app, element.path, Atspi.text, "CharacterCount").integerValue ?? -1
-        let matches: Bool
-        if node.isPassword {
-            matches = count == Int64(value.unicodeScalars.count)
-        } else {
-            matches = try await readTextContent(app, path: element.path) == value
-        }
-        return SetTextResult(accepted: reply.first?.boolValue ?? false, matches: matches, length: Int(count))
-    }
-
-    /// `value.set`: sets `Value.CurrentValue` if it lies within the element's minimum and maximum.
-    public func setValue(_ target: ResolvedTarget, value: Double) async throws(AccessibilityError) -> SetValueResult {
-        let (app, element, node) = try await confirmedElement(target)
-        guard node.interfaces.contains(.value), !node.isPassword else { throw .notSupported("element has no value") }
-        guard value.isFinite else { throw .invalidValue("value must be a finite number") }
-        let minimum = try await calls.property(app, element.path, Atspi.value, "MinimumValue").doubleValue ?? -.infinity
-        let maximum = try await calls.property(app, element.path, Atspi.value, "MaximumValue").doubleValue ?? .infinity
-        guard value >= minimum, value <= maximum else {
-            throw .invalidValue("value \(value) is outside \(minimum)...\(maximum)", minimum: minimum, maximum: maximum)
-        }
-        _ = try await calls.call(app, element.path, Atspi.properties, "Set",
-                           [.string(Atspi.value), .string("CurrentValue"), .variant(.double(value))],
-                           timeout: config.actionTimeout)
-        let now = try await calls.property(app, element.path, Atspi.value, "CurrentValue").doubleValue ?? .nan
-        return SetValueResult(accepted: now == value, value: now)
     }
 
     /// `elements.find`: nodes matching role, exact name, name substring (ignoring case) and
@@ -274,11 +169,23 @@ extension AccessibilityService {
         let all = TreeOrder.depthFirst(tree, maxDepth: nil, showingOnly: false)
         var matches: [Int] = []
         var truncated = false
+        // Unnamed fields match by their label, as results name them.
+        var labelOf: [Int: String] = [:]
+        if name != nil || needle != nil {
+            let unnamed = all.indices.filter { index in
+                let node = all[index].node
+                return (roleNumber == nil || node.role == roleNumber) && node.states.bits & stateBits == stateBits
+                    && node.name.isEmpty && Self.labelledRoles.contains(node.role)
+            }
+            let labels = try await labelsOfUnnamed(handle, unnamed.map { all[$0].node }, known: tree, deadline: deadline)
+            for (index, label) in zip(unnamed, labels) { labelOf[index] = label }
+        }
         for (index, item) in all.enumerated() {
             let node = item.node
             if let roleNumber, node.role != roleNumber { continue }
-            if let name, node.name != name { continue }
-            if let needle, !node.name.lowercased().contains(needle) { continue }
+            let shownName = labelOf[index] ?? node.name
+            if let name, shownName != name { continue }
+            if let needle, !shownName.lowercased().contains(needle) { continue }
             if node.states.bits & stateBits != stateBits { continue }
             if matches.count >= limit {
                 truncated = true
@@ -291,9 +198,10 @@ extension AccessibilityService {
         let refList = refs.refs(app: handle.id, elements: wanted.map { (all[$0].node.path, all[$0].node.role, all[$0].node.name) })
         var refOf: [Int: String] = [:]
         for (i, index) in wanted.enumerated() { refOf[index] = refList[i] }
-        let nodes = matches.map { index in
+        let labels = try await labelsOfUnnamed(handle, matches.map { all[$0].node }, known: tree, deadline: deadline)
+        let nodes = zip(matches, labels).map { index, label in
             ElementNode(ref: refOf[index]!, parent: all[index].parentIndex.flatMap { refOf[$0] }, depth: all[index].depth,
-                        node: all[index].node, extras: NodeExtras(), showsActions: false)
+                        node: all[index].node, extras: NodeExtras(label: label), showsActions: false)
         }
         return FoundElements(app: handle.id, nodes: nodes, truncated: truncated || tree.truncated, method: tree.method)
     }
@@ -329,10 +237,16 @@ extension AccessibilityService {
         let paths = Self.paths(fromChildren: reply.first)
         var matches: [AccessibleNode] = []
         var truncated = false
-        for node in try await readNodes(app, paths: paths, withChildren: false) {
-            if node.role != role || node.states.bits & stateBits != stateBits { continue }
-            if let name, node.name != name { continue }
-            if let needle, !node.name.lowercased().contains(needle) { continue }
+        let read = try await readNodes(app, paths: paths, withChildren: false).filter {
+            $0.role == role && $0.states.bits & stateBits == stateBits
+        }
+        // Unnamed fields match by their label, as results name them.
+        let readLabels = filtersNames ? try await labelsOfUnnamed(app, read, known: nil, deadline: deadline)
+            : [String?](repeating: nil, count: read.count)
+        for (node, label) in zip(read, readLabels) {
+            let shownName = label ?? node.name
+            if let name, shownName != name { continue }
+            if let needle, !shownName.lowercased().contains(needle) { continue }
             if matches.count >= limit {
                 truncated = true
                 break
@@ -372,9 +286,10 @@ extension AccessibilityService {
         let parentRefs = Dictionary(uniqueKeysWithValues: zip(parentNodes.map(\.path),
             refs.refs(app: app.id, elements: parentNodes.map { ($0.path, $0.role, $0.name) })))
         let matchRefs = refs.refs(app: app.id, elements: matches.map { ($0.path, $0.role, $0.name) })
-        let nodes = zip(matches, matchRefs).map { node, ref in
-            ElementNode(ref: ref, parent: parentOf[node.path].flatMap { parentRefs[$0] }, depth: depth(node.path),
-                        node: node, extras: NodeExtras(), showsActions: false)
+        let labels = try await labelsOfUnnamed(app, matches, known: nil, deadline: deadline)
+        let nodes = zip(zip(matches, matchRefs), labels).map { pair, label in
+            ElementNode(ref: pair.1, parent: parentOf[pair.0.path].flatMap { parentRefs[$0] }, depth: depth(pair.0.path),
+                        node: pair.0, extras: NodeExtras(label: label), showsActions: false)
         }
         return FoundElements(app: app.id, nodes: nodes, truncated: truncated, method: "collection")
     }

@@ -45,14 +45,54 @@ final class EventRouter: Sendable {
     typealias Handler = @Sendable (AccessibilityEvent) -> Void
 
     private struct Subscription {
-        let types: Set<AccessibilityEvent.Kind>
-        let handler: Handler
+        let registrations: Set<Registration>
+        /// A client's subscription: the kinds it gets, converted, through `handler`.
+        var types: Set<AccessibilityEvent.Kind> = []
+        var handler: Handler?
+        /// An operation's wait (``watch(app:path:events:pulse:)``): only told that its app (and
+        /// element) sent one of these signal members; nothing is read from the app for it.
+        var watch: (app: String, path: String?, members: Set<String>, pulse: Pulse)?
+    }
+
+    /// One event registration: the match rule on our connection and the event name registered
+    /// with the registry (toolkits emit only what someone registered for).
+    private struct Registration: Hashable {
+        let rule: String
+        let event: String
+
+        static let object = "type='signal',interface='org.a11y.atspi.Event.Object'"
+        static let stateChanged = Registration(rule: object + ",member='StateChanged'", event: "object:state-changed")
+        static let childrenChanged = Registration(rule: object + ",member='ChildrenChanged'", event: "object:children-changed")
+        static let textChanged = Registration(rule: object + ",member='TextChanged'", event: "object:text-changed")
+        static let propertyChange = Registration(rule: object + ",member='PropertyChange'", event: "object:property-change")
+
+        /// What a client's kind of event needs.
+        static func of(_ type: AccessibilityEvent.Kind) -> Registration {
+            switch type {
+            case .focus: Registration(rule: object + ",member='StateChanged'", event: "object:state-changed:focused")
+            case .state: stateChanged
+            case .window: Registration(rule: "type='signal',interface='org.a11y.atspi.Event.Window'", event: "window:")
+            case .children: childrenChanged
+            case .name: Registration(rule: object + ",member='PropertyChange'", event: "object:property-change:accessible-name")
+            case .text: textChanged
+            }
+        }
+
+        /// What an operation's wait needs, and the signal member it wakes on.
+        static func of(_ watched: WatchedEvent) -> (Registration, member: String) {
+            switch watched {
+            case .states: (stateChanged, "StateChanged")
+            case .children: (childrenChanged, "ChildrenChanged")
+            case .properties: (propertyChange, "PropertyChange")
+            case .text: (textChanged, "TextChanged")
+            }
+        }
     }
 
     private struct State {
         var subscriptions: [UInt64: Subscription] = [:]
         var nextID: UInt64 = 1
-        var typeCounts: [AccessibilityEvent.Kind: Int] = [:]
+        var counts: [Registration: Int] = [:]
         var signalToken: SignalHandlerToken?
         var continuation: AsyncStream<DBusSignal>.Continuation?
         var pump: Task<Void, Never>?
@@ -68,19 +108,6 @@ final class EventRouter: Sendable {
         func clear() { box.withLock { $0 = nil } }
     }
 
-    /// Match rule and registry event name of each type.
-    private static func registration(_ type: AccessibilityEvent.Kind) -> (rule: String, event: String) {
-        let object = "type='signal',interface='org.a11y.atspi.Event.Object'"
-        switch type {
-        case .focus: return (object + ",member='StateChanged'", "object:state-changed:focused")
-        case .state: return (object + ",member='StateChanged'", "object:state-changed")
-        case .window: return ("type='signal',interface='org.a11y.atspi.Event.Window'", "window:")
-        case .children: return (object + ",member='ChildrenChanged'", "object:children-changed")
-        case .name: return (object + ",member='PropertyChange'", "object:property-change:accessible-name")
-        case .text: return (object + ",member='TextChanged'", "object:text-changed")
-        }
-    }
-
     func attach(service: AccessibilityService) {
         // Not a strong reference: the service owns the router.
         self.service.withLock { $0 = Weak(service) }
@@ -91,15 +118,34 @@ final class EventRouter: Sendable {
     func subscribe(_ types: Set<AccessibilityEvent.Kind>, handler: @escaping Handler) async throws(AccessibilityError)
         -> SubscriptionID
     {
+        try await add(Subscription(registrations: Set(types.map(Registration.of)), types: types, handler: handler),
+                      barrier: nil)
+    }
+
+    /// Signals `pulse` whenever app `app` (only its element at `path`, when given) announces one
+    /// of `events`, until ``unsubscribe(_:)``. For operations that wait on the app (states
+    /// settling after an action, `elements.wait`). The events are registered with the registry
+    /// while the watch lasts; when that is new, the app is pinged over the bus before this
+    /// returns, so it has heard of the registration before the operation's next call reaches it.
+    func watch(app: String, path: String?, events: Set<WatchedEvent>, pulse: Pulse) async throws(AccessibilityError)
+        -> SubscriptionID
+    {
+        let parts = events.map(Registration.of)
+        return try await add(Subscription(registrations: Set(parts.map(\.0)),
+                                          watch: (app, path, Set(parts.map(\.member)), pulse)),
+                             barrier: app)
+    }
+
+    private func add(_ subscription: Subscription, barrier app: String?) async throws(AccessibilityError) -> SubscriptionID {
         guard let service = owner else { throw .busUnavailable("accessibility service is shut down") }
-        let (id, newTypes, stream) = state.withLock { s -> (UInt64, [AccessibilityEvent.Kind], AsyncStream<DBusSignal>?) in
+        let (id, fresh, stream) = state.withLock { s -> (UInt64, [Registration], AsyncStream<DBusSignal>?) in
             let id = s.nextID
             s.nextID += 1
-            s.subscriptions[id] = Subscription(types: types, handler: handler)
-            var fresh: [AccessibilityEvent.Kind] = []
-            for type in types {
-                s.typeCounts[type, default: 0] += 1
-                if s.typeCounts[type] == 1 { fresh.append(type) }
+            s.subscriptions[id] = subscription
+            var fresh: [Registration] = []
+            for registration in subscription.registrations {
+                s.counts[registration, default: 0] += 1
+                if s.counts[registration] == 1 { fresh.append(registration) }
             }
             var stream: AsyncStream<DBusSignal>?
             if s.continuation == nil {
@@ -121,31 +167,37 @@ final class EventRouter: Sendable {
             }
             state.withLock { $0.pump = pump }
         }
-        for type in newTypes {
-            let (rule, event) = Self.registration(type)
+        for registration in fresh {
             do {
-                try await service.bus.addMatch(rule)
+                try await service.bus.addMatch(registration.rule)
                 _ = try await service.bus.call(destination: Atspi.registry, path: Atspi.registryPath,
                                                interface: "org.a11y.atspi.Registry", member: "RegisterEvent",
-                                               args: [.string(event), .strings([]), .string("")],
+                                               args: [.string(registration.event), .strings([]), .string("")],
                                                timeout: .seconds(2))
             } catch {
                 await unsubscribe(SubscriptionID(value: id))
-                throw .busUnavailable("cannot register for \(type.rawValue) events: \(error.name)")
+                throw .busUnavailable("cannot register for \(registration.event) events: \(error.name)")
             }
+        }
+        if let app, !fresh.isEmpty {
+            // The registry told the app before it answered us; a ping over the bus returns after
+            // the app has read that (our calls may travel on a peer-to-peer connection, which
+            // the bus does not order against the registry's signal).
+            _ = try? await service.bus.call(destination: app, path: Atspi.rootPath, interface: "org.freedesktop.DBus.Peer",
+                                            member: "Ping", args: [], timeout: service.config.readTimeout)
         }
         return SubscriptionID(value: id)
     }
 
     func unsubscribe(_ id: SubscriptionID) async {
-        let gone = state.withLock { s -> [AccessibilityEvent.Kind] in
+        let gone = state.withLock { s -> [Registration] in
             guard let subscription = s.subscriptions.removeValue(forKey: id.value) else { return [] }
-            var gone: [AccessibilityEvent.Kind] = []
-            for type in subscription.types {
-                s.typeCounts[type, default: 1] -= 1
-                if s.typeCounts[type] == 0 {
-                    s.typeCounts.removeValue(forKey: type)
-                    gone.append(type)
+            var gone: [Registration] = []
+            for registration in subscription.registrations {
+                s.counts[registration, default: 1] -= 1
+                if s.counts[registration] == 0 {
+                    s.counts.removeValue(forKey: registration)
+                    gone.append(registration)
                 }
             }
             return gone
@@ -153,28 +205,29 @@ final class EventRouter: Sendable {
         await deregister(gone)
     }
 
-    private func deregister(_ types: [AccessibilityEvent.Kind]) async {
+    private func deregister(_ registrations: [Registration]) async {
         guard let service = owner else { return }
-        for type in types {
-            let (rule, event) = Self.registration(type)
+        for registration in registrations {
             _ = try? await service.bus.call(destination: Atspi.registry, path: Atspi.registryPath,
                                             interface: "org.a11y.atspi.Registry", member: "DeregisterEvent",
-                                            args: [.string(event)], timeout: .seconds(2))
-            try? await service.bus.removeMatch(rule)
+                                            args: [.string(registration.event)], timeout: .seconds(2))
+            try? await service.bus.removeMatch(registration.rule)
         }
     }
 
     func shutdown() async {
-        let (types, token, continuation, pump) = state.withLock { s in
+        let (types, token, continuation, pump, pulses) = state.withLock { s in
             defer {
                 s.subscriptions.removeAll()
-                s.typeCounts.removeAll()
+                s.counts.removeAll()
                 s.signalToken = nil
                 s.continuation = nil
                 s.pump = nil
             }
-            return (Array(s.typeCounts.keys), s.signalToken, s.continuation, s.pump)
+            return (Array(s.counts.keys), s.signalToken, s.continuation, s.pump,
+                    s.subscriptions.values.compactMap { $0.watch?.pulse })
         }
+        for pulse in pulses { pulse.close() }
         await deregister(types)
         if let token { owner?.bus.removeSignalHandler(token) }
         continuation?.finish()
@@ -197,7 +250,23 @@ final class EventRouter: Sendable {
         case ("org.a11y.atspi.Event.Window", _): candidateTypes = [.window]
         default: return
         }
-        let anyone = state.withLock { s in s.subscriptions.values.contains { !$0.types.isDisjoint(with: candidateTypes) } }
+        let (anyone, pulses) = state.withLock { s -> (Bool, [Pulse]) in
+            var anyone = false
+            var pulses: [Pulse] = []
+            for sub in s.subscriptions.values {
+                if let watch = sub.watch {
+                    if watch.app == sender, watch.members.contains(signal.member),
+                       watch.path == nil || watch.path == signal.path
+                    {
+                        pulses.append(watch.pulse)
+                    }
+                } else if !sub.types.isDisjoint(with: candidateTypes) {
+                    anyone = true
+                }
+            }
+            return (anyone, pulses)
+        }
+        for pulse in pulses { pulse.signal() }
         guard anyone else { return }
         let args = signal.args
         let detail = args.first?.stringValue ?? ""
@@ -228,7 +297,7 @@ final class EventRouter: Sendable {
             return
         }
         let wanted = state.withLock { s in
-            s.subscriptions.values.filter { sub in produced.contains { sub.types.contains($0.0) } }
+            s.subscriptions.values.filter { sub in sub.handler != nil && produced.contains { sub.types.contains($0.0) } }
         }
         guard !wanted.isEmpty else { return }
         // Text events: the source is read live (role, name, label), so a password field is known
@@ -244,7 +313,7 @@ final class EventRouter: Sendable {
             let event = AccessibilityEvent(kind: type, app: sender, appTarget: appTarget, ref: source?.ref,
                                            role: source?.role.map(AtspiNames.role), sourceName: source?.displayName,
                                            detail: detailValue)
-            for subscription in wanted where subscription.types.contains(type) { subscription.handler(event) }
+            for subscription in wanted where subscription.types.contains(type) { subscription.handler?(event) }
         }
     }
 
@@ -297,4 +366,16 @@ struct EventSource: Sendable {
     var ref: String
     var role: UInt32?
     var displayName: String?
+}
+
+/// Events an operation can wait for (``EventRouter/watch(app:path:events:pulse:)``).
+enum WatchedEvent: Hashable, Sendable {
+    /// `object:state-changed`
+    case states
+    /// `object:children-changed`
+    case children
+    /// `object:property-change` (name, description, value, parent...)
+    case properties
+    /// `object:text-changed`
+    case text
 }

@@ -13,7 +13,7 @@ enum Outline {
         var out = ""
         for (index, item) in nodes.enumerated() {
             out += String(repeating: "  ", count: item.depth)
-            out += "- " + AtspiNames.role(item.node.role) + " \"" + escaped(item.node.name) + "\" [ref=" + refs[index] + "]"
+            out += "- " + AtspiNames.role(item.node.role) + " \"" + escaped(extras[index].label ?? item.node.name) + "\" [ref=" + refs[index] + "]"
             let states = item.node.states.names.filter { !quietStates.contains($0) }
             if !states.isEmpty { out += " (" + states.joined(separator: ", ") + ")" }
             if extras[index].contentWithheld {

@@ -94,7 +94,9 @@ extension AccessibilityService {
                                        pruneHidden: false, deadline: deadline)
         let editable = try await withInterfaces(handle, TreeOrder.depthFirst(tree, maxDepth: nil, showingOnly: false)
             .map(\.node).filter(\.states.isEditable), deadline: deadline)
-            .filter { $0.interfaces.contains(.editableText) }
+            // Text fields, whether or not the app lets them be edited through accessibility
+            // (Chromium's web inputs have no EditableText): text.set then says which it is.
+            .filter { $0.interfaces.contains(.editableText) || $0.interfaces.contains(.text) }
         let labels = try await firstLabels(handle, of: editable.map(\.path), known: tree, deadline: deadline)
         let found = FieldMatcher.matches(field, candidates: zip(editable, labels).map { node, label in
             FieldMatcher.Candidate(name: node.name, label: label)

@@ -49,6 +49,9 @@ struct NodeExtras {
     var text: String?
     var value: (current: Double, minimum: Double, maximum: Double)?
     var relations: [String: [String]]?
+    /// The name of the node's `labelled-by` label, read for fields whose own name is empty:
+    /// results name them by it (and keep the raw name as `raw_name`).
+    var label: String?
     /// The node has text or a value the caller may not read, so the result leaves it out.
     var contentWithheld = false
 }
@@ -132,6 +135,13 @@ extension AccessibilityService {
                 if more.contains(.value) { extras[index].value = read[index].value }
             }
         }
+        // Labels only name fields better: a snapshot out of time, or an app that does not
+        // answer, goes without them.
+        if !deadline.hasPassed, !tree.deadlineReached,
+           let labels = try? await labelsOfUnnamed(handle, emitted.map(\.node), known: tree, deadline: deadline)
+        {
+            for (index, label) in labels.enumerated() where label != nil { extras[index].label = label }
+        }
         let refList = refs.refs(app: handle.id, elements: emitted.map { ($0.node.path, $0.node.role, $0.node.name) })
         var stats = SnapshotStats(nodes: emitted.count, ms: Double(Deadline.now() - started) / 1_000_000,
                                   fetchMs: Double(fetchedAt - started) / 1_000_000, method: tree.method)
@@ -143,6 +153,20 @@ extension AccessibilityService {
         return SnapshotResult(app: handle.id, nodes: emitted, extras: extras, refs: refList, actions: wantActions,
                               outline: options.format == .outline ? Outline.render(emitted, extras, refList) : nil,
                               truncated: truncated, stats: stats)
+    }
+
+    /// For fields (``labelledRoles``) whose accessible name is empty, the name of their first
+    /// `labelled-by` label (nil elsewhere): a GTK3 entry beside a separate label widget is `""`
+    /// to AT-SPI, and "Name" to the person looking at it.
+    func labelsOfUnnamed(_ app: AppHandle, _ nodes: [AccessibleNode], known: FetchedTree?,
+                         deadline: Deadline) async throws(AccessibilityError) -> [String?]
+    {
+        let unnamed = nodes.indices.filter { nodes[$0].name.isEmpty && Self.labelledRoles.contains(nodes[$0].role) }
+        var labels = [String?](repeating: nil, count: nodes.count)
+        guard !unnamed.isEmpty else { return labels }
+        let found = try await firstLabels(app, of: unnamed.map { nodes[$0].path }, known: known, deadline: deadline)
+        for (index, label) in zip(unnamed, found) where label?.isEmpty == false { labels[index] = label }
+        return labels
     }
 
     /// Whether a result with `include` would carry content of this node.
@@ -184,16 +208,14 @@ extension AccessibilityService {
         var extras = [NodeExtras](repeating: NodeExtras(), count: nodes.count)
         var pending: [(path: String, interface: String, member: String, args: [DBusValue])] = []
         var targets: [(index: Int, kind: ExtraKind)] = []
+        var actionNodes: [Int] = []
         for (index, node) in nodes.enumerated() {
             let contentOK = contentAllowed?[index] ?? true
             if include.contains(.bounds), node.interfaces.contains(.component), node.states.isShowing {
                 pending.append((node.path, Atspi.component, "GetExtents", [.uint32(0)]))
                 targets.append((index, .bounds))
             }
-            if include.contains(.actions), node.interfaces.contains(.action) {
-                pending.append((node.path, Atspi.action, "GetActions", []))
-                targets.append((index, .actions))
-            }
+            if include.contains(.actions), node.interfaces.contains(.action) { actionNodes.append(index) }
             let wantsText = textOnlyForFields ? (node.states.isEditable && node.interfaces.contains(.editableText)) : true
             if include.contains(.text), node.interfaces.contains(.text), !node.isPassword, wantsText, contentOK {
                 pending.append((node.path, Atspi.properties, "Get", [.string(Atspi.text), .string("CharacterCount")]))
@@ -205,6 +227,10 @@ extension AccessibilityService {
                 }
                 targets.append((index, .value))
             }
+        }
+        if !actionNodes.isEmpty {
+            let names = try await actionNames(app, paths: actionNodes.map { nodes[$0].path }, deadline: deadline)
+            for (index, list) in zip(actionNodes, names) { extras[index].actions = list }
         }
         guard !pending.isEmpty else { return extras }
         let results = try await calls.batch(app, pending, timeout: deadline.remaining(cap: config.readTimeout),
@@ -219,10 +245,6 @@ extension AccessibilityService {
                     let v = fields.map { $0.integerValue ?? 0 }
                     extras[index].bounds = (v[0], v[1], v[2], v[3])
                 }
-                position += 1
-            case .actions:
-                let list = (try? results[position].get())?.first?.arrayValue ?? []
-                extras[index].actions = list.compactMap { $0.structFields?.first?.stringValue?.lowercased() }
                 position += 1
             case .textLength:
                 if let count = (try? results[position].get())?.first?.integerValue, count > 0 {
@@ -254,6 +276,6 @@ extension AccessibilityService {
 
     /// The calls `readExtras` makes per node, in the order of its replies.
     enum ExtraKind {
-        case bounds, actions, textLength, value
+        case bounds, textLength, value
     }
 }

@@ -111,9 +111,10 @@ enum NodeWire {
     {
         var object: JSONObject = [
             "ref": .string(ref), "parent": parent.map(JSONValue.string) ?? .null, "depth": .int(Int64(depth)),
-            "role": .string(AtspiNames.role(node.role)), "name": .string(node.name),
-            "states": .array(node.states.names.map(JSONValue.string)),
+            "role": .string(AtspiNames.role(node.role)), "name": .string(extras.label ?? node.name),
         ]
+        if extras.label != nil { object.append("raw_name", .string(node.name)) }
+        object.append("states", .array(node.states.names.map(JSONValue.string)))
         if !node.description.isEmpty { object.append("description", .string(node.description)) }
         if let b = extras.bounds {
             object.append("bounds", ["x": .int(b.x), "y": .int(b.y), "width": .int(b.width), "height": .int(b.height)])
@@ -149,7 +150,11 @@ enum NodeWire {
             writer.writeString(AtspiNames.role(node.role))
         }
         writer.raw(#","name":"#)
-        writer.writeString(node.name)
+        writer.writeString(extras.label ?? node.name)
+        if extras.label != nil {
+            writer.raw(#","raw_name":"#)
+            writer.writeString(node.name)
+        }
         writer.raw(#","states":["#)
         var remaining = node.states.bits
         var first = true

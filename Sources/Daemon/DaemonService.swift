@@ -216,6 +216,7 @@ public final class DaemonService: Sendable {
             OpenRPC.document(methods: tableBox.withLock { $0?.descriptors ?? [] }, version: DeskgateAPI.version)
         }
         AccessibilityHandlers.register(into: &table, source: accessibility, broker: broker, streams: streams)
+        DoctorHandlers.register(into: &table, source: accessibility, broker: broker)
         BrokerHandlers.register(into: &table, broker: broker, audit: audit, resolveTarget: { method, params, context in
             guard let entry = tableBox.withLock({ $0?.entry(method) }), let resolve = entry.resolve else { return nil }
             return try await resolve(try entry.decode(params), context)

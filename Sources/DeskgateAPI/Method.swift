@@ -79,6 +79,12 @@ public protocol APIMethod: Sendable {
     /// The param carrying text typed into an app, recorded in the audit log as `{len, hmac}`
     /// (`{len}` alone for password fields), never as itself.
     static var auditedText: String? { get }
+    /// Params recorded in the audit log as given: what a person reviewing the log needs to
+    /// know of the request and is no secret (the option chosen, the URL loaded).
+    static var auditedParams: [String] { get }
+    /// The method reaches beyond the desktop: what it does can load or send data elsewhere
+    /// (`browser.navigate`). MCP's `openWorldHint`.
+    static var opensWorld: Bool { get }
     /// Errors beyond the JSON-RPC standard ones that the method may return.
     static var errors: [ErrorCode] { get }
 }
@@ -87,6 +93,8 @@ extension APIMethod {
     public static var params: [Schema.Field] { [] }
     public static var gating: Gating { .ungated }
     public static var auditedText: String? { nil }
+    public static var auditedParams: [String] { [] }
+    public static var opensWorld: Bool { false }
     public static var errors: [ErrorCode] { [] }
 
     /// Risk class for the broker; nil for methods that are never gated.
@@ -99,7 +107,7 @@ extension APIMethod {
 
     public static var descriptor: MethodDescriptor {
         MethodDescriptor(name: name, summary: summary, fields: fields, result: result, gating: gating,
-                         auditedText: auditedText, errors: errors)
+                         auditedText: auditedText, auditedParams: auditedParams, opensWorld: opensWorld, errors: errors)
     }
 
     /// Validates raw params for this method.
@@ -116,6 +124,8 @@ public struct MethodDescriptor: Sendable, Hashable {
     public var result: Schema
     public var gating: Gating
     public var auditedText: String?
+    public var auditedParams: [String]
+    public var opensWorld: Bool
     public var errors: [ErrorCode]
 
     public var riskClass: RiskClass? { gating.riskClass }

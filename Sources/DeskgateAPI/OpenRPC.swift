@@ -22,6 +22,7 @@ public enum OpenRPC {
                 m.append("errors", .array(method.errors.map { ["code": .int(Int64($0.rawValue)), "message": .string(errorName($0))] }))
             }
             m.append("x-deskgate-class", method.riskClass.map { .string($0.rawValue) } ?? .null)
+            if method.opensWorld { m.append("x-deskgate-open-world", true) }
             list.append(.object(m))
         }
         return [

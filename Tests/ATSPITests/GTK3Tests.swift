@@ -83,10 +83,36 @@ struct GTK3Tests {
         let app = try await FixtureApp.launch("gtk3", rows: 20, service: service)
         let snapshot = try await service.snapshot(app: app.name)
         let reference = try Pyatspi.dump(app.name)
-        let ours = snapshot.nodes.map { "\($0["depth"]!.intValue!) \($0["role"]!.stringValue!) \($0["name"]!.stringValue!)" }
+        // pyatspi shows the accessible name; ours shows an unnamed field's label and keeps the
+        // accessible name as raw_name.
+        let ours = snapshot.nodes.map { node in
+            "\(node["depth"]!.intValue!) \(node["role"]!.stringValue!) \((node["raw_name"] ?? node["name"])!.stringValue!)"
+        }
         let theirs = reference.map { "\($0.depth) \($0.role) \($0.name)" }
         #expect(ours.count == theirs.count)
         #expect(ours == theirs)
+    }
+
+    @Test("Fields whose label is a separate widget are named by it in snapshots, outlines and finds; the raw name stays")
+    func fieldsNamedByTheirLabels() async throws {
+        let service = try await Desktop.shared.get()
+        let app = try await FixtureApp.launch("gtk3", service: service)
+        let snapshot = try await service.snapshot(app: app.name)
+        for (role, label) in [("text", "Name"), ("text", "Email"), ("password text", "Password"), ("spin button", "Quantity"),
+                              ("slider", "Volume")] {
+            let node = try #require(snapshot.node(role: role, name: label), "\(role) \(label)")
+            #expect(node["raw_name"] == "")
+        }
+        // Named elements keep their own name and carry no raw_name.
+        #expect(snapshot.node(role: "push button", name: "Submit")?["raw_name"] == nil)
+        let outline = try await service.snapshot(app: app.name, format: .outline)
+        let text = try #require(outline["outline"]?.stringValue)
+        #expect(text.contains("- text \"Name\" [ref="))
+        #expect(text.contains("- password text \"Password\" [ref="))
+        #expect(!text.contains("- text \"\" [ref="))
+        let found = try await service.find(app: app.name, role: "text", name: "Email")
+        #expect(found["nodes"]?.arrayValue?.count == 1)
+        #expect(found["nodes"]?.arrayValue?.first?["raw_name"] == "")
     }
 
     @Test("tree.snapshot outline: one line per node, text of fields, never password text")

@@ -11,7 +11,8 @@ import Testing
 struct GapTests {
     /// Depth, role and name of each node, in order: what pyatspi's walk also gives.
     static func outline(_ snapshot: JSONValue) -> [String] {
-        snapshot.nodes.map { "\($0["depth"]?.intValue ?? -1) \($0["role"]?.stringValue ?? "") \($0["name"]?.stringValue ?? "")" }
+        // The accessible name (raw_name where the label names a field), as pyatspi shows it.
+        snapshot.nodes.map { "\($0["depth"]?.intValue ?? -1) \($0["role"]?.stringValue ?? "") \(($0["raw_name"] ?? $0["name"])?.stringValue ?? "")" }
     }
 
     static func walked(_ app: FixtureApp) throws -> [String] {

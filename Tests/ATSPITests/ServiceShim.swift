@@ -39,12 +39,13 @@ extension AccessibilityService {
 
     func activate(ref: String, action: String? = nil) async throws -> JSONValue {
         let done = try await activate(try await resolveElement(ref: ref), action: action)
-        return ["ok": .bool(done.performed), "action": .string(done.action), "states": JSONValue(done.states)]
+        return ["ok": .bool(done.performed), "action": .string(done.action), "states": JSONValue(done.states),
+                "settled": .bool(done.settled)]
     }
 
     func focus(ref: String) async throws -> JSONValue {
         let done = try await focus(try await resolveElement(ref: ref))
-        return ["ok": .bool(done.accepted), "states": JSONValue(done.states)]
+        return ["ok": .bool(done.accepted), "states": JSONValue(done.states), "settled": .bool(done.settled)]
     }
 
     func setText(ref: String, value: String) async throws -> JSONValue {
@@ -53,7 +54,23 @@ extension AccessibilityService {
 
     func setValue(ref: String, value: Double) async throws -> JSONValue {
         let done = try await setValue(try await resolveElement(ref: ref), value: value)
-        return ["ok": .bool(done.accepted), "value": .double(done.value)]
+        return ["ok": .bool(done.accepted), "value": .double(done.value), "settled": .bool(done.settled)]
+    }
+
+    func select(ref: String, choice: OptionChoice) async throws -> SelectResult {
+        try await select(try await resolveElement(ref: ref), choice: choice)
+    }
+
+    func insertText(ref: String, value: String, at offset: Int? = nil) async throws -> JSONValue {
+        Self.json(try await insertText(try await resolveElement(ref: ref), value: value, at: offset))
+    }
+
+    func scrollIntoView(ref: String) async throws -> ScrollResult {
+        try await scrollIntoView(try await resolveElement(ref: ref))
+    }
+
+    func waitFor(app: String, _ query: ElementQuery, gone: Bool = false, timeoutMs: Int) async throws -> WaitResult {
+        try await waitFor(try await resolveApp(app), query: query, gone: gone, timeout: .milliseconds(timeoutMs))
     }
 
     func fillField(app: String, field: String, value: String) async throws -> JSONValue {

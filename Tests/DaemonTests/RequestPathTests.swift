@@ -335,6 +335,7 @@ final class FakeDesktop: Accessibility {
             "password": Element(role: "password text", name: "", label: "Password", shownName: ""),
             "submit": Element(role: "push button", name: "Submit", shownName: "Submit"),
             "subscribe": Element(role: "check box", name: "Subscribe", shownName: "Subscribe"),
+            "color": Element(role: "combo box", name: "", label: "Color", shownName: ""),
         ]
         var resolutions = 0
         var acted: [(method: String, target: ResolvedTarget)] = []
@@ -429,12 +430,12 @@ final class FakeDesktop: Accessibility {
 
     func activate(_ target: ResolvedTarget, action: String?) async throws(AccessibilityError) -> ActivateResult {
         try confirm(target, "activate")
-        return ActivateResult(performed: true, action: "click", states: [])
+        return ActivateResult(performed: true, action: "click", states: [], settled: true)
     }
 
     func focus(_ target: ResolvedTarget) async throws(AccessibilityError) -> FocusResult {
         try confirm(target, "focus")
-        return FocusResult(accepted: true, states: ["focused"])
+        return FocusResult(accepted: true, states: ["focused"], settled: true)
     }
 
     func setText(_ target: ResolvedTarget, value: String) async throws(AccessibilityError) -> SetTextResult {
@@ -445,6 +446,50 @@ final class FakeDesktop: Accessibility {
 
     func setValue(_ target: ResolvedTarget, value: Double) async throws(AccessibilityError) -> SetValueResult {
         throw .notSupported("element has no value")
+    }
+
+    func select(_ target: ResolvedTarget, choice: OptionChoice) async throws(AccessibilityError) -> SelectResult {
+        try confirm(target, "select")
+        let options = ["Red", "Green", "Blue"]
+        let index: Int
+        switch choice {
+        case .index(let i): index = i
+        case .name(let name):
+            guard let i = options.firstIndex(of: name) else { throw .notSupported("no option named \(name)") }
+            index = i
+        }
+        return SelectResult(option: options[index], index: index, selected: true, method: "selection", settled: true)
+    }
+
+    func scrollIntoView(_ target: ResolvedTarget) async throws(AccessibilityError) -> ScrollResult {
+        try confirm(target, "scrollIntoView")
+        return ScrollResult(accepted: true, states: ["showing"])
+    }
+
+    func insertText(_ target: ResolvedTarget, value: String, at offset: Int?) async throws(AccessibilityError) -> SetTextResult {
+        try confirm(target, "insertText")
+        let text = state.withLock { state in
+            state.elements[target.element!.ref]?.text += value
+            return state.elements[target.element!.ref]?.text ?? ""
+        }
+        return SetTextResult(accepted: true, matches: true, length: text.count)
+    }
+
+    func waitFor(_ target: ResolvedTarget, query: ElementQuery, gone: Bool, timeout: Duration) async throws(AccessibilityError)
+        -> WaitResult { throw .notSupported("the fake desktop has no trees") }
+
+    func diagnose(where include: @Sendable (AppTarget) -> Bool) async -> AccessibilityDiagnosis {
+        AccessibilityDiagnosis(isEnabled: true, screenReaderEnabled: false, enabledByDaemon: false,
+                               apps: [app, other].filter(include).map {
+                                   AppDiagnosis(app: $0, toolkit: "fake", nodes: 40, responding: true, webDocuments: 0,
+                                                webDocumentsWithContent: 0)
+                               }, hiddenProcesses: [])
+    }
+
+    func navigate(_ target: ResolvedTarget, url: String) async throws(AccessibilityError) -> NavigateResult {
+        let (url, origin) = try BrowserLaunch.checked(url: url)
+        try confirm(target, "navigate")
+        return NavigateResult(url: url, origin: origin, browser: "firefox")
     }
 
     func subscribe(_ kinds: Set<AccessibilityEvent.Kind>, handler: @escaping @Sendable (AccessibilityEvent) -> Void)

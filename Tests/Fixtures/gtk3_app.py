@@ -2,7 +2,7 @@
 """GTK3 fixture app for deskgate's AT-SPI tests.
 
     /usr/bin/python3 Tests/Fixtures/gtk3_app.py [--rows N [--groups G]] [--name NAME] [--title TITLE]
-        [--table N [--scroll-row R]] [--add-button] [--twin-email]
+        [--table N [--scroll-row R]] [--add-button] [--twin-email] [--extras]
 
 Window "deskgate fixture" with a form: entries labelled "Name" and "Email" (each GtkLabel is the
 entry's mnemonic widget, so the entry is labelled-by the label), a password entry labelled
@@ -22,6 +22,10 @@ stdout (flushed, one event per line), for tests to observe:
     added <n>                           "Add row" (--add-button) added row "Added n": packed at
                                         the end for odd n (GTK3 announces nothing), added with
                                         gtk_container_add and moved first for even n
+With --extras: a combo box "Color" (Red, Green, Blue), an entry "Locked" that puts its text back
+to "fixed" after any edit, a toggle button "Bold" that takes its new state 200 ms after a click, and
+a "Show later" button that adds a button "Appeared" 300 ms after a click:
+    combo-changed <text>  toggled Bold <0|1>  clicked Show later  appeared
 The status label ("Status: ...") mirrors the last event so it is observable through AT-SPI too.
 """
 import argparse
@@ -51,6 +55,10 @@ def main():
                     help='a second entry also labelled "Email" (an ambiguous label)')
     ap.add_argument("--add-button", action="store_true",
                     help='an "Add row" button (off by default: the other tests count nodes)')
+    ap.add_argument("--extras", action="store_true",
+                    help='a combo box "Color" (Red, Green, Blue), a toggle button "Bold" that turns on '
+                         '200 ms after it is clicked (as LibreOffice\'s toolbar does), and a "Show later" button '
+                         'that adds a button "Appeared" 300 ms after it is clicked')
     args = ap.parse_args()
     # PyGObject's Gtk import runs gtk_init on sys.argv, which would eat GTK's own options
     # (e.g. --name): import only after parsing, with our options removed.
@@ -104,6 +112,23 @@ def main():
     scale.set_value(5)
     scale.connect("value-changed", lambda w: on_value("volume", w.get_value()))
     labelled(4, "_Volume", scale)
+    if args.extras:
+        combo = Gtk.ComboBoxText()
+        for color in ("Red", "Green", "Blue"):
+            combo.append_text(color)
+        combo.set_active(0)
+        combo.connect("changed", lambda w: (emit(f"combo-changed {w.get_active_text()}"),
+                                            set_status(f"color {w.get_active_text()}")))
+        labelled(6, "C_olor", combo)
+        locked = Gtk.Entry()
+        locked.set_text("fixed")
+
+        def on_locked(w):
+            # An app that answers an edit and keeps its text: what Firefox does with web inputs.
+            if w.get_text() != "fixed":
+                GLib.idle_add(lambda: (w.set_text("fixed"), False)[1])
+        locked.connect("changed", on_locked)
+        labelled(7, "_Locked", locked)
     if args.twin_email:
         twin = Gtk.Entry()
         twin.connect("changed", lambda w: on_text("email2", w))
@@ -213,6 +238,45 @@ def main():
         removable.append((f"added {n}", row))
         emit(f"added {n}")
         set_status(f"added {n}")
+
+    if args.extras:
+        bold = Gtk.ToggleButton(label="Bold")
+        pending = [False]
+
+        def on_bold(w):
+            # Applied later, like LibreOffice's dispatcher: undo the toggle now, set it in 200 ms.
+            if pending[0]:
+                return
+            wanted = w.get_active()
+            pending[0] = True
+            w.set_active(not wanted)
+            pending[0] = False
+
+            def apply():
+                pending[0] = True
+                w.set_active(wanted)
+                pending[0] = False
+                emit(f"toggled Bold {1 if wanted else 0}")
+                return False
+            GLib.timeout_add(200, apply)
+
+        bold.connect("toggled", on_bold)
+        buttons.pack_start(bold, False, False, 0)
+        later = Gtk.Button(label="Show later")
+
+        def on_later(b):
+            emit("clicked Show later")
+
+            def appear():
+                shown = Gtk.Button(label="Appeared")
+                buttons.add(shown)  # gtk_container_add: announced
+                shown.show()
+                emit("appeared")
+                return False
+            GLib.timeout_add(300, appear)
+
+        later.connect("clicked", on_later)
+        buttons.pack_start(later, False, False, 0)
 
     if args.add_button:
         add = Gtk.Button(label="Add row")

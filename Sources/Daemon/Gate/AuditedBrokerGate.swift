@@ -94,6 +94,14 @@ struct AuditedBrokerGate: RequestGate {
             object = object ?? [:]
             object?.append("value", digest)
         }
+        var given = JSONObject()
+        for name in call.descriptor.auditedParams {
+            if let value = try? call.params.value(name) { given.append(name, value) }
+        }
+        if !given.isEmpty {
+            object = object ?? [:]
+            object?.append("params", .object(given))
+        }
         return object.map(JSONValue.object)
     }
 
@@ -143,6 +151,12 @@ struct AuditedBrokerGate: RequestGate {
             }
         }
         if let action = try? call.params.optionalString("action") { text += " (action \(action))" }
+        for name in call.descriptor.auditedParams {
+            guard let value = try? call.params.value(name) else { continue }
+            // App- and client-chosen strings are bounded here; the prompt helper escapes them.
+            let shown = value.stringValue.map { String($0.prefix(200)) } ?? JSONWriter.string(value)
+            text += " (\(name.split(separator: "_").joined(separator: " ")) \(shown))"
+        }
         return text
     }
 }

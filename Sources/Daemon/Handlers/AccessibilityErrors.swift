@@ -32,6 +32,8 @@ extension AccessibilityError: RPCErrorConvertible {
             return RPCError(.appNotResponding, message, data: ["deadline_reached": true])
         case .notSupported(_, let actions):
             return RPCError(.notSupported, message, data: actions.map { ["actions": JSONValue($0)] })
+        case .ignored:
+            return RPCError(.notSupported, message, data: ["reason": "ignored_by_app"])
         case .invalidValue(_, let minimum, let maximum):
             var data: JSONObject = [:]
             if let minimum { data.append("minimum", .double(minimum)) }

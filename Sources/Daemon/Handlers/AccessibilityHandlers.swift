@@ -22,6 +22,13 @@ public protocol Accessibility: Sendable {
     func focus(_ target: ResolvedTarget) async throws(AccessibilityError) -> FocusResult
     func setText(_ target: ResolvedTarget, value: String) async throws(AccessibilityError) -> SetTextResult
     func setValue(_ target: ResolvedTarget, value: Double) async throws(AccessibilityError) -> SetValueResult
+    func select(_ target: ResolvedTarget, choice: OptionChoice) async throws(AccessibilityError) -> SelectResult
+    func scrollIntoView(_ target: ResolvedTarget) async throws(AccessibilityError) -> ScrollResult
+    func insertText(_ target: ResolvedTarget, value: String, at offset: Int?) async throws(AccessibilityError) -> SetTextResult
+    func waitFor(_ target: ResolvedTarget, query: ElementQuery, gone: Bool, timeout: Duration) async throws(AccessibilityError)
+        -> WaitResult
+    func navigate(_ target: ResolvedTarget, url: String) async throws(AccessibilityError) -> NavigateResult
+    func diagnose(where include: @Sendable (AppTarget) -> Bool) async -> AccessibilityDiagnosis
     func subscribe(_ kinds: Set<AccessibilityEvent.Kind>, handler: @escaping @Sendable (AccessibilityEvent) -> Void)
         async throws(AccessibilityError) -> SubscriptionID
     func unsubscribe(_ id: SubscriptionID) async
@@ -148,12 +155,36 @@ enum AccessibilityHandlers {
             try await source.get().resolveElement(ref: params.ref)
         }, handler: { params, _, target in
             let done = try await source.get().activate(target, action: params.action)
-            return ElementActivate.Result(ok: done.performed, action: done.action, states: done.states)
+            return ElementActivate.Result(ok: done.performed, action: done.action, states: done.states, settled: done.settled)
         })
         table.register(ElementFocus.self, target: element) { _, _, target in
             let done = try await source.get().focus(target)
-            return ElementFocus.Result(ok: done.accepted, states: done.states)
+            return ElementFocus.Result(ok: done.accepted, states: done.states, settled: done.settled)
         }
+        table.register(ElementSelect.self, target: { params, _ in
+            try await source.get().resolveElement(ref: params.ref)
+        }, handler: { params, _, target in
+            let choice: OptionChoice = params.optionName.map { .name($0) } ?? .index(params.index ?? 0)
+            let done = try await source.get().select(target, choice: choice)
+            return ElementSelect.Result(ok: done.selected, option: done.option, index: done.index, method: done.method,
+                                        settled: done.settled)
+        })
+        table.register(ElementScrollIntoView.self, target: element) { _, _, target in
+            let done = try await source.get().scrollIntoView(target)
+            return ElementScrollIntoView.Result(ok: done.accepted, states: done.states)
+        }
+        table.register(TextInsert.self, target: { params, _ in
+            try await source.get().resolveElement(ref: params.ref)
+        }, handler: { params, _, target in
+            let done = try await source.get().insertText(target, value: params.value, at: params.at)
+            return TextSet.Result(ok: done.accepted, matches: done.matches, length: done.length)
+        })
+        table.register(BrowserNavigate.self, target: { params, context in
+            try await resolveApp(params.app, source: source, decisions: decisions, client: context.client)
+        }, handler: { params, _, target in
+            let done = try await source.get().navigate(target, url: params.url)
+            return ["ok": true, "url": .string(done.url), "origin": .string(done.origin), "browser": .string(done.browser)]
+        })
         table.register(TextSet.self, target: { params, _ in
             try await source.get().resolveElement(ref: params.ref)
         }, handler: { params, _, target in
@@ -164,7 +195,7 @@ enum AccessibilityHandlers {
             try await source.get().resolveElement(ref: params.ref)
         }, handler: { params, _, target in
             let done = try await source.get().setValue(target, value: params.value)
-            return ValueSet.Result(ok: done.accepted, value: done.value)
+            return ValueSet.Result(ok: done.accepted, value: done.value, settled: done.settled)
         })
         table.register(FieldFill.self, target: { params, context in
             do {
@@ -181,6 +212,19 @@ enum AccessibilityHandlers {
         }, handler: { params, _, target in
             let done = try await source.get().setText(target, value: params.value)
             return TextSet.Result(ok: done.accepted, matches: done.matches, length: done.length, ref: target.element?.ref)
+        })
+
+        table.register(ElementsWait.self, target: { params, context in
+            try await resolveApp(params.app, source: source, decisions: decisions, client: context.client)
+        }, handler: { params, _, target in
+            let query = ElementQuery(role: params.role, name: params.name, nameContains: params.nameContains, states: params.states)
+            let done = try await source.get().waitFor(target, query: query, gone: params.gone,
+                                                      timeout: .milliseconds(params.timeoutMs))
+            var result: JSONObject = ["found": .bool(done.found)]
+            if let node = done.node { result.append("node", node.json) }
+            result.append("waited_ms", .int(Int64(done.waitedMs)))
+            result.append("queries", .int(Int64(done.queries)))
+            return .object(result)
         })
 
         table.register(EventsSubscribe.self) { params, context in
