@@ -317,15 +317,30 @@ struct CLITests {
         defer { dir.remove() }
         let destdir = dir.file("root")
         try FileManager.default.createDirectory(atPath: destdir, withIntermediateDirectories: true)
+        var source = BuiltProducts.packageRoot, binaries = BuiltProducts.directory
         // As an unprivileged user when the tests run as root: a staged install must not need root.
         var asUser: [String] = []
         if geteuid() == 0 {
-            chown(dir.path, 65534, 65534)
-            chown(destdir, 65534, 65534)
             asUser = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+            // That user may not reach the checkout (a 0700 parent, a umask 077 clone): it gets a
+            // copy of what the install reads, the Makefile, systemd/, docs/ and the built binaries.
+            source = dir.file("src")
+            binaries = dir.file("bin")
+            try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: binaries, withIntermediateDirectories: true)
+            for item in ["Makefile", "systemd", "docs"] {
+                try FileManager.default.copyItem(atPath: BuiltProducts.packageRoot + "/" + item, toPath: source + "/" + item)
+            }
+            for exe in ["deskgated", "deskgate", "deskgate-prompt", "deskgate-mcp"] {
+                try FileManager.default.copyItem(atPath: BuiltProducts.path(exe), toPath: binaries + "/" + exe)
+            }
+            let readable = try CLI.run(["-R", "a+rX", source, binaries], executable: "/bin/chmod")
+            #expect(readable.status == 0, "\(readable.output)")
+            chmod(dir.path, 0o755)
+            chown(destdir, 65534, 65534)
         }
-        let make = asUser + ["/usr/bin/make", "--no-print-directory", "-C", BuiltProducts.packageRoot]
-        let vars = ["DESTDIR=\(destdir)", "PREFIX=/usr/local", "INSTALL_FROM=\(BuiltProducts.directory)"]
+        let make = asUser + ["/usr/bin/make", "--no-print-directory", "-C", source]
+        let vars = ["DESTDIR=\(destdir)", "PREFIX=/usr/local", "INSTALL_FROM=\(binaries)"]
         var env = ProcessInfo.processInfo.environment
         env["HOME"] = dir.path
         env["MAKEFLAGS"] = nil
@@ -358,6 +373,8 @@ struct CLITests {
         // Installed files are not writable by others.
         var st = stat()
         #expect(stat(prefix + "/share/man/man1/deskgate.1", &st) == 0 && st.st_mode & 0o777 == 0o644)
+        // The files are the unprivileged user's: it, not root, ran the install.
+        if !asUser.isEmpty { #expect(stat(prefix + "/bin/deskgate", &st) == 0 && st.st_uid == 65534) }
 
         let uninstall = try CLI.run(Array(make.dropFirst()) + ["uninstall"] + vars, executable: make[0], environment: env, timeout: 60)
         #expect(uninstall.status == 0, "make uninstall: \(uninstall.output)")
