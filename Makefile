@@ -7,12 +7,20 @@ DESTDIR      ?=
 BINDIR       := $(PREFIX)/bin
 UNITDIR      := $(PREFIX)/lib/systemd/user
 DOCDIR       := $(PREFIX)/share/doc/deskgate
+MANDIR       := $(PREFIX)/share/man/man1
+BASHCOMPDIR  := $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR   := $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR  := $(PREFIX)/share/fish/vendor_completions.d
+# Where `make install` takes the binaries from. Unset: a release build, made first. Set, the
+# binaries built there are installed as they are (the test suite installs its debug build).
+INSTALL_FROM ?=
+FROM         := $(or $(INSTALL_FROM),.build/release)
 CONFIG       ?= debug
 BIN          := .build/$(CONFIG)
 EXECUTABLES  := deskgated deskgate deskgate-prompt deskgate-mcp
 DEPS_STAMP   := .build/.deps-ok
 
-.PHONY: all deps build build-release test test-unit run install uninstall bench clean
+.PHONY: all deps build build-release test test-unit run install uninstall man bench clean
 
 all: build
 
@@ -42,18 +50,35 @@ test-unit: deps
 run: build
 	bash scripts/run-demo.sh
 
-install: build-release
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
-	for exe in $(EXECUTABLES); do install -m 0755 .build/release/$$exe $(DESTDIR)$(BINDIR)/$$exe; done
+# Binaries, user units, docs, the man page and bash/zsh/fish completions; DESTDIR= stages it
+# (no root needed). The completion scripts come from the binary being installed.
+install: $(if $(INSTALL_FROM),,build-release)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(MANDIR) \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	for exe in $(EXECUTABLES); do install -m 0755 $(FROM)/$$exe $(DESTDIR)$(BINDIR)/$$exe; done
 	sed 's|@BINDIR@|$(BINDIR)|g' systemd/deskgate.service > $(DESTDIR)$(UNITDIR)/deskgate.service
 	install -m 0644 systemd/deskgate.socket $(DESTDIR)$(UNITDIR)/deskgate.socket
 	if [ -f systemd/deskgate-prompt.service ]; then sed 's|@BINDIR@|$(BINDIR)|g' systemd/deskgate-prompt.service > $(DESTDIR)$(UNITDIR)/deskgate-prompt.service; fi
 	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 docs/deskgate.1 $(DESTDIR)$(MANDIR)/deskgate.1
+	$(FROM)/deskgate --generate-completion-script bash > $(DESTDIR)$(BASHCOMPDIR)/deskgate
+	$(FROM)/deskgate --generate-completion-script zsh > $(DESTDIR)$(ZSHCOMPDIR)/_deskgate
+	$(FROM)/deskgate --generate-completion-script fish > $(DESTDIR)$(FISHCOMPDIR)/deskgate.fish
+	chmod 0644 $(DESTDIR)$(BASHCOMPDIR)/deskgate $(DESTDIR)$(ZSHCOMPDIR)/_deskgate $(DESTDIR)$(FISHCOMPDIR)/deskgate.fish
 	@echo "installed; enable with: systemctl --user daemon-reload && systemctl --user enable --now deskgate.socket"
 
 uninstall:
 	for exe in $(EXECUTABLES); do rm -f $(DESTDIR)$(BINDIR)/$$exe; done
 	rm -f $(DESTDIR)$(UNITDIR)/deskgate.service $(DESTDIR)$(UNITDIR)/deskgate.socket $(DESTDIR)$(UNITDIR)/deskgate-prompt.service
+	rm -f $(DESTDIR)$(MANDIR)/deskgate.1
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/deskgate $(DESTDIR)$(ZSHCOMPDIR)/_deskgate $(DESTDIR)$(FISHCOMPDIR)/deskgate.fish
+	rm -f $(DESTDIR)$(DOCDIR)/*.md
+	if [ -d $(DESTDIR)$(DOCDIR) ]; then rmdir --ignore-fail-on-non-empty $(DESTDIR)$(DOCDIR); fi
+
+# docs/deskgate.1 from the CLI's command definitions (swift-argument-parser's generate-manual
+# plugin, plus the sections it cannot know); run after changing a command, commit the result.
+man: build
+	CONFIG=$(CONFIG) bash scripts/man-page.sh
 
 # Benchmarks (release build); results are appended to bench-results/ and summarised in docs/benchmarks.md.
 bench: build-release

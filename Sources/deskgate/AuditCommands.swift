@@ -104,7 +104,7 @@ struct AuditQueryCommand: AsyncParsableCommand {
     @OptionGroup var filter: AuditFilterOptions
     @Option(name: .customLong("since-seq"), help: "Records from this seq on.") var sinceSeq: Int64?
     @Option(help: "Records at or after this RFC 3339 time, e.g. 2026-11-24T08:00:00Z.") var since: String?
-    @Option(help: "At most this many records (1…1000).") var limit = 100
+    @Option(help: "At most this many records (1 to 1000).") var limit = 100
 
     func run() async throws {
         try await runReporting {
@@ -177,7 +177,7 @@ struct AuditResetCommand: AsyncParsableCommand {
     @Option(name: .customLong("state-dir"), help: "The state directory whose audit/ to reset (default: $XDG_STATE_HOME/deskgate).")
     var stateDir: String?
     @Flag(help: "Really reset (without it, only say what would happen).") var yes = false
-    @Flag(help: "Print the result as JSON.") var json = false
+    @OptionGroup var output: OutputOptions
 
     func run() async throws {
         try await runReporting {
@@ -192,7 +192,7 @@ struct AuditResetCommand: AsyncParsableCommand {
             }
             let result: AuditResetResult
             do { result = try AuditLog.reset(directory: directory) } catch { throw CLIFailure(error) }
-            if json {
+            if output.json {
                 print(JSONWriter.string(result.json))
                 return
             }

@@ -6,13 +6,32 @@ import DeskgateAPI
 import DeskgateClient
 import JSONRPC
 
-/// Options every command that talks to the daemon takes.
-struct ClientOptions: ParsableArguments {
-    @Option(help: "Daemon socket path (default: $DESKGATE_SOCKET or the XDG runtime socket).")
-    var socket: String?
-
+/// `--json`, which every command takes, also those that never talk to the daemon.
+///
+/// The root command declares it (through ``ClientOptions``) and so parses it wherever it stands:
+/// before or after the subcommand. A subcommand that declares it again gets that same parsed
+/// value (swift-argument-parser hands a group type already decoded for a parent to the child),
+/// so it is defined once, here, and a command must not declare a `--json` flag of its own: the
+/// root would take it first.
+struct OutputOptions: ParsableArguments {
     @Flag(help: "Print the raw JSON result (for scripts).")
     var json = false
+}
+
+/// The client options: `--socket` and `--json`, for every command that talks to the daemon.
+///
+/// Like ``OutputOptions`` they are parsed by the root command wherever they stand, so
+/// `deskgate --socket P apps` and `deskgate apps --socket P` are the same. Given twice, the
+/// last one wins: the one after the subcommand. Commands that do not talk to the daemon ignore
+/// `--socket`.
+struct ClientOptions: ParsableArguments {
+    @Option(help: "Daemon socket path (default: $DESKGATE_SOCKET or the XDG runtime socket).", completion: .file())
+    var socket: String?
+
+    @OptionGroup var output: OutputOptions
+
+    /// Whether to print raw JSON.
+    var json: Bool { output.json }
 
     /// Calls one method and returns its result; on failure prints the error and exits non-zero.
     func call(_ method: String, _ params: JSONValue? = nil) async throws -> JSONValue {

@@ -26,10 +26,10 @@ struct PolicyCheckCommand: ParsableCommand {
     @Argument(help: "Policy files (TOML).")
     var files: [String]
 
-    @Flag(help: "Print the result as JSON.")
-    var json = false
+    @OptionGroup var output: OutputOptions
 
     func run() throws {
+        let json = output.json
         var failed = false
         var results: [JSONValue] = []
         for path in files {
