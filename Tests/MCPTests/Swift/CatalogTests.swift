@@ -1,4 +1,5 @@
 import DeskgateAPI
+import MCP
 import JSONRPC
 import Testing
 @testable import deskgate_mcp
@@ -33,6 +34,28 @@ struct CatalogTests {
             #expect(!tool.fields.contains { $0.name == "interactive" }, "\(tool.name) exposes interactive")
             guard case .object(let schema) = tool.inputSchema else { Issue.record("not an object"); continue }
             #expect(schema["additionalProperties"] == .bool(false))
+        }
+    }
+
+    @Test("every tool's annotations follow its method's risk class")
+    func annotationsFollowRiskClass() {
+        for tool in catalog.tools {
+            let hints = tool.annotations
+            switch tool.method.riskClass {
+            case .observe?, .read?:
+                #expect(hints.readOnlyHint == true && hints.destructiveHint == false, "\(tool.name): \(hints)")
+            case .act?, .write?:
+                #expect(hints.readOnlyHint == false && hints.destructiveHint == true, "\(tool.name): \(hints)")
+            case .admin?:
+                Issue.record("\(tool.name): no tool should carry an admin method")
+            case nil:
+                // Ungated: only check (a dry run) is offered, and it changes nothing.
+                #expect(tool.name == "check" && hints.readOnlyHint == true && hints.destructiveHint == false, "\(tool.name): \(hints)")
+            }
+            #expect(hints.openWorldHint == false, "\(tool.name): \(hints)")
+            // Repeating a write of the same value, a focus or a read changes nothing more; a
+            // click may toggle, submit twice or open another window.
+            #expect(hints.idempotentHint == (tool.name != "activate"), "\(tool.name): \(hints)")
         }
     }
 
