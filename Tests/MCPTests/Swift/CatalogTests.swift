@@ -59,6 +59,25 @@ struct CatalogTests {
         }
     }
 
+    @Test("every tool's method has its traits written down; a method without them gets MCP's cautious defaults")
+    func traitsAreExplicit() {
+        for tool in catalog.tools {
+            #expect(ToolHints.traits[tool.method.name] != nil, "\(tool.name): no MethodTraits for \(tool.method.name)")
+        }
+        let unknown = ToolHints.annotations(method: "some.future_method", gating: .ungated)
+        #expect(unknown.readOnlyHint == false && unknown.destructiveHint == true)
+        #expect(unknown.idempotentHint == false && unknown.openWorldHint == true)
+    }
+
+    @Test("the rule can say open world: browser.navigate reaches the web")
+    func openWorld() {
+        let navigate = ToolHints.annotations(method: "browser.navigate", gating: .gated(.act))
+        #expect(navigate.openWorldHint == true)
+        #expect(navigate.readOnlyHint == false && navigate.destructiveHint == true && navigate.idempotentHint == false)
+        // The class, not the method name, decides read-only: the same method gated as observe would be.
+        #expect(ToolHints.annotations(method: "browser.navigate", gating: .gated(.observe)).readOnlyHint == true)
+    }
+
     @Test("snapshot defaults to an interactive outline; the model's values win")
     func snapshotParams() throws {
         let snapshot = try #require(catalog.tool(named: "snapshot"))
