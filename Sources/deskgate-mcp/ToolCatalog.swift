@@ -12,10 +12,11 @@ enum ToolKind: Sendable, Equatable {
     case check
 }
 
-/// One tool argument: the field the model sees and the daemon param it becomes.
+/// One tool argument: the field the model sees and the daemon param it becomes (nil for an
+/// argument the bridge handles itself, such as snapshot's `cursor`).
 struct ToolArgument: Sendable {
     var field: Schema.Field
-    var param: String
+    var param: String?
 }
 
 /// An MCP tool, defined by narrowing one deskgate method.
@@ -53,7 +54,7 @@ struct ToolDefinition: Sendable {
         try Schema.validateMembers(arguments, fields: fields, additional: false, prefix: "")
         var params = JSONObject()
         for argument in self.arguments {
-            if let value = arguments[argument.field.name] { params[argument.param] = value }
+            if let param = argument.param, let value = arguments[argument.field.name] { params[param] = value }
         }
         for (key, value) in defaults where params[key] == nil { params[key] = value }
         for (key, value) in fixed { params[key] = value }
@@ -72,7 +73,9 @@ struct ToolCatalog: Sendable {
 
     func tool(named name: String) -> ToolDefinition? { tools.first { $0.name == name } }
 
-    static let snapshotDefaultMaxNodes: Int64 = 1500
+    /// Enough for a large web page (an ordinary one has 5,000–10,000 elements); the model gets
+    /// it in pages (``SnapshotPaging``), so the limit bounds the daemon's work, not the context.
+    static let snapshotDefaultMaxNodes: Int64 = 20_000
     static let findDefaultLimit: Int64 = 50
 
     static let standard: ToolCatalog = {
@@ -88,12 +91,16 @@ struct ToolCatalog: Sendable {
                 description: TreeSnapshot.summary
                     + " Returns the compact outline, one line per element: `- ROLE \"NAME\" [ref=REF] (STATES): TEXT`."
                     + " Pass a ref to read_text, activate, focus, set_text or set_value. Password fields never show their text."
-                    + " A field's text appears only where you may read it (class read); elsewhere the line ends in `: [content withheld]` and read_text asks the person.",
+                    + " A field's text appears only where you may read it (class read); elsewhere the line ends in `: [content withheld]` and read_text asks the person."
+                    + " A large tree comes in pages of about 800 lines; the result's first lines say how to get the next page (a cursor)."
+                    + " A snapshot that is incomplete starts with TRUNCATED and says what to do.",
                 method: TreeSnapshot.descriptor, kind: .snapshot,
                 arguments: [
                     pick(TreeSnapshot.self, "app"),
                     pick(TreeSnapshot.self, "filter", summary: "interactive (default): only elements that can be operated, and their ancestors; showing: everything on screen; all: the whole tree."),
-                    pick(TreeSnapshot.self, "max_nodes", summary: "Default \(snapshotDefaultMaxNodes); a larger tree is cut off and says so."),
+                    pick(TreeSnapshot.self, "root", summary: "A ref from an earlier result: snapshot only the part of the tree below (and including) that element."),
+                    pick(TreeSnapshot.self, "max_nodes", summary: "The most elements to read (default \(snapshotDefaultMaxNodes)); a larger tree is cut off and the result starts with TRUNCATED."),
+                    ToolArgument(field: Schema.Field("cursor", .string(maxLength: 64), "Continue an earlier snapshot: the cursor its first line gave for the next page (pass the same app)."), param: nil),
                 ],
                 defaults: ["filter": "interactive", "max_nodes": .int(snapshotDefaultMaxNodes)],
                 fixed: ["format": "outline"]),

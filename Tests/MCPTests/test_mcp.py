@@ -33,6 +33,7 @@ TOOLS = {  # tool -> (daemon method, {tool argument: method param} where renamed
     "set_value": ("value.set", {}),
     "check": ("broker.check", {"tool": "method", "arguments": "params"}),
 }
+BRIDGE_ARGUMENTS = {("snapshot", "cursor")}  # the bridge's own, not a method param
 
 
 # --- protocol: no desktop needed ---------------------------------------------------------------
@@ -67,6 +68,9 @@ async def test_tools_list_schemas_are_derived_from_rpc_discover():
             params = {p["name"]: p for p in methods[method]["params"]}
             expect("interactive" not in schema["properties"], f"{name} exposes the reserved interactive param")
             for arg, prop in schema["properties"].items():
+                if (name, arg) in BRIDGE_ARGUMENTS:
+                    expect(bool(prop.get("description")), f"{name}.{arg} has no description")
+                    continue
                 param = renames.get(arg, arg)
                 expect(param in params, f"{name}.{arg}: {method} has no param {param}")
                 expect(bool(prop.get("description")), f"{name}.{arg} has no description")
@@ -78,8 +82,8 @@ async def test_tools_list_schemas_are_derived_from_rpc_discover():
                 expect(derived == params[param]["schema"],
                        f"{name}.{arg}: {derived} differs from {method}.{param}: {params[param]['schema']}")
             required = set(schema.get("required", []))
-            expect(required == {a for a in schema["properties"]
-                                if params[renames.get(a, a)]["required"] or (name, a) == ("check", "tool")},
+            expect(required == {a for a in schema["properties"] if (name, a) not in BRIDGE_ARGUMENTS
+                                and (params[renames.get(a, a)]["required"] or (name, a) == ("check", "tool"))},
                    f"{name}: required {required}")
         expect(tools["snapshot"].annotations.read_only_hint is True, "snapshot not read-only")
         expect(tools["fill_field"].annotations.read_only_hint is False, "fill_field read-only?")
@@ -204,7 +208,8 @@ def ref_of(outline, pattern):
     """The ref on the first outline line matching `pattern`."""
     for line in outline.splitlines():
         if re.search(pattern, line):
-            m = re.search(r'" \[ref=([^\]]+)\]', line)
+            # The name runs to the first unescaped quote; a name may contain '" [ref=' itself.
+            m = re.search(r'^\s*- [a-z -]+ "(?:[^"\\]|\\.)*" \[ref=([^\]]+)\]', line)
             expect(m is not None, f"no ref on {line!r}")
             return m.group(1)
     expect(False, f"no line matching {pattern!r} in:\n{outline[:3000]}")
@@ -245,7 +250,8 @@ async def test_gtk3_fill_field_and_read_back():
             snap = text_of(await c.call_tool("snapshot", {"app": GTK3_APP}))
             ref = ref_of(snap, r'text "[^"]*"[^\n]*: ' + re.escape(value))
             r = await c.call_tool("read_text", {"ref": ref})
-            expect(text_of(r) == value, f"read_text gave {text_of(r)!r}")
+            _, apps = split_blocks(r)
+            expect(len(apps) == 1 and unescape_app_text(apps[0][1]) == value, f"read_text gave {text_of(r)!r}")
 
 
 @test
@@ -258,7 +264,8 @@ async def test_gtk3_activate_reports_state_and_diff():
             r = await c.call_tool("activate", {"ref": submit})
             t = text_of(r)
             expect(not r.is_error, t)
-            expect("Did 'click'" in t and 'push button "Submit"' in t, t)
+            expect(f"Activated push button [ref={submit}] with its default action." in t, t)
+            expect("action performed: click" in t and 'element now: push button "Submit"' in t, t)
             expect(re.search(r'\+ label "Status: submitted \d+"', t), f"no diff line for the status label:\n{t}")
             expect(wait_for_fixture_line("clicked Submit", mark), "the app did not see the click")
 
@@ -266,13 +273,13 @@ async def test_gtk3_activate_reports_state_and_diff():
             was_checked = "checked" in box_line
             box = ref_of(snap, r'check box "Subscribe"')
             r = await c.call_tool("activate", {"ref": box})
-            now = next((l for l in text_of(r).splitlines() if l.startswith("Element now:")), "")
+            now = next((l for l in text_of(r).splitlines() if l.startswith("element now:")), "")
             expect('check box "Subscribe"' in now and ("checked" in now) != was_checked,
                    f"check box state not reported (was checked: {was_checked}):\n{text_of(r)}")
             expect(re.search(r'\n\+ check box "Subscribe"', text_of(r)), f"no diff line for the check box:\n{text_of(r)}")
 
             r = await c.call_tool("focus", {"ref": box})
-            now = next((l for l in text_of(r).splitlines() if l.startswith("Element now:")), "")
+            now = next((l for l in text_of(r).splitlines() if l.startswith("element now:")), "")
             expect(not r.is_error and "focused" in now, text_of(r))
 
             spin_line = next(l for l in snap.splitlines() if "spin button" in l)
@@ -293,7 +300,7 @@ async def test_gtk3_denied_write_explains_what_a_person_can_do():
             r = await c.call_tool("fill_field", {"app": GTK3_APP, "field": "Email", "value": "eve@example.com"})
             t = text_of(r)
             expect(r.is_error, f"not denied: {t}")
-            expect(t.startswith("Denied: no rule allows deskgate-mcp to write to field 'Email'"), t)
+            expect(t.startswith('Denied: no rule allows deskgate-mcp to write to field "Email"'), t)
             expect("docs/policy.md" in t and "eve@example.com" not in t, t)
             time.sleep(0.3)
             expect("text-changed email" not in fixture_log(mark), "the denied write reached the app")
@@ -606,7 +613,7 @@ async def test_gtk3_large_snapshot_pages_and_says_truncated_loudly():
                 expect(not first.startswith("TRUNCATED"), first)
                 sizes.append(sum(len(b.text) for b in r.content))
                 seen += t.split("\n")
-                m = re.search(r'cursor: "([^"]+)"', first)
+                m = re.search(r'cursor: "([^"]+)"', r.content[0].text)
                 if not m:
                     break
                 expect(len(sizes) < 50, "more than 50 pages")
@@ -617,6 +624,13 @@ async def test_gtk3_large_snapshot_pages_and_says_truncated_loudly():
                    f"buttons missing or repeated: {len(numbers)} of {rows} in {len(sizes)} page(s); first line: {first!r}")
             expect(max(sizes) <= 70_000, f"pages of {sizes} characters")
             expect(len(sizes) > 1, f"{len(seen)} lines in one page")
+
+            # A cursor continues the same read only: other arguments must match, and a cursor
+            # this session never gave is refused.
+            r = await c.call_tool("snapshot", {"app": name, "filter": "all", "cursor": args.get("cursor", "s1p2")})
+            expect(r.is_error and "'filter'" in text_of(r) and "interactive" in text_of(r), text_of(r))
+            r = await c.call_tool("snapshot", {"app": name, "cursor": "s999p2"})
+            expect(r.is_error and "not a cursor" in text_of(r), text_of(r))
 
             r = await c.call_tool("snapshot", {"app": name, "max_nodes": 300})
             first = text_of(r).split("\n")[0]
