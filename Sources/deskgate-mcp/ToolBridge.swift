@@ -221,12 +221,13 @@ struct ToolBridge: Sendable {
         case "focus":
             own.append("Focused \(short).")
         case "fill_field", "set_text":
-            let what = params["field"]?.stringValue.map { "field \(Quote.quoted($0)) (\(short))" } ?? short
-            let length = result["length"]?.intValue.map { " (\($0) characters)" } ?? ""
+            // fill_field names the field in the model's words; the daemon found it and says which.
+            let did = params["field"]?.stringValue.map { "Filled field \(Quote.quoted($0)), \(short)," } ?? "Set the text of \(short)"
+            let length = result["length"]?.intValue.map { " with \($0) characters" } ?? ""
             switch result["matches"]?.boolValue {
-            case true?: own.append("Set the text of \(what)\(length); it now holds the value.")
-            case false?: own.append("Set the text of \(what), but it does not hold the value afterwards (the app may have changed or rejected it).")
-            case nil: own.append("Set the text of \(what).")
+            case true?: own.append("\(did)\(length); it now holds the value.")
+            case false?: own.append("\(did)\(length), but it does not hold the value afterwards (the app may have changed or rejected it).")
+            case nil: own.append("\(did)\(length).")
             }
         case "set_value":
             let value = result["value"].map(Self.number) ?? "?"
