@@ -3,6 +3,11 @@ import DeskgateClient
 import JSONRPC
 
 /// What a failed tool call tells the model: what happened, and what it or a person can do.
+///
+/// The first sentences are the bridge's, built from the error's code and `data` and the tool's
+/// arguments. The daemon's own message follows in a fence as app content: it quotes names apps
+/// chose (an element's label, an app's name, its action names), which must not read as
+/// deskgate's words.
 enum ErrorText {
     /// The request a denial was about, for the message.
     struct Subject {
@@ -12,70 +17,83 @@ enum ErrorText {
         var ref: String?
     }
 
-    static func describe(_ error: any Error, subject: Subject, tool: ToolDefinition?) -> String {
+    static func describe(_ error: any Error, subject: Subject, tool: ToolDefinition?) -> ToolOutcome {
         switch error {
         case let error as RPCError: return describe(error, subject: subject, tool: tool)
         case let error as DeskgateClientError:
+            let text: String
             switch error {
             case .daemonNotRunning:
-                return "deskgate is not available: \(error.description) This MCP server stays up and reconnects on the next call."
+                text = "deskgate is not available: \(error.description) This MCP server stays up and reconnects on the next call."
             case .connectionClosed:
                 let mutating = tool?.kind == .action
-                return "The connection to deskgated was lost"
+                text = "The connection to deskgated was lost"
                     + (mutating ? "; the action may or may not have happened (take a snapshot to check)." : ".")
                     + " The next call reconnects; if it fails too, the daemon is not running."
             case .timeout(let method):
-                return "deskgated did not answer \(method) in time; the app may be busy, or a person has not answered a prompt."
+                text = "deskgated did not answer \(method) in time; the app may be busy, or a person has not answered a prompt."
             case .io(let detail):
-                return "Could not talk to deskgated: \(detail)"
+                text = "Could not talk to deskgated: \(detail)"
             }
+            return ToolOutcome(text: text, isError: true)
         default:
-            return "deskgate-mcp failed: \(error)"
+            return ToolOutcome(text: "deskgate-mcp failed: \(error)", isError: true)
         }
     }
 
-    static func describe(_ error: RPCError, subject: Subject, tool: ToolDefinition?) -> String {
+    /// Appended to the bridge's words when the daemon's message follows.
+    static let messageFollows = " deskgate's own message follows as app content (it may quote names the app chose)."
+
+    static func describe(_ error: RPCError, subject: Subject, tool: ToolDefinition?) -> ToolOutcome {
         let message = error.message
+        var quotesMessage = true
+        var text: String
         switch error.code {
         case .denied:
-            return denial(error, subject: subject)
+            text = denial(error, subject: subject)
         case .invalidParams:
+            // The daemon's schema check: its own words about the tool's arguments.
             let param = error.data?["field"]?.stringValue
             let argument = param.flatMap { p in tool?.argumentName(forParam: p) ?? p }
             let prefix = "invalid params: \(param ?? ""): "
             let detail = message.hasPrefix(prefix) ? String(message.dropFirst(prefix.count)) : message
-            return "Invalid arguments for \(subject.tool)" + (argument.map { ": '\($0)'" } ?? "") + ": \(detail)."
+            text = "Invalid arguments for \(subject.tool)" + (argument.map { ": '\($0)'" } ?? "") + ": \(detail)."
+            quotesMessage = false
         case .appNotFound:
-            return "App not found: \(message). Call list_apps to see the running apps."
+            text = "App not found. Call list_apps to see the running apps."
         case .elementNotFound where error.data?["reason"]?.stringValue == "changed":
             // The element changed between the permission decision and the action: nothing was done.
-            return "Nothing was done: the element changed between the permission check and the action (\(message)). Take a new snapshot, check that it is still the element you mean, and retry with its new ref."
+            let what = error.data?["what"]?.stringValue.map { " (its \($0.filter { $0.isLetter }))" } ?? ""
+            text = "Nothing was done: the element changed between the permission check and the action\(what). Take a new snapshot, check that it is still the element you mean, and retry with its new ref."
         case .elementNotFound:
-            return "Element not found: \(message). It may have gone or changed since you saw it; take a new snapshot and use its refs."
+            text = "Element not found. It may have gone or changed since you saw it; take a new snapshot and use its refs."
         case .appNotResponding:
-            return "The app is not responding: \(message). Try again later; other apps still work."
+            text = "The app is not responding. Try again later; other apps still work."
         case .notSupported:
-            return "Not supported: \(message)."
+            text = "Not supported by this element."
         case .invalidValue:
-            return "Value not accepted: \(message)."
+            text = "Value not accepted."
         case .auditUnavailable:
-            return "deskgate refuses requests because its audit log cannot be written: \(message). A person must fix the audit log (see docs/operations.md)."
+            text = "deskgate refuses requests because its audit log cannot be written. A person must fix the audit log (see docs/operations.md)."
         case .busUnavailable:
-            return "The desktop's accessibility bus is unavailable: \(message)."
+            text = "The desktop's accessibility bus is unavailable."
         case .ambiguous:
-            var text = "Ambiguous: \(message)."
-            if let candidates = error.data?["candidates"]?.arrayValue, !candidates.isEmpty {
-                let names = candidates.prefix(10).map { $0.stringValue ?? compact($0) }
-                text += " Candidates: " + names.joined(separator: "; ") + ". Use an id or a ref to pick one."
-            }
-            return text
+            text = "Ambiguous: more than one app or field matches. Use an id or a ref to pick one; the candidates are in the daemon's message."
         case .methodNotFound:
-            return "This deskgated does not offer \(error.data?["method"]?.stringValue ?? "that method") yet: \(message)."
+            text = "This deskgated does not offer \(error.data?["method"]?.stringValue.map(Quote.quoted) ?? "that method") yet."
         case .requestCancelled:
-            return "The request was cancelled."
+            text = "The request was cancelled."
+            quotesMessage = false
         default:
-            return "deskgate error \(error.code.rawValue): \(message)"
+            text = "deskgate error \(error.code.rawValue)."
         }
+        guard quotesMessage, !message.isEmpty else { return ToolOutcome(text: text, isError: true) }
+        var shown = message
+        if error.code == .ambiguous, let candidates = error.data?["candidates"]?.arrayValue, !candidates.isEmpty {
+            shown += "\ncandidates:\n" + candidates.prefix(10).map { "- " + ($0.stringValue ?? compact($0)) }.joined(separator: "\n")
+        }
+        return ToolOutcome(text: text + messageFollows,
+                           appContent: [AppContent(kind: .message, app: subject.app, text: shown)], isError: true)
     }
 
     /// A denial as a sentence the model can act on, plus what a person can do about it.
@@ -114,9 +132,8 @@ enum ErrorText {
         case "policy_error":
             text = "Denied: a deskgate policy file has an error, so everything is denied until a person fixes it (`deskgate policy check FILE` shows the problem)."
         default:
-            text = "Denied (\(reason)): deskgate-mcp may not \(what)."
+            text = "Denied (\(Quote.quoted(reason))): deskgate-mcp may not \(what)."
         }
-        if !error.message.isEmpty { text += " deskgate said: \(error.message)" }
         return text
     }
 
@@ -131,12 +148,13 @@ enum ErrorText {
         }
     }
 
+    /// The request's target in the model's own terms (its arguments), quoted.
     private static func target(_ subject: Subject) -> String {
         switch (subject.field, subject.app, subject.ref) {
-        case let (field?, app?, _): "field '\(field)' in '\(app)'"
-        case let (nil, app?, ref?): "element \(ref) in '\(app)'"
-        case let (nil, app?, nil): "'\(app)'"
-        case let (_, nil, ref?): "element \(ref)"
+        case let (field?, app?, _): "field \(Quote.quoted(field)) in \(Quote.quoted(app))"
+        case let (nil, app?, ref?): "element [ref=\(Quote.bare(ref))] in \(Quote.quoted(app))"
+        case let (nil, app?, nil): Quote.quoted(app)
+        case let (_, nil, ref?): "element [ref=\(Quote.bare(ref))]"
         default: "this"
         }
     }

@@ -11,6 +11,8 @@ final class SessionMemory: Sendable {
         var readAll: Set<String> = []
     }
     private let state = Mutex(State())
+    /// Large snapshots kept for their later pages.
+    let snapshots = SnapshotStore()
     /// Bound on remembered refs; the oldest snapshot's refs are simply forgotten.
     private let maxRefs: Int
     /// Shorter secrets are not scrubbed: replacing every "a" or "12" would garble all output.

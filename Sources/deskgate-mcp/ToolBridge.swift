@@ -3,13 +3,10 @@ import DeskgateClient
 import JSONRPC
 import Logging
 
-/// A tool call's answer: text for the model, and whether it is an error.
-struct ToolOutcome: Sendable, Equatable {
-    var text: String
-    var isError: Bool
-}
-
 /// Runs MCP tool calls as deskgate requests and words their results for a language model.
+///
+/// Every result is a ``ToolOutcome``: deskgate's own words, and apart from them, in fences,
+/// whatever an app chose (names, text, titles). See docs/mcp.md, "What comes from apps".
 struct ToolBridge: Sendable {
     let catalog: ToolCatalog
     let link: DaemonLink
@@ -24,7 +21,7 @@ struct ToolBridge: Sendable {
 
     func call(name: String, arguments: JSONObject) async -> ToolOutcome {
         guard let tool = catalog.tool(named: name) else {
-            return ToolOutcome(text: "Unknown tool '\(name)'. Tools: \(catalog.tools.map(\.name).joined(separator: ", ")).", isError: true)
+            return ToolOutcome(text: "Unknown tool \(Quote.quoted(name)). Tools: \(catalog.tools.map(\.name).joined(separator: ", ")).", isError: true)
         }
         var subject = ErrorText.Subject(tool: name, app: arguments["app"]?.stringValue,
                                         field: arguments["field"]?.stringValue, ref: arguments["ref"]?.stringValue)
@@ -39,7 +36,7 @@ struct ToolBridge: Sendable {
             }
             switch tool.kind {
             case .listApps: outcome = try await listApps(tool, params)
-            case .snapshot: outcome = try await snapshot(tool, params)
+            case .snapshot: outcome = try await snapshot(tool, arguments, params)
             case .find: outcome = try await find(tool, params)
             case .readText: outcome = try await readText(tool, params)
             case .action: outcome = try await action(tool, params)
@@ -47,9 +44,10 @@ struct ToolBridge: Sendable {
             }
         } catch {
             logger.debug("tool \(name) failed: \(error)")
-            outcome = ToolOutcome(text: ErrorText.describe(error, subject: subject, tool: tool), isError: true)
+            outcome = ErrorText.describe(error, subject: subject, tool: tool)
         }
-        return ToolOutcome(text: memory.scrub(outcome.text), isError: outcome.isError)
+        // Secrets are replaced in the raw texts, before any escaping could split them.
+        return outcome.mapTexts(memory.scrub)
     }
 
     /// "Invalid arguments for TOOL: …" from a schema error (which names the argument).
@@ -64,7 +62,10 @@ struct ToolBridge: Sendable {
 
     private func listApps(_ tool: ToolDefinition, _ params: JSONObject) async throws -> ToolOutcome {
         let result = try await link.call(tool.method.name, params, timeout: Self.callTimeout, retryable: true)
-        guard let apps = result.arrayValue else { return ToolOutcome(text: ErrorText.compact(result), isError: false) }
+        guard let apps = result.arrayValue else {
+            return ToolOutcome(text: "deskgated answered apps.list with something unexpected; it follows as app content.",
+                               appContent: [AppContent(kind: .apps, text: ErrorText.compact(result))], isError: true)
+        }
         if apps.isEmpty {
             return ToolOutcome(text: "No apps to show. Apps are listed only where the person's policy (a rule or an earlier approval) lets deskgate-mcp observe them; listing never asks. If you know the app's name, call snapshot with it: that asks the person once.", isError: false)
         }
@@ -75,13 +76,13 @@ struct ToolBridge: Sendable {
             let name = app["name"]?.stringValue ?? ""
             var facts = ["id \(id)"]
             if let pid = app["pid"]?.intValue { facts.append("pid \(pid)") }
-            if let toolkit = app["toolkit"]?.stringValue, !toolkit.isEmpty { facts.append(toolkit) }
+            if let toolkit = app["toolkit"]?.stringValue, !toolkit.isEmpty { facts.append("toolkit \(Quote.plain(toolkit))") }
             if let exe = app["exe"]?.stringValue, !exe.isEmpty { facts.append(exe) }
-            lines.append("\(quoted(name)) (\(facts.joined(separator: ", ")))")
+            lines.append("\(Quote.plain(name)) (\(facts.joined(separator: ", ")))")
             for window in app["windows"]?.arrayValue ?? [] {
                 let ref = window["ref"]?.stringValue
-                let role = window["role"]?.stringValue ?? "window"
-                var line = "  - \(role) \(quoted(window["name"]?.stringValue ?? ""))"
+                let role = Quote.vocabulary(window["role"]?.stringValue, fallback: "window")
+                var line = "  - \(role) \(Quote.plain(window["name"]?.stringValue ?? ""))"
                 if let ref { line += " [ref=\(ref)]" }
                 if window["active"]?.boolValue == true { line += " (active)" }
                 lines.append(line)
@@ -89,42 +90,84 @@ struct ToolBridge: Sendable {
             }
         }
         memory.remember(scopes)
-        return ToolOutcome(text: lines.joined(separator: "\n"), isError: false)
+        return ToolOutcome(
+            text: "Apps deskgate-mcp may observe: \(apps.count), listed with their windows as app content below. Each app's name, window titles and toolkit are what the app says about itself; id, pid and executable are what deskgate verified. Use an app's id or name as `app` in the other tools.",
+            appContent: [AppContent(kind: .apps, text: lines.joined(separator: "\n"))], isError: false)
     }
 
-    private func snapshot(_ tool: ToolDefinition, _ params: JSONObject) async throws -> ToolOutcome {
-        let result = try await link.call(tool.method.name, params, timeout: Self.callTimeout, retryable: true)
-        let app = result["app"]?.stringValue ?? params["app"]?.stringValue ?? ""
-        let outline = result["outline"]?.stringValue ?? ""
-        let lines = OutlineLine.parse(outline)
-        memory.remember(OutlineScopes.scopes(of: lines, app: app))
-        var header = "App \(quoted(params["app"]?.stringValue ?? app)): \(lines.count) elements"
-        header += " (filter \(params["filter"]?.stringValue ?? "interactive"))"
-        if result["truncated"]?.boolValue == true {
-            header += "; cut off at \(params["max_nodes"]?.intValue ?? ToolCatalog.snapshotDefaultMaxNodes) nodes: use find, or a larger max_nodes"
+    private func snapshot(_ tool: ToolDefinition, _ arguments: JSONObject, _ params: JSONObject) async throws -> ToolOutcome {
+        let app = params["app"]?.stringValue ?? ""
+        if let cursor = arguments["cursor"]?.stringValue {
+            return nextPage(cursor: cursor, arguments: arguments, params: params)
         }
-        return ToolOutcome(text: header + "\n" + outline.trimmingSuffix("\n"), isError: false)
+        let result = try await link.call(tool.method.name, params, timeout: Self.callTimeout, retryable: true)
+        let lines = OutlineLine.parse(result["outline"]?.stringValue ?? "")
+        var scopes = OutlineScopes.scopes(of: lines, app: result["app"]?.stringValue ?? app)
+        if let root = params["root"]?.stringValue, let known = memory.scope(of: root) {
+            // A subtree read starts below its window; keep the window we know.
+            scopes = scopes.mapValues { found in
+                found.window == nil ? RefScope(app: known.app, window: known.window, windowName: known.windowName, role: found.role) : found
+            }
+        }
+        memory.remember(scopes)
+        let maxNodes = params["max_nodes"]?.intValue ?? ToolCatalog.snapshotDefaultMaxNodes
+        let kept: JSONObject = JSONObject(["app", "filter", "max_nodes", "root"].compactMap { key in params[key].map { (key, $0) } })
+        let read = memory.snapshots.store(params: kept, lines: lines.map(\.text),
+                                          truncation: Truncation(result: result, maxNodes: maxNodes, nodes: lines.count))
+        return SnapshotText.page(read, page: 1, app: app)
+    }
+
+    /// A later page of a snapshot the session read before.
+    private func nextPage(cursor: String, arguments: JSONObject, params: JSONObject) -> ToolOutcome {
+        guard let (id, page) = SnapshotPaging.parse(cursor: cursor), memory.snapshots.issued(id: id) else {
+            return ToolOutcome(text: "Invalid arguments for snapshot: 'cursor': \(Quote.quoted(cursor)) is not a cursor a snapshot of this session gave. Take a new snapshot without cursor.", isError: true)
+        }
+        guard let read = memory.snapshots.read(id: id) else {
+            return ToolOutcome(text: "The snapshot this cursor continues is no longer kept (deskgate-mcp keeps the pages of the last \(SnapshotStore.kept) large snapshots). Take a new snapshot without cursor.", isError: true)
+        }
+        // The call must be about the same read: the same app, and any other argument as it was.
+        for key in ["app", "filter", "max_nodes", "root"] where key == "app" || arguments[key] != nil {
+            guard params[key] == read.params[key] else {
+                let was = read.params[key].map { $0.stringValue.map(Quote.quoted) ?? ErrorText.compact($0) } ?? "none"
+                return ToolOutcome(text: "Invalid arguments for snapshot: '\(key)': the cursor continues a snapshot with \(key) \(was). Pass the same value (or leave it out), or take a new snapshot without cursor.", isError: true)
+            }
+        }
+        guard page <= read.pages.count else {
+            return ToolOutcome(text: "Invalid arguments for snapshot: 'cursor': that snapshot has only \(read.pages.count) page\(read.pages.count == 1 ? "" : "s").", isError: true)
+        }
+        return SnapshotText.page(read, page: page, app: params["app"]?.stringValue ?? "")
     }
 
     private func find(_ tool: ToolDefinition, _ params: JSONObject) async throws -> ToolOutcome {
         let result = try await link.call(tool.method.name, params, timeout: Self.callTimeout, retryable: true)
         let nodes = result["nodes"]?.arrayValue ?? []
         let app = params["app"]?.stringValue ?? ""
-        if nodes.isEmpty { return ToolOutcome(text: "No matching elements in \(quoted(app)).", isError: false) }
+        if nodes.isEmpty { return ToolOutcome(text: "No matching elements in \(Quote.quoted(app)).", isError: false) }
         var scopes: [String: RefScope] = [:]
-        var lines = ["\(nodes.count) matching element\(nodes.count == 1 ? "" : "s") in \(quoted(app))"
-            + (result["truncated"]?.boolValue == true ? " (more exist; narrow the search)" : "") + ":"]
+        var lines: [String] = []
         for node in nodes {
-            lines.append(describeNode(node))
+            lines.append(Self.describeNode(node))
             if let ref = node["ref"]?.stringValue, memory.scope(of: ref) == nil { scopes[ref] = RefScope(app: app, role: node["role"]?.stringValue) }
         }
         memory.remember(scopes)
-        return ToolOutcome(text: lines.joined(separator: "\n"), isError: false)
+        let text = "\(nodes.count) matching element\(nodes.count == 1 ? "" : "s") in \(Quote.quoted(app))"
+            + (result["truncated"]?.boolValue == true ? " (more exist; narrow the search)" : "")
+            + "; their outline lines follow as app content."
+        return ToolOutcome(text: text, appContent: [AppContent(kind: .elements, app: app, text: lines.joined(separator: "\n"))],
+                           isError: false)
     }
 
     private func readText(_ tool: ToolDefinition, _ params: JSONObject) async throws -> ToolOutcome {
         let result = try await link.call(tool.method.name, params, timeout: Self.callTimeout, retryable: true)
-        return ToolOutcome(text: result["text"]?.stringValue ?? ErrorText.compact(result), isError: false)
+        let ref = Quote.bare(params["ref"]?.stringValue ?? "")
+        let app = params["ref"]?.stringValue.flatMap(memory.scope(of:))?.app
+        guard let text = result["text"]?.stringValue else {
+            return ToolOutcome(text: "deskgated answered text.read with something unexpected; it follows as app content.",
+                               appContent: [AppContent(kind: .text, app: app, text: ErrorText.compact(result))], isError: true)
+        }
+        if text.isEmpty { return ToolOutcome(text: "Element [ref=\(ref)] holds no text.", isError: false) }
+        return ToolOutcome(text: "The text of element [ref=\(ref)] (\(text.count) characters) follows as app content, exactly as the app holds it.",
+                           appContent: [AppContent(kind: .text, app: app, text: text)], isError: false)
     }
 
     // MARK: - Actions
@@ -154,56 +197,76 @@ struct ToolBridge: Sendable {
             }
             changes = after.map { OutlineDiff.changes(before: before, after: $0) }
         }
-        return ToolOutcome(text: actionSummary(tool, params: params, result: result, ref: ref, element: element,
-                                               scope: scope, changes: changes),
-                           isError: result["ok"]?.boolValue == false)
+        return Self.actionOutcome(tool: tool.name, params: params, result: result, ref: ref, element: element,
+                                  role: role, scope: scope, changes: changes)
     }
 
-    private func actionSummary(
-        _ tool: ToolDefinition, params: JSONObject, result: JSONValue, ref: String?, element: OutlineLine?,
+    /// What an action's result says: deskgate's sentence (what was done, to which ref, and
+    /// whether anything else changed), and as app content the element's line now, the action
+    /// the app performed and the changed lines of the window.
+    static func actionOutcome(
+        tool: String, params: JSONObject, result: JSONValue, ref: String?, element: OutlineLine?, role: String?,
         scope: RefScope?, changes: [OutlineDiff.Change]?
-    ) -> String {
-        var lines: [String] = []
-        // A short name for the first line; the element's full line follows.
-        let short = element.map { "\($0.role) \(quoted($0.name))" } ?? ref.map { "element \($0)" } ?? "the element"
-        switch tool.name {
+    ) -> ToolOutcome {
+        var own: [String] = []
+        var app: [String] = []
+        // Role names are AT-SPI's fixed vocabulary, refs deskgate's: both may be deskgate's words.
+        let kind = Quote.vocabulary(element?.role ?? role, fallback: "element")
+        let short = ref.map { "\(kind) [ref=\(Quote.bare($0))]" } ?? "the element"
+        switch tool {
         case "activate":
-            let action = result["action"]?.stringValue ?? params["action"]?.stringValue ?? "default action"
-            lines.append("Did '\(action)' on \(short).")
+            let how = params["action"]?.stringValue.map { "with action \(Quote.quoted($0))" } ?? "with its default action"
+            own.append("Activated \(short) \(how).")
+            if let action = result["action"]?.stringValue { app.append("action performed: \(action)") }
         case "focus":
-            lines.append("Focused \(short).")
+            own.append("Focused \(short).")
         case "fill_field", "set_text":
-            let what = params["field"]?.stringValue.map { "field \(quoted($0))" } ?? short
-            let length = result["length"]?.intValue.map { " (\($0) characters)" } ?? ""
+            // fill_field names the field in the model's words; the daemon found it and says which.
+            let did = params["field"]?.stringValue.map { "Filled field \(Quote.quoted($0)), \(short)," } ?? "Set the text of \(short)"
+            let length = result["length"]?.intValue.map { " with \($0) characters" } ?? ""
             switch result["matches"]?.boolValue {
-            case true?: lines.append("Set the text of \(what)\(length); it now holds the value.")
-            case false?: lines.append("Set the text of \(what), but it does not hold the value afterwards (the app may have changed or rejected it).")
-            case nil: lines.append("Set the text of \(what).")
+            case true?: own.append("\(did)\(length); it now holds the value.")
+            case false?: own.append("\(did)\(length), but it does not hold the value afterwards (the app may have changed or rejected it).")
+            case nil: own.append("\(did)\(length).")
             }
         case "set_value":
             let value = result["value"].map(Self.number) ?? "?"
-            lines.append("Set the value of \(short); it is now \(value).")
+            own.append("Set the value of \(short); it is now \(value).")
         default:
-            lines.append("Done: \(tool.name) on \(short).")
+            own.append("Done: \(tool) on \(short).")
         }
         if let element {
-            lines.append("Element now: " + element.key(withRef: true))
+            app.append("element now: " + element.key(withRef: true))
         } else if let states = result["states"]?.arrayValue?.compactMap(\.stringValue) {
-            lines.append("States now: " + (states.isEmpty ? "none" : states.joined(separator: ", ")) + ".")
+            app.append("states now: " + (states.isEmpty ? "none" : states.joined(separator: ", ")))
         }
-        let place = scope?.windowName.map { "window \(quoted($0))" } ?? scope.map { "app \(quoted($0.app))" } ?? "the window"
+        let place: String
+        if let window = scope?.window {
+            place = "its window [ref=\(Quote.bare(window))]"
+        } else if let scope {
+            place = "app \(Quote.quoted(scope.app))"
+        } else {
+            place = "the window"
+        }
         switch changes {
         case nil where scope == nil:
-            lines.append("(No outline diff: this ref was not seen in a snapshot of this session.)")
+            own.append("(No outline diff: this ref was not seen in a snapshot of this session.)")
         case nil:
-            lines.append("(No outline diff: \(place) could not be read before and after the action.)")
+            own.append("(No outline diff: \(place) could not be read before and after the action.)")
         case let changes? where changes.isEmpty:
-            lines.append("Nothing else changed in \(place).")
+            own.append("Nothing else changed in \(place).")
         case let changes?:
-            lines.append("Changes in \(place):")
-            lines.append(OutlineDiff.render(changes))
+            own.append("\(changes.count) line\(changes.count == 1 ? "" : "s") of \(place) changed.")
+            let title = scope?.windowName.map { "window \(Quote.plain($0)) [ref=\(scope?.window ?? "")]" } ?? place
+            app.append("changes in \(title):")
+            app.append(OutlineDiff.render(changes))
         }
-        return lines.joined(separator: "\n")
+        if !app.isEmpty {
+            own.append("The element as it is now" + (changes?.isEmpty == false ? " and the changed lines" : "") + " follow as app content.")
+        }
+        return ToolOutcome(text: own.joined(separator: "\n"),
+                           appContent: [AppContent(kind: .result, app: scope?.app ?? params["app"]?.stringValue, text: app.joined(separator: "\n"))],
+                           isError: result["ok"]?.boolValue == false)
     }
 
     /// The outline of `scope` as the bridge reads it for diffs, never prompting.
@@ -247,7 +310,7 @@ struct ToolBridge: Sendable {
         do {
             let node = try await link.call(ElementGet.name, ["ref": .string(ref), "interactive": false],
                                            timeout: Self.auxiliaryTimeout, retryable: true)
-            return OutlineLine(describeNode(node))
+            return OutlineLine(Self.describeNode(node))
         } catch {
             logger.debug("element.get after action failed: \(error)")
             return nil
@@ -259,7 +322,7 @@ struct ToolBridge: Sendable {
     private func check(_ tool: ToolDefinition, _ arguments: JSONObject) async throws -> ToolOutcome {
         let toolName = arguments["tool"]?.stringValue ?? ""
         guard let target = catalog.tool(named: toolName), target.kind != .check else {
-            return ToolOutcome(text: "check: unknown tool '\(toolName)'.", isError: true)
+            return ToolOutcome(text: "check: unknown tool \(Quote.quoted(toolName)).", isError: true)
         }
         let params: JSONObject
         do {
@@ -298,36 +361,23 @@ struct ToolBridge: Sendable {
         "resizable", "selectable-text", "has-tooltip",
     ]
 
-    /// A JSON node as an outline line: `- ROLE "NAME" [ref=REF] (STATES): TEXT`.
-    private func describeNode(_ node: JSONValue) -> String {
-        var line = "- \(node["role"]?.stringValue ?? "element") \(quoted(node["name"]?.stringValue ?? ""))"
-        if let ref = node["ref"]?.stringValue { line += " [ref=\(ref)]" }
+    /// A JSON node as an outline line: `- ROLE "NAME" [ref=REF] (STATES): TEXT`, written as the
+    /// daemon writes its outline.
+    static func describeNode(_ node: JSONValue) -> String {
+        var line = "- \(Quote.vocabulary(node["role"]?.stringValue, fallback: "element")) \(Quote.plain(node["name"]?.stringValue ?? ""))"
+        if let ref = node["ref"]?.stringValue { line += " [ref=\(Quote.bare(ref))]" }
         let states = (node["states"]?.arrayValue?.compactMap(\.stringValue) ?? []).filter { !Self.quietStates.contains($0) }
-        if !states.isEmpty { line += " (\(states.joined(separator: ", ")))" }
+        if !states.isEmpty { line += " (\(states.map { Quote.vocabulary($0, fallback: "?") }.joined(separator: ", ")))" }
         if node["role"]?.stringValue != "password text", let text = node["text"]?.stringValue, !text.isEmpty {
-            line += ": " + String(text.prefix(500)).replacing("\n", with: " ")
+            line += ": " + Quote.plain(String(text.prefix(500))).dropFirst().dropLast()
         }
         return line
     }
 
-    /// A number as a person writes it (7, not 7.0).
+    /// A number as a person writes it (7, not 7.0); anything else as "?".
     static func number(_ value: JSONValue) -> String {
         if let i = value.intValue { return String(i) }
         if let d = value.doubleValue { return String(d) }
-        return ErrorText.compact(value)
-    }
-
-    /// `s` in double quotes, escaped as the daemon's outline does it.
-    private func quoted(_ s: String) -> String {
-        var out = "\""
-        for ch in s {
-            switch ch {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n", "\r", "\r\n", "\t": out += " "
-            default: out.append(ch)
-            }
-        }
-        return out + "\""
+        return "?"
     }
 }

@@ -12,10 +12,11 @@ enum ToolKind: Sendable, Equatable {
     case check
 }
 
-/// One tool argument: the field the model sees and the daemon param it becomes.
+/// One tool argument: the field the model sees and the daemon param it becomes (nil for an
+/// argument the bridge handles itself, such as snapshot's `cursor`).
 struct ToolArgument: Sendable {
     var field: Schema.Field
-    var param: String
+    var param: String?
 }
 
 /// An MCP tool, defined by narrowing one deskgate method.
@@ -34,9 +35,11 @@ struct ToolDefinition: Sendable {
     var defaults: JSONObject = [:]
     /// Params the bridge always sets.
     var fixed: JSONObject = [:]
-    var annotations: Tool.Annotations
 
     var fields: [Schema.Field] { arguments.map(\.field) }
+
+    /// Derived from the method's risk class and traits, in one place (``ToolHints``).
+    var annotations: Tool.Annotations { ToolHints.annotations(method: method.name, gating: method.gating) }
 
     /// JSON Schema of the tool's arguments.
     var inputSchema: JSONValue { Schema.object(fields).json }
@@ -51,7 +54,7 @@ struct ToolDefinition: Sendable {
         try Schema.validateMembers(arguments, fields: fields, additional: false, prefix: "")
         var params = JSONObject()
         for argument in self.arguments {
-            if let value = arguments[argument.field.name] { params[argument.param] = value }
+            if let param = argument.param, let value = arguments[argument.field.name] { params[param] = value }
         }
         for (key, value) in defaults where params[key] == nil { params[key] = value }
         for (key, value) in fixed { params[key] = value }
@@ -70,36 +73,37 @@ struct ToolCatalog: Sendable {
 
     func tool(named name: String) -> ToolDefinition? { tools.first { $0.name == name } }
 
-    static let snapshotDefaultMaxNodes: Int64 = 1500
+    /// Enough for a large web page (an ordinary one has 5,000–10,000 elements); the model gets
+    /// it in pages (``SnapshotPaging``), so the limit bounds the daemon's work, not the context.
+    static let snapshotDefaultMaxNodes: Int64 = 20_000
     static let findDefaultLimit: Int64 = 50
 
     static let standard: ToolCatalog = {
-        let readOnly = Tool.Annotations(readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false)
-        let changes = Tool.Annotations(readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false)
-        let overwrites = Tool.Annotations(readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false)
-        let gentle = Tool.Annotations(readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false)
         let actionNote = " The result gives the element's new state and the lines of its window's outline that changed."
 
         var tools: [ToolDefinition] = [
             ToolDefinition(
                 name: "list_apps", title: "List apps",
                 description: AppsList.summary + " Use an app's name or id as `app` in the other tools.",
-                method: AppsList.descriptor, kind: .listApps, arguments: [], annotations: readOnly),
+                method: AppsList.descriptor, kind: .listApps, arguments: []),
             ToolDefinition(
                 name: "snapshot", title: "Snapshot an app",
                 description: TreeSnapshot.summary
                     + " Returns the compact outline, one line per element: `- ROLE \"NAME\" [ref=REF] (STATES): TEXT`."
                     + " Pass a ref to read_text, activate, focus, set_text or set_value. Password fields never show their text."
-                    + " A field's text appears only where you may read it (class read); elsewhere the line ends in `: [content withheld]` and read_text asks the person.",
+                    + " A field's text appears only where you may read it (class read); elsewhere the line ends in `: [content withheld]` and read_text asks the person."
+                    + " A large tree comes in pages of about 800 lines; the result's first lines say how to get the next page (a cursor)."
+                    + " A snapshot that is incomplete starts with TRUNCATED and says what to do.",
                 method: TreeSnapshot.descriptor, kind: .snapshot,
                 arguments: [
                     pick(TreeSnapshot.self, "app"),
                     pick(TreeSnapshot.self, "filter", summary: "interactive (default): only elements that can be operated, and their ancestors; showing: everything on screen; all: the whole tree."),
-                    pick(TreeSnapshot.self, "max_nodes", summary: "Default \(snapshotDefaultMaxNodes); a larger tree is cut off and says so."),
+                    pick(TreeSnapshot.self, "root", summary: "A ref from an earlier result: snapshot only the part of the tree below (and including) that element."),
+                    pick(TreeSnapshot.self, "max_nodes", summary: "The most elements to read (default \(snapshotDefaultMaxNodes)); a larger tree is cut off and the result starts with TRUNCATED."),
+                    ToolArgument(field: Schema.Field("cursor", .string(maxLength: 64), "Continue an earlier snapshot: the cursor its first line gave for the next page (pass the same app)."), param: nil),
                 ],
                 defaults: ["filter": "interactive", "max_nodes": .int(snapshotDefaultMaxNodes)],
-                fixed: ["format": "outline"],
-                annotations: readOnly),
+                fixed: ["format": "outline"]),
             ToolDefinition(
                 name: "find", title: "Find elements",
                 description: ElementsFind.summary + " Cheaper than a snapshot when you know what you are looking for.",
@@ -108,40 +112,35 @@ struct ToolCatalog: Sendable {
                     pick(ElementsFind.self, "app"), pick(ElementsFind.self, "role"), pick(ElementsFind.self, "name"),
                     pick(ElementsFind.self, "name_contains"),
                 ],
-                defaults: ["limit": .int(findDefaultLimit)],
-                annotations: readOnly),
+                defaults: ["limit": .int(findDefaultLimit)]),
             ToolDefinition(
                 name: "read_text", title: "Read an element's text",
                 description: TextRead.summary, method: TextRead.descriptor, kind: .readText,
-                arguments: [pick(TextRead.self, "ref")], annotations: readOnly),
+                arguments: [pick(TextRead.self, "ref")]),
             ToolDefinition(
                 name: "activate", title: "Activate an element",
                 description: ElementActivate.summary + " For a button this is a click." + actionNote,
                 method: ElementActivate.descriptor, kind: .action,
-                arguments: [pick(ElementActivate.self, "ref"), pick(ElementActivate.self, "action")],
-                annotations: changes),
+                arguments: [pick(ElementActivate.self, "ref"), pick(ElementActivate.self, "action")]),
             ToolDefinition(
                 name: "focus", title: "Focus an element",
                 description: ElementFocus.summary + actionNote, method: ElementFocus.descriptor, kind: .action,
-                arguments: [pick(ElementFocus.self, "ref")], annotations: gentle),
+                arguments: [pick(ElementFocus.self, "ref")]),
             ToolDefinition(
                 name: "fill_field", title: "Fill a form field",
                 description: FieldFill.summary + " The value is not echoed back (a password field's content is never shown)." + actionNote,
                 method: FieldFill.descriptor, kind: .action,
                 arguments: [pick(FieldFill.self, "app"), pick(FieldFill.self, "field"),
-                            pick(FieldFill.self, "value", summary: "The text the field should hold (replaces what is there).")],
-                annotations: overwrites),
+                            pick(FieldFill.self, "value", summary: "The text the field should hold (replaces what is there).")]),
             ToolDefinition(
                 name: "set_text", title: "Set an element's text",
                 description: TextSet.summary + " The value is not echoed back (a password field's content is never shown)." + actionNote,
                 method: TextSet.descriptor, kind: .action,
-                arguments: [pick(TextSet.self, "ref"), pick(TextSet.self, "value", summary: "The text the element should hold (replaces what is there).")],
-                annotations: overwrites),
+                arguments: [pick(TextSet.self, "ref"), pick(TextSet.self, "value", summary: "The text the element should hold (replaces what is there).")]),
             ToolDefinition(
                 name: "set_value", title: "Set a slider or spin button",
                 description: ValueSet.summary + actionNote, method: ValueSet.descriptor, kind: .action,
-                arguments: [pick(ValueSet.self, "ref"), pick(ValueSet.self, "value", summary: "The new value, within the element's minimum and maximum.")],
-                annotations: overwrites),
+                arguments: [pick(ValueSet.self, "ref"), pick(ValueSet.self, "value", summary: "The new value, within the element's minimum and maximum.")]),
         ]
         let checkable = tools.map(\.name)
         tools.append(ToolDefinition(
@@ -151,8 +150,7 @@ struct ToolCatalog: Sendable {
             arguments: [
                 pick(BrokerCheck.self, "method", as: "tool", schema: .stringEnum(checkable), summary: "Name of the tool to check.", required: true),
                 pick(BrokerCheck.self, "params", as: "arguments", summary: "The arguments the call would carry."),
-            ],
-            annotations: readOnly))
+            ]))
         return ToolCatalog(tools: tools)
     }()
 

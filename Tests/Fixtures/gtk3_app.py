@@ -3,12 +3,15 @@
 
     /usr/bin/python3 Tests/Fixtures/gtk3_app.py [--rows N [--groups G]] [--name NAME] [--title TITLE]
         [--table N [--scroll-row R]] [--add-button] [--twin-email] [--extras]
+        [--extra-label TEXT] [--extra-button TEXT]
 
 Window "deskgate fixture" with a form: entries labelled "Name" and "Email" (each GtkLabel is the
 entry's mnemonic widget, so the entry is labelled-by the label), a password entry labelled
 "Password", check boxes "Subscribe" and "Accept terms", a spin button "Quantity" (0..100), a scale
 "Volume" (0..10), a "Submit" button, a status label, a "Temporary" row, a "Remove row" button and
 N extra rows of (button "Button i", label "Label i", check box "Check i"), about 4 nodes per row.
+--extra-label / --extra-button add a label / a button with any text (e.g. hostile text for the MCP
+tests) below the status label; without them the tree is unchanged.
 
 stdout (flushed, one event per line), for tests to observe:
     ready                               window shown, tree built
@@ -59,6 +62,8 @@ def main():
                     help='a combo box "Color" (Red, Green, Blue), a toggle button "Bold" that turns on '
                          '200 ms after it is clicked (as LibreOffice\'s toolbar does), and a "Show later" button '
                          'that adds a button "Appeared" 300 ms after it is clicked')
+    ap.add_argument("--extra-label", help="a label showing this text (below the status label)")
+    ap.add_argument("--extra-button", help="a button labelled with this text (below the status label)")
     args = ap.parse_args()
     # PyGObject's Gtk import runs gtk_init on sys.argv, which would eat GTK's own options
     # (e.g. --name): import only after parsing, with our options removed.
@@ -170,6 +175,10 @@ def main():
     buttons.pack_start(remove, False, False, 0)
     outer.pack_start(buttons, False, False, 0)
     outer.pack_start(status, False, False, 0)
+    if args.extra_label is not None:
+        extra_label = Gtk.Label(label=args.extra_label)
+        extra_label.set_xalign(0)
+        outer.pack_start(extra_label, False, False, 0)
 
     # --- removable row and the large-tree rows ---------------------------------------------
     rows_box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=2)
@@ -178,6 +187,11 @@ def main():
     def on_click(b):
         emit(f"clicked {b.get_label()}")
         set_status(f"clicked {b.get_label()}")
+
+    if args.extra_button is not None:
+        extra_button = Gtk.Button(label=args.extra_button)
+        extra_button.connect("clicked", on_click)
+        outer.pack_start(extra_button, False, False, 0)
 
     temp_row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
     temp_button = Gtk.Button(label="Temporary")

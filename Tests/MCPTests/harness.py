@@ -162,6 +162,45 @@ def text_of(result):
     return "\n".join(getattr(block, "text", "") for block in result.content)
 
 
+class FixtureApp:
+    """One more GTK3 fixture app (Tests/Fixtures/gtk3_app.py) on the running headless desktop,
+    e.g. with hostile text or many rows; its stdout goes to a log file."""
+
+    def __init__(self, name, *args, timeout=60):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix="dg-mcp-app-")
+        self.log_path = os.path.join(self.dir, "app.log")
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(ROOT, "Tests", "Fixtures", "gtk3_app.py"), "--name", name, *args],
+            stdin=subprocess.DEVNULL, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while "ready" not in self.log().splitlines():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"fixture {name!r} did not start: {self.log()[-2000:]}")
+            time.sleep(0.05)
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 # --- runner --------------------------------------------------------------------------------
 
 TESTS = []

@@ -1,4 +1,5 @@
 import DeskgateAPI
+import MCP
 import JSONRPC
 import Testing
 @testable import deskgate_mcp
@@ -17,12 +18,17 @@ struct CatalogTests {
         #expect(Dictionary(uniqueKeysWithValues: catalog.tools.map { ($0.name, $0.method.name) }) == expected)
     }
 
-    @Test("every argument's schema is its method param's schema, except check's renamed tool")
+    @Test("every argument's schema is its method param's schema, except check's renamed tool and snapshot's cursor")
     func schemasAreDerived() throws {
         for tool in catalog.tools {
             let method = try #require(DeskgateAPI.descriptor(named: tool.method.name))
             for argument in tool.arguments {
-                let param = try #require(method.fields.first { $0.name == argument.param }, "\(tool.name).\(argument.field.name)")
+                guard let name = argument.param else {
+                    // The bridge's own argument: paging through a snapshot it keeps.
+                    #expect(tool.name == "snapshot" && argument.field.name == "cursor", "\(tool.name).\(argument.field.name)")
+                    continue
+                }
+                let param = try #require(method.fields.first { $0.name == name }, "\(tool.name).\(argument.field.name)")
                 if tool.name == "check" && argument.field.name == "tool" {
                     #expect(argument.field.schema == .stringEnum(catalog.tools.map(\.name).filter { $0 != "check" }))
                 } else {
@@ -36,6 +42,47 @@ struct CatalogTests {
         }
     }
 
+    @Test("every tool's annotations follow its method's risk class")
+    func annotationsFollowRiskClass() {
+        for tool in catalog.tools {
+            let hints = tool.annotations
+            switch tool.method.riskClass {
+            case .observe?, .read?:
+                #expect(hints.readOnlyHint == true && hints.destructiveHint == false, "\(tool.name): \(hints)")
+            case .act?, .write?:
+                #expect(hints.readOnlyHint == false && hints.destructiveHint == true, "\(tool.name): \(hints)")
+            case .admin?:
+                Issue.record("\(tool.name): no tool should carry an admin method")
+            case nil:
+                // Ungated: only check (a dry run) is offered, and it changes nothing.
+                #expect(tool.name == "check" && hints.readOnlyHint == true && hints.destructiveHint == false, "\(tool.name): \(hints)")
+            }
+            #expect(hints.openWorldHint == false, "\(tool.name): \(hints)")
+            // Repeating a write of the same value, a focus or a read changes nothing more; a
+            // click may toggle, submit twice or open another window.
+            #expect(hints.idempotentHint == (tool.name != "activate"), "\(tool.name): \(hints)")
+        }
+    }
+
+    @Test("every tool's method has its traits written down; a method without them gets MCP's cautious defaults")
+    func traitsAreExplicit() {
+        for tool in catalog.tools {
+            #expect(ToolHints.traits[tool.method.name] != nil, "\(tool.name): no MethodTraits for \(tool.method.name)")
+        }
+        let unknown = ToolHints.annotations(method: "some.future_method", gating: .ungated)
+        #expect(unknown.readOnlyHint == false && unknown.destructiveHint == true)
+        #expect(unknown.idempotentHint == false && unknown.openWorldHint == true)
+    }
+
+    @Test("the rule can say open world: browser.navigate reaches the web")
+    func openWorld() {
+        let navigate = ToolHints.annotations(method: "browser.navigate", gating: .gated(.act))
+        #expect(navigate.openWorldHint == true)
+        #expect(navigate.readOnlyHint == false && navigate.destructiveHint == true && navigate.idempotentHint == false)
+        // The class, not the method name, decides read-only: the same method gated as observe would be.
+        #expect(ToolHints.annotations(method: "browser.navigate", gating: .gated(.observe)).readOnlyHint == true)
+    }
+
     @Test("snapshot defaults to an interactive outline; the model's values win")
     func snapshotParams() throws {
         let snapshot = try #require(catalog.tool(named: "snapshot"))
@@ -43,9 +90,14 @@ struct CatalogTests {
         #expect(defaults["filter"] == "interactive")
         #expect(defaults["format"] == "outline")
         #expect(defaults["max_nodes"] == .int(ToolCatalog.snapshotDefaultMaxNodes))
-        let chosen = try snapshot.params(from: ["app": "gedit", "filter": "all", "max_nodes": 10])
+        let chosen = try snapshot.params(from: ["app": "gedit", "filter": "all", "max_nodes": 10, "root": "r1", "cursor": "s1p2"])
         #expect(chosen["filter"] == "all")
         #expect(chosen["max_nodes"] == 10)
+        #expect(chosen["root"] == "r1")
+        // The cursor is the bridge's: it never reaches the daemon.
+        #expect(chosen["cursor"] == nil)
+        // An ordinary web page (5,000-10,000 elements) is not cut by default.
+        #expect(ToolCatalog.snapshotDefaultMaxNodes >= 10_000)
     }
 
     @Test("unknown, missing and mistyped arguments name the argument")

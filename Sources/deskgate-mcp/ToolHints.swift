@@ -1,0 +1,57 @@
+import DeskgateAPI
+import MCP
+
+/// What a tool's MCP annotations need to know about its method beyond the risk class.
+struct MethodTraits: Sendable, Equatable {
+    /// Calling the method again with the same arguments has no further effect.
+    var idempotent: Bool
+    /// The method reaches beyond the local desktop (the web, other machines): MCP's "open world".
+    var openWorld: Bool = false
+    /// For an ungated method (no risk class): it changes nothing, e.g. a dry run.
+    var changesNothing: Bool = false
+}
+
+/// The one place tool annotations come from: the method's risk class, plus the few facts in
+/// ``traits``. docs/mcp.md has the resulting table.
+enum ToolHints {
+    /// Facts per method. Every method a tool narrows has an entry (`CatalogTests`); a method
+    /// without one gets MCP's cautious defaults (not idempotent, open world).
+    static let traits: [String: MethodTraits] = [
+        AppsList.name: MethodTraits(idempotent: true),
+        TreeSnapshot.name: MethodTraits(idempotent: true),
+        ElementsFind.name: MethodTraits(idempotent: true),
+        TextRead.name: MethodTraits(idempotent: true),
+        // A click may toggle a check box, submit a form twice or open a second window.
+        ElementActivate.name: MethodTraits(idempotent: false),
+        // Focusing the focused element again changes nothing.
+        ElementFocus.name: MethodTraits(idempotent: true),
+        // Each replaces the whole text or value with the one given: the same call twice leaves
+        // the element as the first one did.
+        TextSet.name: MethodTraits(idempotent: true),
+        FieldFill.name: MethodTraits(idempotent: true),
+        ValueSet.name: MethodTraits(idempotent: true),
+        // A dry run: nothing is done and nobody is prompted.
+        BrokerCheck.name: MethodTraits(idempotent: true, changesNothing: true),
+        // Declared ahead of its method (it arrives with the browser tools): loading a URL reaches
+        // the web, and loading it again fetches it again.
+        "browser.navigate": MethodTraits(idempotent: false, openWorld: true),
+    ]
+
+    /// The annotations of a tool narrowing `method` (gated as `gating`).
+    ///
+    /// observe and read: read-only, not destructive. act and write: may change the app, so
+    /// destructive (MCP's "destructive" means "not only additive", and a click or a replaced
+    /// text is not additive). admin, or an ungated method not known to change nothing: treated
+    /// like act.
+    static func annotations(method: String, gating: Gating) -> Tool.Annotations {
+        let facts = traits[method]
+        let readOnly: Bool
+        switch gating.riskClass {
+        case .observe?, .read?: readOnly = true
+        case .act?, .write?, .admin?: readOnly = false
+        case nil: readOnly = facts?.changesNothing == true
+        }
+        return Tool.Annotations(readOnlyHint: readOnly, destructiveHint: !readOnly,
+                                idempotentHint: facts?.idempotent ?? false, openWorldHint: facts?.openWorld ?? true)
+    }
+}
