@@ -80,9 +80,17 @@ Failure: the daemon could not be reached or answered with an error, a policy fil
 log did not verify, there was no grant with the id to revoke, or
 .Ql deskgate audit reset
 ran without
-.Fl -yes .
+.Fl -yes ,
+or
+.Ql deskgate doctor
+found a failed check.
 .It 2
 The permission broker denied the request.
+.It 3
+.Ql deskgate wait
+timed out: nothing matched (with
+.Fl -gone ,
+something still did).
 .It 64
 Usage error: an unknown option, or a missing or malformed argument.
 .El

@@ -17,7 +17,8 @@ struct Deskgate: AsyncParsableCommand {
         subcommands: [
             Ping.self, Info.self, Whoami.self, Call.self, Methods.self,
             Apps.self, Tree.self, Find.self, Get.self, Read.self, Activate.self, Focus.self,
-            SetText.self, Fill.self, SetValue.self, Watch.self,
+            SetText.self, Fill.self, SetValue.self, Select.self, Insert.self, ScrollTo.self, Wait.self, Navigate.self,
+            Watch.self, Doctor.self,
         ] + ExtraCommands.all)
 
     /// Parsed here, so they may come before the subcommand as well as after it (see ``ClientOptions``).
