@@ -39,6 +39,8 @@ struct ToolBridge: Sendable {
             case .snapshot: outcome = try await snapshot(tool, arguments, params)
             case .find: outcome = try await find(tool, params)
             case .readText: outcome = try await readText(tool, params)
+            case .wait: outcome = try await wait(tool, params)
+            case .plain: outcome = try await plain(tool, params)
             case .action: outcome = try await action(tool, params)
             case .check: outcome = try await check(tool, arguments)
             }
@@ -170,6 +172,50 @@ struct ToolBridge: Sendable {
                            appContent: [AppContent(kind: .text, app: app, text: text)], isError: false)
     }
 
+    private func wait(_ tool: ToolDefinition, _ params: JSONObject) async throws -> ToolOutcome {
+        let timeoutMs = params["timeout_ms"]?.intValue ?? 10_000
+        let result = try await link.call(tool.method.name, params, timeout: Self.callTimeout + .milliseconds(timeoutMs),
+                                         retryable: true)
+        let app = params["app"]?.stringValue ?? ""
+        let waited = result["waited_ms"]?.intValue ?? 0
+        let gone = params["gone"]?.boolValue == true
+        guard result["found"]?.boolValue == true else {
+            return ToolOutcome(text: gone ? "Something still matched in \(Quote.quoted(app)) after \(waited) ms."
+                                          : "Nothing matched in \(Quote.quoted(app)) within \(waited) ms.", isError: false)
+        }
+        guard let node = result["node"] else {
+            return ToolOutcome(text: "No element matches in \(Quote.quoted(app)) any more (after \(waited) ms).", isError: false)
+        }
+        if let ref = node["ref"]?.stringValue, memory.scope(of: ref) == nil {
+            memory.remember([ref: RefScope(app: app, role: node["role"]?.stringValue)])
+        }
+        return ToolOutcome(text: "An element matched in \(Quote.quoted(app)) after \(waited) ms; its outline line follows as app content.",
+                           appContent: [AppContent(kind: .elements, app: app, text: Self.describeNode(node))], isError: false)
+    }
+
+    /// deskgate's sentence, and the daemon's answer as app content (it names apps and pages).
+    private func plain(_ tool: ToolDefinition, _ params: JSONObject) async throws -> ToolOutcome {
+        let result = try await link.call(tool.method.name, params, timeout: Self.callTimeout, retryable: false)
+        switch tool.name {
+        case "navigate":
+            let url = params["url"]?.stringValue ?? ""
+            return ToolOutcome(text: "Asked \(Quote.quoted(params["app"]?.stringValue ?? "the browser")) to open \(Quote.quoted(url)) in a new tab. Use wait_for to know when the page is there.",
+                               isError: result["ok"]?.boolValue == false)
+        case "doctor":
+            let findings = result["findings"]?.arrayValue ?? []
+            let lines = findings.map { finding -> String in
+                var line = "[\(finding["status"]?.stringValue ?? "?")] \(finding["message"]?.stringValue ?? "")"
+                if let advice = finding["advice"]?.stringValue { line += " -> \(advice)" }
+                return line
+            }
+            return ToolOutcome(text: "\(findings.count) findings, the worst: \(Quote.vocabulary(result["status"]?.stringValue, fallback: "unknown")). They follow as app content (they quote app names).",
+                               appContent: [AppContent(kind: .result, text: lines.joined(separator: "\n"))], isError: false)
+        default:
+            return ToolOutcome(text: "Done: \(tool.name). The daemon's answer follows as app content.",
+                               appContent: [AppContent(kind: .result, text: ErrorText.compact(result))], isError: false)
+        }
+    }
+
     // MARK: - Actions
 
     private func action(_ tool: ToolDefinition, _ params: JSONObject) async throws -> ToolOutcome {
@@ -232,8 +278,22 @@ struct ToolBridge: Sendable {
         case "set_value":
             let value = result["value"].map(Self.number) ?? "?"
             own.append("Set the value of \(short); it is now \(value).")
+        case "select":
+            let index = result["index"]?.intValue.map { " (index \($0))" } ?? ""
+            own.append(result["ok"]?.boolValue == true ? "Chose an option\(index) of \(short); it reads as selected."
+                                                       : "Asked \(short) to choose an option\(index), but it does not read as selected afterwards.")
+            if let option = result["option"]?.stringValue { app.append("option: \(option)") }
+        case "insert_text":
+            let length = result["length"]?.intValue.map { "; it now holds \($0) characters" } ?? ""
+            own.append(result["matches"]?.boolValue == false ? "Inserted text into \(short), but its length did not grow as expected."
+                                                              : "Inserted the text into \(short)\(length).")
+        case "scroll_into_view":
+            own.append("Scrolled \(short) into view.")
         default:
             own.append("Done: \(tool) on \(short).")
+        }
+        if result["settled"]?.boolValue == false {
+            own.append("The app had not shown the change this action makes within 1 s; the states below may be the old ones.")
         }
         if let element {
             app.append("element now: " + element.key(withRef: true))

@@ -5,6 +5,11 @@ import MCP
 /// What the bridge does around a tool's daemon call.
 enum ToolKind: Sendable, Equatable {
     case listApps, snapshot, find, readText
+    /// `elements.wait`: found or not, and the element's line.
+    case wait
+    /// A call whose result is deskgate's own words plus, as app content, what the app said
+    /// (`browser.navigate`, `daemon.doctor`).
+    case plain
     /// An action on the element named by `ref`, or found by `fill_field`; the result reports
     /// the element's new state and a diff of its window's outline.
     case action
@@ -138,10 +143,45 @@ struct ToolCatalog: Sendable {
                 method: TextSet.descriptor, kind: .action,
                 arguments: [pick(TextSet.self, "ref"), pick(TextSet.self, "value", summary: "The text the element should hold (replaces what is there).")]),
             ToolDefinition(
+                name: "select", title: "Choose an option",
+                description: ElementSelect.summary + " Give option_name or index, not both." + actionNote,
+                method: ElementSelect.descriptor, kind: .action,
+                arguments: [pick(ElementSelect.self, "ref", summary: "Ref of the combo box or list."),
+                            pick(ElementSelect.self, "option_name"), pick(ElementSelect.self, "index")]),
+            ToolDefinition(
+                name: "insert_text", title: "Insert text",
+                description: TextInsert.summary + " The value is not echoed back." + actionNote,
+                method: TextInsert.descriptor, kind: .action,
+                arguments: [pick(TextInsert.self, "ref"), pick(TextInsert.self, "value"), pick(TextInsert.self, "at")]),
+            ToolDefinition(
+                name: "scroll_into_view", title: "Scroll an element into view",
+                description: ElementScrollIntoView.summary + actionNote,
+                method: ElementScrollIntoView.descriptor, kind: .action,
+                arguments: [pick(ElementScrollIntoView.self, "ref")]),
+            ToolDefinition(
+                name: "wait_for", title: "Wait for an element",
+                description: ElementsWait.summary + " Use it after an action that loads or opens something, instead of taking snapshots in a loop.",
+                method: ElementsWait.descriptor, kind: .wait,
+                arguments: [pick(ElementsWait.self, "app"), pick(ElementsWait.self, "role"), pick(ElementsWait.self, "name"),
+                            pick(ElementsWait.self, "name_contains"), pick(ElementsWait.self, "gone"),
+                            pick(ElementsWait.self, "timeout_ms", summary: "How long to wait, at most 60000 (default 10000).",
+                                 required: false)],
+                defaults: ["timeout_ms": 10_000]),
+            ToolDefinition(
+                name: "navigate", title: "Open a URL in a browser",
+                description: BrowserNavigate.summary + " Then wait_for an element of the page before reading it.",
+                method: BrowserNavigate.descriptor, kind: .plain,
+                arguments: [pick(BrowserNavigate.self, "app", summary: "The browser's app name or id (from list_apps)."),
+                            pick(BrowserNavigate.self, "url")]),
+            ToolDefinition(
                 name: "set_value", title: "Set a slider or spin button",
                 description: ValueSet.summary + actionNote, method: ValueSet.descriptor, kind: .action,
                 arguments: [pick(ValueSet.self, "ref"), pick(ValueSet.self, "value", summary: "The new value, within the element's minimum and maximum.")]),
         ]
+        tools.append(ToolDefinition(
+            name: "doctor", title: "Diagnose empty or thin trees",
+            description: DaemonDoctor.summary + " Ask it when an app shows nothing or far less than its window does.",
+            method: DaemonDoctor.descriptor, kind: .plain, arguments: []))
         let checkable = tools.map(\.name)
         tools.append(ToolDefinition(
             name: "check", title: "Check whether a tool call would be allowed",

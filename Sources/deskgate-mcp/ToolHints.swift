@@ -32,9 +32,15 @@ enum ToolHints {
         ValueSet.name: MethodTraits(idempotent: true),
         // A dry run: nothing is done and nobody is prompted.
         BrokerCheck.name: MethodTraits(idempotent: true, changesNothing: true),
-        // Declared ahead of its method (it arrives with the browser tools): loading a URL reaches
-        // the web, and loading it again fetches it again.
-        "browser.navigate": MethodTraits(idempotent: false, openWorld: true),
+        // Choosing the chosen option again, or scrolling to what is in view, changes nothing.
+        ElementSelect.name: MethodTraits(idempotent: true),
+        ElementScrollIntoView.name: MethodTraits(idempotent: true),
+        // Each call adds the text once more.
+        TextInsert.name: MethodTraits(idempotent: false),
+        ElementsWait.name: MethodTraits(idempotent: true),
+        DaemonDoctor.name: MethodTraits(idempotent: true),
+        // Loading a URL reaches the web (the method says so), and loading it again fetches it again.
+        BrowserNavigate.name: MethodTraits(idempotent: false, openWorld: BrowserNavigate.opensWorld),
     ]
 
     /// The annotations of a tool narrowing `method` (gated as `gating`).

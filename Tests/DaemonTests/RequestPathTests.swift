@@ -115,6 +115,34 @@ struct RequestPathTests {
         #expect(decision["target"]?["value"] == ["len": 8])
     }
 
+    @Test("element.select is decided on the combo box and records the option asked for; browser.navigate records the URL")
+    func selectAndNavigateAudited() async throws {
+        let world = try RealGate(policy: "[[rule]]\neffect = \"allow\"\nactions = [\"act\", \"write\"]\n")
+        let path = RequestPath(desktop: world.desktop, gate: world.gate, broker: world.broker)
+        let chosen = try await path.call("element.select", ["ref": "color", "option_name": "Blue"]).get()
+        #expect(chosen["option"] == "Blue")
+        #expect(chosen["index"] == 2)
+        let select = try #require(try await world.records(kind: "decision", method: "element.select").first)
+        #expect(select["target"]?["role"] == "combo box")
+        #expect(select["target"]?["name"] == "Color")
+        #expect(select["target"]?["params"] == ["option_name": "Blue"])
+        // Exactly one of option_name and index.
+        let both = try #require(await path.call("element.select", ["ref": "color", "option_name": "Blue", "index": 1]).failure)
+        #expect(both.code == .invalidParams)
+        let neither = try #require(await path.call("element.select", ["ref": "color"]).failure)
+        #expect(neither.code == .invalidParams)
+
+        let loaded = try await path.call("browser.navigate", ["app": "ledger", "url": "https://example.org:8443/a?b=c"]).get()
+        #expect(loaded["origin"] == "https://example.org:8443")
+        let navigate = try #require(try await world.records(kind: "decision", method: "browser.navigate").first)
+        #expect(navigate["target"]?["params"] == ["url": "https://example.org:8443/a?b=c"])
+        #expect(navigate["decision"]?["class"] == "write")
+        // A URL that is not http(s) is refused before anything is done, with a clear error.
+        let file = try #require(await path.call("browser.navigate", ["app": "ledger", "url": "file:///etc/passwd"]).failure)
+        #expect(file.code == .invalidParams)
+        #expect(world.desktop.acted.map(\.method) == ["select", "navigate"])
+    }
+
     @Test("a ref renamed since it was shown: refused for act and write, recorded as changed; readable")
     func renamedSinceShown() async throws {
         let world = try RealGate(policy: "[[rule]]\neffect = \"allow\"\nactions = [\"*\"]\n")
@@ -402,7 +430,10 @@ final class FakeDesktop: Accessibility {
 
     /// What the service does right before acting: the element must still be what was decided.
     private func confirm(_ target: ResolvedTarget, _ method: String) throws(AccessibilityError) {
-        guard let element = target.element else { return }
+        guard let element = target.element else {
+            state.withLock { $0.acted.append((method, target)) }
+            return
+        }
         let now = try self.target(element.ref).element!
         if now.name != element.name { throw .changed(ChangeDetail(what: "name", was: element.name, now: now.name, ref: element.ref)) }
         if now.role != element.role { throw .changed(ChangeDetail(what: "role", was: element.role, now: now.role, ref: element.ref)) }

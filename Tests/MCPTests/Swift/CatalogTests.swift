@@ -14,6 +14,8 @@ struct CatalogTests {
             "list_apps": "apps.list", "snapshot": "tree.snapshot", "find": "elements.find", "read_text": "text.read",
             "activate": "element.activate", "focus": "element.focus", "fill_field": "field.fill", "set_text": "text.set",
             "set_value": "value.set", "check": "broker.check",
+            "select": "element.select", "insert_text": "text.insert", "scroll_into_view": "element.scroll_into_view",
+            "wait_for": "elements.wait", "navigate": "browser.navigate", "doctor": "daemon.doctor",
         ]
         #expect(Dictionary(uniqueKeysWithValues: catalog.tools.map { ($0.name, $0.method.name) }) == expected)
     }
@@ -33,7 +35,9 @@ struct CatalogTests {
                     #expect(argument.field.schema == .stringEnum(catalog.tools.map(\.name).filter { $0 != "check" }))
                 } else {
                     #expect(argument.field.schema == param.schema, "\(tool.name).\(argument.field.name)")
-                    #expect(argument.field.required == param.required, "\(tool.name).\(argument.field.name)")
+                    // A param the tool gives a default of its own may be left out by the model.
+                    #expect(argument.field.required == param.required || (param.required && tool.defaults[name] != nil),
+                            "\(tool.name).\(argument.field.name)")
                 }
             }
             #expect(!tool.fields.contains { $0.name == "interactive" }, "\(tool.name) exposes interactive")
@@ -57,10 +61,12 @@ struct CatalogTests {
                 // Ungated: only check (a dry run) is offered, and it changes nothing.
                 #expect(tool.name == "check" && hints.readOnlyHint == true && hints.destructiveHint == false, "\(tool.name): \(hints)")
             }
-            #expect(hints.openWorldHint == false, "\(tool.name): \(hints)")
-            // Repeating a write of the same value, a focus or a read changes nothing more; a
-            // click may toggle, submit twice or open another window.
-            #expect(hints.idempotentHint == (tool.name != "activate"), "\(tool.name): \(hints)")
+            // Only loading a URL reaches beyond the desktop.
+            #expect(hints.openWorldHint == (tool.name == "navigate"), "\(tool.name): \(hints)")
+            // Repeating a write of the same value, a focus, a choice or a read changes nothing
+            // more; a click may toggle, submit twice or open another window, an insert adds the
+            // text again, a navigation loads the page again.
+            #expect(hints.idempotentHint == !["activate", "insert_text", "navigate"].contains(tool.name), "\(tool.name): \(hints)")
         }
     }
 
