@@ -28,6 +28,9 @@ extension AppHandle {
     /// Gecko (Firefox, Thunderbird) answers the first `GetActions` of an element with no actions
     /// while its cache fills; `NActions` is right at once.
     var reportsActionsLate: Bool { toolkit == "Gecko" }
+
+    /// Browsers: their elements live in web documents that have origins.
+    var hasWebContent: Bool { toolkit == "Gecko" || toolkit == "Chromium" }
 }
 
 extension AccessibilityService {

@@ -50,34 +50,10 @@ public enum BrowserLaunch {
         guard !authority.contains("@") else {
             throw .invalidArgument(field: "url", "must not carry a user name or password (user@host)")
         }
-        guard let origin = origin(scheme: scheme, authority: String(authority)) else {
+        guard let origin = WebOrigin.origin(scheme: scheme, authority: String(authority)) else {
             throw .invalidArgument(field: "url", "has no valid host")
         }
         return (url, origin)
-    }
-
-    /// `scheme://host[:port]` of an authority, lower case, the default port dropped; nil when
-    /// the host is empty or the port is not a number.
-    static func origin(scheme: String, authority: String) -> String? {
-        var host = authority
-        var port: String?
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { return nil }
-            host = String(authority[...close])
-            let after = authority[authority.index(after: close)...]
-            if after.hasPrefix(":") { port = String(after.dropFirst()) } else if !after.isEmpty { return nil }
-        } else if let colon = authority.lastIndex(of: ":") {
-            host = String(authority[..<colon])
-            port = String(authority[authority.index(after: colon)...])
-        }
-        guard !host.isEmpty else { return nil }
-        let base = "\(scheme)://\(host.lowercased())"
-        guard let port, !port.isEmpty else { return base }
-        guard port.allSatisfy({ $0.isASCII && $0.isNumber }), port.count <= 5, let number = Int(port), number <= 65535 else {
-            return nil
-        }
-        let isDefault = (scheme == "http" && number == 80) || (scheme == "https" && number == 443)
-        return isDefault ? base : "\(base):\(number)"
     }
 
     /// The argument vector that hands `url` to the running browser whose command line is
@@ -172,4 +148,46 @@ extension AccessibilityService {
         }
         return NavigateResult(url: url, origin: origin, browser: kind.rawValue)
     }
+}
+
+/// The origin of a URL, as origin rules match it: `scheme://host[:port]`, lower case, the
+/// default port of http and https dropped.
+public enum WebOrigin {
+    /// Nil for URLs without `://` or without a host (`about:blank`, `data:`); `file://` for local files.
+    public static func of(url: String) -> String? {
+        guard let schemeEnd = url.firstRange(of: "://") else { return nil }
+        let scheme = url[..<schemeEnd.lowerBound].lowercased()
+        guard !scheme.isEmpty, scheme.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == "." }) else {
+            return nil
+        }
+        var authority = url[schemeEnd.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        if scheme == "file" { return "file://" }
+        return origin(scheme: scheme, authority: String(authority))
+    }
+
+    /// `scheme://host[:port]` of an authority, lower case, the default port dropped; nil when
+    /// the host is empty or the port is not a number.
+    static func origin(scheme: String, authority: String) -> String? {
+        var host = authority
+        var port: String?
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = String(authority[...close])
+            let after = authority[authority.index(after: close)...]
+            if after.hasPrefix(":") { port = String(after.dropFirst()) } else if !after.isEmpty { return nil }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = String(authority[..<colon])
+            port = String(authority[authority.index(after: colon)...])
+        }
+        guard !host.isEmpty else { return nil }
+        let base = "\(scheme)://\(host.lowercased())"
+        guard let port, !port.isEmpty else { return base }
+        guard port.allSatisfy({ $0.isASCII && $0.isNumber }), port.count <= 5, let number = Int(port), number <= 65535 else {
+            return nil
+        }
+        let isDefault = (scheme == "http" && number == 80) || (scheme == "https" && number == 443)
+        return isDefault ? base : "\(base):\(number)"
+    }
+
 }

@@ -29,7 +29,9 @@ extension AccessibilityService {
         if node.role != entry.role {
             throw .changed(ChangeDetail(what: "role", was: AtspiNames.role(entry.role), now: AtspiNames.role(node.role), ref: ref))
         }
-        return ResolvedTarget(app: app.target, element: ElementTarget(ref: ref, node: node, label: label, shownName: entry.name))
+        let origin = try await documentOrigin(app, path: entry.path)
+        return ResolvedTarget(app: app.target, element: ElementTarget(ref: ref, node: node, label: label, shownName: entry.name,
+                                                                       origin: origin))
     }
 
     /// The element of `app` under `ref`, for requests naming both (a snapshot's root).
@@ -77,7 +79,44 @@ extension AccessibilityService {
         if label != element.label {
             throw .changed(ChangeDetail(what: "label", was: element.label ?? "", now: label ?? "", ref: element.ref))
         }
+        if app.hasWebContent {
+            let origin = try await documentOrigin(app, path: element.path)
+            if origin != element.origin {
+                throw .changed(ChangeDetail(what: "origin", was: element.origin ?? "", now: origin ?? "", ref: element.ref))
+            }
+        }
         return (app, node)
+    }
+
+    // MARK: - Web origins
+
+    /// The origin of the web document holding the element at `path`, in apps with web content
+    /// (``AppHandle/hasWebContent``): the nearest `document web` ancestor (or the element
+    /// itself), its URL from `Document.GetAttributes` (`DocURL` in Gecko, `URI` in Chromium),
+    /// cut to `scheme://host[:port]`. Nil when there is no such document, it has no URL, or the
+    /// URL has no host: never anything the page or the client says.
+    func documentOrigin(_ app: AppHandle, path: String) async throws(AccessibilityError) -> String? {
+        guard app.hasWebContent else { return nil }
+        var current = path
+        for _ in 0..<128 {
+            let replies = try await calls.batch(app, [(current, Atspi.accessible, "GetRole", []),
+                                                      (current, Atspi.properties, "Get", [.string(Atspi.accessible), .string("Parent")])],
+                                                timeout: config.readTimeout)
+            guard let role = (try? replies[0].get())?.first?.integerValue else { return nil }
+            if UInt32(truncatingIfNeeded: role) == ATSPI_ROLE_DOCUMENT_WEB.rawValue {
+                let reply = try? await calls.call(app, current, Atspi.document, "GetAttributes", timeout: config.readTimeout)
+                var attributes: [String: String] = [:]
+                for entry in reply?.first?.dictionaryEntries ?? [] {
+                    if let key = entry.key.stringValue, let value = entry.value.stringValue { attributes[key] = value }
+                }
+                return (attributes["DocURL"] ?? attributes["URI"]).flatMap(WebOrigin.of(url:))
+            }
+            guard let parent = (try? replies[1].get())?.first?.unwrapped.objectReference?.path,
+                  parent != "/org/a11y/atspi/null", parent != current, parent != app.rootPath
+            else { return nil }
+            current = parent
+        }
+        return nil
     }
 
     // MARK: - Fields

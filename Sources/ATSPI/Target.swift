@@ -36,6 +36,10 @@ public struct ElementTarget: Sendable {
     public var states: [String]
     /// The name the ref was issued with: what a snapshot, find or listing showed the client.
     public var shownName: String
+    /// In a browser: the origin (`scheme://host[:port]`) of the web document holding the
+    /// element, read live from the document's own URL attribute; nil where there is none or it
+    /// cannot be read (then no origin rule matches).
+    public var origin: String?
 
     /// Object path in the app, and what was read of it (interfaces, raw states).
     var path: String
@@ -43,8 +47,9 @@ public struct ElementTarget: Sendable {
 
     /// An element described by its facts alone (tests, and providers other than AT-SPI).
     public init(ref: String, role: String, name: String, label: String? = nil, states: [String] = [],
-                shownName: String? = nil) {
+                shownName: String? = nil, origin: String? = nil) {
         self.ref = ref
+        self.origin = origin
         self.role = role
         self.name = name
         self.label = label
@@ -54,8 +59,9 @@ public struct ElementTarget: Sendable {
         node = nil
     }
 
-    init(ref: String, node: AccessibleNode, label: String?, shownName: String) {
+    init(ref: String, node: AccessibleNode, label: String?, shownName: String, origin: String? = nil) {
         self.ref = ref
+        self.origin = origin
         role = AtspiNames.role(node.role)
         name = node.name
         self.label = label

@@ -24,9 +24,12 @@ public struct GrantScope: Sendable, Hashable {
     public var appExe: String?
     public var role: String?
     public var name: String?
+    /// The web origin the prompt showed: a grant made in a browser covers that site only.
+    public var origin: String?
 
     public init(clientExe: String, clientScript: String?, method: String, appName: String?, appExe: String?,
-                role: String?, name: String?) {
+                role: String?, name: String?, origin: String? = nil) {
+        self.origin = origin
         self.clientExe = clientExe
         self.clientScript = clientScript
         self.method = method
@@ -40,7 +43,7 @@ public struct GrantScope: Sendable, Hashable {
     public init(_ request: BrokerRequest) {
         self.init(clientExe: request.client.exe, clientScript: request.client.script, method: request.method,
                   appName: request.target?.appName, appExe: request.target?.appExe, role: request.target?.role,
-                  name: request.target?.name)
+                  name: request.target?.name, origin: request.target?.origin)
     }
 }
 
@@ -70,6 +73,7 @@ public struct RememberedGrant: Sendable, Hashable {
         if let exe = scope.appExe { object.append("app_exe", .string(exe)) }
         if let role = scope.role { object.append("role", .string(role)) }
         if let name = scope.name { object.append("name", .string(name)) }
+        if let origin = scope.origin { object.append("origin", .string(origin)) }
         object.append("created", .string(GrantFile.timestamp(created)))
         if let expires { object.append("expires", .string(GrantFile.timestamp(expires))) }
         if let connectionID { object.append("connection", .int(Int64(bitPattern: connectionID))) }
@@ -112,7 +116,7 @@ enum GrantFile {
             func bad(_ why: String) -> Corrupt { Corrupt(message: "grant #\(index + 1): \(why)") }
             guard let object = item.objectValue else { throw bad("not an object") }
             let known: Set<String> = ["id", "lifetime", "client_exe", "client_script", "method", "app", "app_exe", "role",
-                                      "name", "created", "expires", "prompt_id"]
+                                      "name", "origin", "created", "expires", "prompt_id"]
             if let unknown = object.keys.first(where: { !known.contains($0) }) { throw bad("unknown key '\(unknown)'") }
             guard let id = object["id"]?.stringValue, !id.isEmpty, ids.insert(id).inserted else { throw bad("missing or duplicate id") }
             guard let lifetimeText = object["lifetime"]?.stringValue, let lifetime = GrantLifetime(rawValue: lifetimeText),
@@ -137,7 +141,7 @@ enum GrantFile {
             if lifetime == .hour, expires == nil { throw bad("a 1h grant needs expires") }
             let scope = GrantScope(clientExe: exe, clientScript: try optional("client_script"), method: method,
                                    appName: try optional("app"), appExe: try optional("app_exe"),
-                                   role: try optional("role"), name: try optional("name"))
+                                   role: try optional("role"), name: try optional("name"), origin: try optional("origin"))
             grants.append(RememberedGrant(id: id, lifetime: lifetime, scope: scope, created: created, expires: expires,
                                           connectionID: nil, promptID: try optional("prompt_id")))
         }

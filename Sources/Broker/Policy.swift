@@ -40,6 +40,8 @@ public struct PolicyRule: Sendable, Hashable {
     public var appExe: Glob?
     public var role: String?
     public var name: Glob?
+    /// Glob on the web origin (`scheme://host[:port]`) of the document holding the element.
+    public var origin: Glob?
     public var expires: Date?
     public var reason: String?
 
@@ -70,6 +72,9 @@ public struct PolicyRule: Sendable, Hashable {
         if let name {
             guard let elementName = request.target?.name, name.matches(elementName) else { return false }
         }
+        if let origin {
+            guard let requestOrigin = request.target?.origin, origin.matches(requestOrigin) else { return false }
+        }
         return true
     }
 
@@ -87,6 +92,7 @@ public struct PolicyRule: Sendable, Hashable {
         if let appExe { object.append("app_exe", .string(appExe.pattern)) }
         if let role { object.append("role", .string(role)) }
         if let name { object.append("name", .string(name.pattern)) }
+        if let origin { object.append("origin", .string(origin.pattern)) }
         if let expires { object.append("expires", .string(Timestamp.rfc3339(expires))) }
         if let reason { object.append("reason", .string(reason)) }
         return .object(object)
@@ -121,7 +127,7 @@ public struct PolicyFile: Sendable {
 public enum PolicyParser {
     static let topLevelKeys: Set<String> = ["default", "prompt_agents", "sensitive_apps", "rule", "audit"]
     static let ruleKeys: Set<String> = [
-        "id", "effect", "actions", "client_exe", "client_script", "app", "app_exe", "role", "name", "expires", "reason",
+        "id", "effect", "actions", "client_exe", "client_script", "app", "app_exe", "role", "name", "origin", "expires", "reason",
     ]
     static let auditKeys: Set<String> = ["retention_days", "max_bytes"]
 
@@ -263,6 +269,7 @@ public enum PolicyParser {
         rule.app = try glob("app")
         rule.appExe = try glob("app_exe")
         rule.name = try glob("name")
+        rule.origin = try glob("origin")
         if let (role, line) = try string("role") {
             guard !role.isEmpty else { throw fail(line, "'role' must not be empty") }
             rule.role = role

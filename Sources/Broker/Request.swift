@@ -56,9 +56,13 @@ public struct TargetInfo: Sendable, Hashable {
     public var name: String?
     /// The daemon's element ref; informational (refs are not stable, never matched).
     public var ref: String?
+    /// In a browser: the origin (`scheme://host[:port]`) of the web document holding the
+    /// element, read live by the daemon; nil where unknown (then no `origin` rule matches).
+    public var origin: String?
 
     public init(appName: String? = nil, appExe: String? = nil, appPid: Int32? = nil, role: String? = nil,
-                name: String? = nil, ref: String? = nil) {
+                name: String? = nil, ref: String? = nil, origin: String? = nil) {
+        self.origin = origin
         self.appName = appName
         self.appExe = appExe
         self.appPid = appPid
@@ -78,6 +82,7 @@ public struct TargetInfo: Sendable, Hashable {
         if let role { object.append("role", .string(role)) }
         if let name { object.append("name", .string(name)) }
         if let ref { object.append("ref", .string(ref)) }
+        if let origin { object.append("origin", .string(origin)) }
         return .object(object)
     }
 }

@@ -195,10 +195,11 @@ func client(pid: Int32 = 4242, exe: String = TestIDs.python, script: String? = n
 }
 
 func request(_ method: String, client: ClientIdentity = client(), app: String? = "ledger", appExe: String? = "/usr/bin/ledger",
-             appPid: Int32? = 3000, role: String? = nil, name: String? = nil, interactive: Bool = true) -> BrokerRequest {
+             appPid: Int32? = 3000, role: String? = nil, name: String? = nil, origin: String? = nil,
+             interactive: Bool = true) -> BrokerRequest {
     let riskClass = DeskgateAPI.descriptor(named: method)!.riskClass!
     let target = app == nil && appExe == nil && role == nil && name == nil
-        ? nil : TargetInfo(appName: app, appExe: appExe, appPid: appPid, role: role, name: name)
+        ? nil : TargetInfo(appName: app, appExe: appExe, appPid: appPid, role: role, name: name, origin: origin)
     return BrokerRequest(client: client, method: method, riskClass: riskClass, target: target, interactive: interactive,
                          preview: "preview")
 }

@@ -142,6 +142,7 @@ struct AuditedBrokerGate: RequestGate {
         if let element = call.target?.element {
             text = "\(call.descriptor.name) on \(element.role)"
             if !element.displayName.isEmpty { text += " \"\(element.displayName)\"" }
+            if let origin = element.origin { text += " on \(origin)" }
         }
         if let value = try? call.params.value("value") {
             switch value {

@@ -9,7 +9,7 @@ extension ResolvedTarget {
     /// sees in a prompt).
     var brokerTarget: TargetInfo {
         TargetInfo(appName: app.name, appExe: app.exe, appPid: app.pid, role: element?.role, name: element?.displayName,
-                   ref: element?.ref)
+                   ref: element?.ref, origin: element?.origin)
     }
 
     /// `{app, app_id, app_exe, app_pid, role, name, accessible_name?, shown_name?, ref}` for audit
@@ -25,6 +25,7 @@ extension ResolvedTarget {
             if element.displayName != element.name { object.append("accessible_name", .string(element.name)) }
             if element.renamedSinceShown { object.append("shown_name", .string(element.shownName)) }
             object.append("ref", .string(element.ref))
+            if let origin = element.origin { object.append("origin", .string(origin)) }
         }
         return object
     }
