@@ -30,10 +30,19 @@ TOOLS = {  # tool -> (daemon method, {tool argument: method param} where renamed
     "focus": ("element.focus", {}),
     "fill_field": ("field.fill", {}),
     "set_text": ("text.set", {}),
+    "select": ("element.select", {}),
+    "insert_text": ("text.insert", {}),
+    "scroll_into_view": ("element.scroll_into_view", {}),
+    "wait_for": ("elements.wait", {}),
+    "navigate": ("browser.navigate", {}),
     "set_value": ("value.set", {}),
+    "doctor": ("daemon.doctor", {}),
     "check": ("broker.check", {"tool": "method", "arguments": "params"}),
 }
 BRIDGE_ARGUMENTS = {("snapshot", "cursor")}  # the bridge's own, not a method param
+TOOL_DEFAULTS = {("wait_for", "timeout_ms")}  # required by the method, defaulted by the tool
+NOT_IDEMPOTENT = {"activate", "insert_text", "navigate"}
+OPEN_WORLD = {"navigate"}
 
 
 # --- protocol: no desktop needed ---------------------------------------------------------------
@@ -83,6 +92,7 @@ async def test_tools_list_schemas_are_derived_from_rpc_discover():
                        f"{name}.{arg}: {derived} differs from {method}.{param}: {params[param]['schema']}")
             required = set(schema.get("required", []))
             expect(required == {a for a in schema["properties"] if (name, a) not in BRIDGE_ARGUMENTS
+                                and (name, a) not in TOOL_DEFAULTS
                                 and (params[renames.get(a, a)]["required"] or (name, a) == ("check", "tool"))},
                    f"{name}: required {required}")
         expect(tools["snapshot"].annotations.read_only_hint is True, "snapshot not read-only")
@@ -652,7 +662,7 @@ async def test_tools_carry_annotations_derived_from_their_risk_class():
             expect(hints[:2] == (True, False), f"{name} ({cls}): {hints}")
         else:
             expect(cls in ("act", "write") and hints[:2] == (False, True), f"{name} ({cls}): {hints}")
-        expect(hints[2] == (name != "activate") and hints[3] is False, f"{name} ({cls}): {hints}")
+        expect(hints[2] == (name not in NOT_IDEMPOTENT) and hints[3] == (name in OPEN_WORLD), f"{name} ({cls}): {hints}")
 
 
 if __name__ == "__main__":

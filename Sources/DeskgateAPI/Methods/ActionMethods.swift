@@ -240,7 +240,7 @@ public enum TextInsert: APIMethod {
     public static let name = "text.insert"
     public static let summary = "Inserts text into an editable element at a character offset (default: the caret, else the end) and reports whether the field grew by it."
     public static let params: [Schema.Field] = [
-        APIFields.ref, .init("value", .string(maxLength: 1 << 20), required: true),
+        APIFields.ref, .init("value", .string(maxLength: 1 << 20), required: true, "The text to insert."),
         .init("at", .integer(minimum: 0, maximum: 1 << 24), "Character offset; default the caret, else the end."),
     ]
     public static let result = Schema.object([.init("ok", .boolean), .init("matches", .boolean), .init("length", .integer)], additional: true)
