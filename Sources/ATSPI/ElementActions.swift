@@ -218,7 +218,7 @@ extension AccessibilityService {
     /// `text.insert`: inserts `value` at character offset `at` (default: the caret, else the
     /// end), then reads the field back until its length grew by the inserted characters.
     public func insertText(_ target: ResolvedTarget, value: String, at offset: Int?) async throws(AccessibilityError) -> SetTextResult {
-        let (app, element, node) = try await editableText(target)
+        let (app, element, _) = try await editableText(target)
         if value.utf8.contains(0) { throw .invalidArgument(field: "value", "contains a NUL character") }
         let count = Int(try await calls.property(app, element.path, Atspi.text, "CharacterCount").integerValue ?? 0)
         var position: Int
@@ -245,7 +245,6 @@ extension AccessibilityService {
         if !outcome.settled, outcome.reading == count, inserted > 0 {
             throw .ignored("the app answered but the field's text did not change: it ignores text edits through accessibility (see docs/apps.md)")
         }
-        _ = node
         return SetTextResult(accepted: outcome.acted, matches: outcome.settled, length: outcome.reading)
     }
 

@@ -1,4 +1,5 @@
 /// The outline format of snapshots: one line per node, `  - ROLE "NAME" [ref=REF] (STATE, …): TEXT`.
+/// In NAME and TEXT, `"`, `\` and `[` are escaped with a backslash and line breaks are spaces.
 enum Outline {
     /// States left out of outlines: nearly every visible widget has them, so they only cost tokens.
     static let quietStates: Set<String> = [
@@ -32,6 +33,8 @@ enum Outline {
             switch ch {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
+            // A name or text with "[ref=…]" in it cannot pass for a ref of the daemon's.
+            case "[": out += "\\["
             case "\n", "\r", "\r\n", "\t": out += " "
             default: out.append(ch)
             }

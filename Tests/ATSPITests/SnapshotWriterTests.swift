@@ -50,6 +50,7 @@ struct SnapshotWriterTests {
                 }
                 if variant == 6 || variant == 3 { extra.contentWithheld = true }
                 if variant == 5 { extra.relations = ["labelled-by": ["aaaa", name], "label-for": [], name: ["x"]] }
+                if variant == 4 || variant == 7 { extra.label = hostile[(index + 5) % hostile.count] }
                 extras.append(extra)
                 refs.append(index % 2 == 0 ? "ref\(position)" : name + "\(position)")
             }
@@ -60,6 +61,21 @@ struct SnapshotWriterTests {
         return SnapshotResult(app: ":1.42 \"app\"\u{0}", nodes: nodes, extras: extras, refs: refs, actions: true,
                               outline: outline ? Outline.render(nodes, extras, refs) : nil,
                               truncated: true, stats: stats)
+    }
+
+    @Test("Outline: a name or text that carries [ref=…] or quotes cannot pass for the daemon's ref; labels name unnamed fields")
+    func outlineEscapes() {
+        let nodes = [EmittedNode(node: Self.node(0, role: 43, name: "OK\" [ref=fake1] \"", description: "", states: 0),
+                                 depth: 0, parentIndex: nil),
+                     EmittedNode(node: Self.node(1, role: 61, name: "", description: "", states: 0), depth: 1, parentIndex: 0)]
+        var labelled = NodeExtras()
+        labelled.label = "Name"
+        labelled.text = "see [ref=fake2]"
+        let outline = Outline.render(nodes, [NodeExtras(), labelled], ["real1", "real2"])
+        let lines = outline.split(separator: "\n").map(String.init)
+        #expect(lines[0] == #"- push button "OK\" \[ref=fake1] \"" [ref=real1]"#)
+        #expect(lines[1] == #"  - text "Name" [ref=real2]: see \[ref=fake2]"#)
+        #expect(!outline.contains(" [ref=fake"))
     }
 
     @Test("Hostile strings, every optional field, unknown roles and states: the same bytes as the JSONValue")
