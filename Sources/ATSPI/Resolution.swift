@@ -105,11 +105,7 @@ extension AccessibilityService {
             guard let role = (try? replies[0].get())?.first?.integerValue else { return nil }
             if UInt32(truncatingIfNeeded: role) == ATSPI_ROLE_DOCUMENT_WEB.rawValue {
                 let reply = try? await calls.call(app, current, Atspi.document, "GetAttributes", timeout: config.readTimeout)
-                var attributes: [String: String] = [:]
-                for entry in reply?.first?.dictionaryEntries ?? [] {
-                    if let key = entry.key.stringValue, let value = entry.value.stringValue { attributes[key] = value }
-                }
-                return (attributes["DocURL"] ?? attributes["URI"]).flatMap(WebOrigin.of(url:))
+                return Self.origin(fromDocumentAttributes: reply)
             }
             guard let parent = (try? replies[1].get())?.first?.unwrapped.objectReference?.path,
                   parent != "/org/a11y/atspi/null", parent != current, parent != app.rootPath
@@ -117,6 +113,15 @@ extension AccessibilityService {
             current = parent
         }
         return nil
+    }
+
+    /// The origin in a `Document.GetAttributes` reply: `DocURL` (Gecko) or `URI` (Chromium).
+    static func origin(fromDocumentAttributes reply: [DBusValue]?) -> String? {
+        var attributes: [String: String] = [:]
+        for entry in reply?.first?.dictionaryEntries ?? [] {
+            if let key = entry.key.stringValue, let value = entry.value.stringValue { attributes[key] = value }
+        }
+        return (attributes["DocURL"] ?? attributes["URI"]).flatMap(WebOrigin.of(url:))
     }
 
     // MARK: - Fields

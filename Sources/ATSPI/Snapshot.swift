@@ -1,3 +1,4 @@
+import CAtspiConstants
 import DBus
 
 /// Which nodes a snapshot keeps.
@@ -117,8 +118,9 @@ extension AccessibilityService {
         if more.contains(.text) || more.contains(.value), let content {
             let nodes = try await withInterfaces(handle, emitted.map(\.node), deadline: deadline)
             for index in emitted.indices { emitted[index].node = nodes[index] }
-            allowed = try await decideContent(handle, nodes, tree: tree, include: more,
-                                              textOnlyForFields: textOnlyForFields, decide: content, deadline: deadline)
+            allowed = try await decideContent(handle, nodes, parents: emitted.map(\.parentIndex), root: rootPath, tree: tree,
+                                              include: more, textOnlyForFields: textOnlyForFields, decide: content,
+                                              deadline: deadline)
             for index in emitted.indices where allowed?[index] == false
                 && Self.wantsContent(nodes[index], include: more, textOnlyForFields: textOnlyForFields)
             {
@@ -179,9 +181,9 @@ extension AccessibilityService {
 
     /// Asks `decide` about every node whose content the result would carry (by role and display
     /// name, the label for field-like roles); true for nodes that carry none.
-    private func decideContent(_ app: AppHandle, _ nodes: [AccessibleNode], tree: FetchedTree, include: SnapshotIncludes,
-                               textOnlyForFields: Bool, decide: ContentDecider, deadline: Deadline) async throws(AccessibilityError)
-        -> [Bool]
+    private func decideContent(_ app: AppHandle, _ nodes: [AccessibleNode], parents: [Int?], root: String, tree: FetchedTree,
+                               include: SnapshotIncludes, textOnlyForFields: Bool, decide: ContentDecider,
+                               deadline: Deadline) async throws(AccessibilityError) -> [Bool]
     {
         let candidates = nodes.indices.filter { Self.wantsContent(nodes[$0], include: include, textOnlyForFields: textOnlyForFields) }
         guard !candidates.isEmpty else { return [Bool](repeating: true, count: nodes.count) }
@@ -189,11 +191,46 @@ extension AccessibilityService {
         let labels = try await firstLabels(app, of: labelled.map { nodes[$0].path }, known: tree, deadline: deadline)
         var labelOf: [Int: String] = [:]
         for (index, label) in zip(labelled, labels) { if let label, !label.isEmpty { labelOf[index] = label } }
-        let subjects = candidates.map { ContentSubject(role: AtspiNames.role(nodes[$0].role), name: labelOf[$0] ?? nodes[$0].name) }
+        let origins = try await pageOrigins(app, nodes, parents: parents, root: root, deadline: deadline)
+        let subjects = candidates.map {
+            ContentSubject(role: AtspiNames.role(nodes[$0].role), name: labelOf[$0] ?? nodes[$0].name, origin: origins[$0])
+        }
         let answers = decide(subjects)
         var allowed = [Bool](repeating: true, count: nodes.count)
         for (position, index) in candidates.enumerated() { allowed[index] = position < answers.count && answers[position] }
         return allowed
+    }
+
+    /// The origin of the web page holding each node (nil outside pages, and in apps without web
+    /// content): its nearest `document web` ancestor in the output, read once per document, or,
+    /// for nodes above every document of the output, the page holding the snapshot's root.
+    func pageOrigins(_ app: AppHandle, _ nodes: [AccessibleNode], parents: [Int?], root: String,
+                     deadline: Deadline) async throws(AccessibilityError) -> [String?]
+    {
+        var origins = [String?](repeating: nil, count: nodes.count)
+        guard app.hasWebContent else { return origins }
+        let documents = nodes.indices.filter { nodes[$0].role == ATSPI_ROLE_DOCUMENT_WEB.rawValue }
+        let replies = try await calls.batch(app, documents.map { (nodes[$0].path, Atspi.document, "GetAttributes", []) },
+                                            timeout: deadline.remaining(cap: config.readTimeout), deadline: deadline)
+        var documentOrigin: [Int: String?] = [:]
+        for (index, reply) in zip(documents, replies) {
+            documentOrigin[index] = Self.origin(fromDocumentAttributes: try? reply.get())
+        }
+        // Above the output's own documents: the page the root is in, if it is in one.
+        let rootOrigin = nodes.first?.role == ATSPI_ROLE_DOCUMENT_WEB.rawValue ? nil : try await self.documentOrigin(app, path: root)
+        for index in nodes.indices {
+            var current: Int? = index
+            var found: String??
+            while let at = current {
+                if let origin = documentOrigin[at] {
+                    found = origin
+                    break
+                }
+                current = parents[at]
+            }
+            origins[index] = found ?? rootOrigin
+        }
+        return origins
     }
 
     /// Reads bounds, actions, text and values for nodes, all calls of one kind at once.

@@ -105,10 +105,13 @@ public struct ResolvedTarget: Sendable {
 public struct ContentSubject: Sendable, Hashable {
     public var role: String
     public var name: String
+    /// The origin of the web page holding the element, in a browser (see ``ElementTarget/origin``).
+    public var origin: String?
 
-    public init(role: String, name: String) {
+    public init(role: String, name: String, origin: String? = nil) {
         self.role = role
         self.name = name
+        self.origin = origin
     }
 }
 

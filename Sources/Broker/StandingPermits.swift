@@ -29,11 +29,14 @@ public struct StandingQuestion: Sendable {
     }
 
     /// Reading an element's content inside a result (text, values, text events): decided as
-    /// `text.read` of that element would be, without asking.
-    public static func readContent(client: ClientIdentity, app: TargetInfo, role: String, name: String) -> StandingQuestion {
+    /// `text.read` of that element would be (its role, display name and, in a browser, its
+    /// page's origin), without asking.
+    public static func readContent(client: ClientIdentity, app: TargetInfo, role: String, name: String,
+                                   origin: String? = nil) -> StandingQuestion {
         var target = TargetInfo(appName: app.appName, appExe: app.appExe, appPid: app.appPid)
         target.role = role
         target.name = name
+        target.origin = origin
         return StandingQuestion(BrokerRequest(client: client, method: TextRead.name, riskClass: .read, target: target,
                                               interactive: false))
     }

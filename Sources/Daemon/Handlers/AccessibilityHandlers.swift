@@ -271,7 +271,8 @@ struct StandingDecisions: Sendable {
     /// it would be decided without asking.
     func mayRead(_ client: ClientIdentity, target: ResolvedTarget) -> Bool {
         guard let element = target.element else { return false }
-        return readDecisions(client, app: target.app, [ContentSubject(role: element.role, name: element.displayName)])[0]
+        return readDecisions(client, app: target.app, [ContentSubject(role: element.role, name: element.displayName,
+                                                                      origin: element.origin)])[0]
     }
 
     /// One answer per subject; each distinct subject is decided once.
@@ -281,7 +282,8 @@ struct StandingDecisions: Sendable {
         var questions: [StandingQuestion] = []
         for subject in subjects where unique[subject] == nil {
             unique[subject] = questions.count
-            questions.append(.readContent(client: client, app: app.brokerTarget, role: subject.role, name: subject.name))
+            questions.append(.readContent(client: client, app: app.brokerTarget, role: subject.role, name: subject.name,
+                                          origin: subject.origin))
         }
         let answers = broker.standing(questions).map { $0.effect == .allow }
         return subjects.map { answers[unique[$0]!] }
