@@ -467,7 +467,8 @@ done
 
 mkdir -p "$T/home" "$T/config" "$T/cache" "$T/data" "$T/run" "$T/pids"
 chmod 700 "$T/run"
-# Real apps' profiles: no first-run pages, dialogs, update checks or crash recovery.
+# Real apps' profiles: no first-run pages, dialogs, update checks or crash recovery; no document
+# lock files (one left by a killed soffice would stop the document behind a "locked" question).
 if grep -q '^firefox' "$T/real-apps" 2>/dev/null; then
     mkdir -p "$T/firefox"
     cat >"$T/firefox/user.js" <<'PREFS'
@@ -494,6 +495,8 @@ if grep -qE '^(writer|calc)' "$T/real-apps" 2>/dev/null; then
 <item oor:path="/org.openoffice.Office.Common/Misc"><prop oor:name="ShowTipOfTheDay" oor:op="fuse"><value>false</value></prop></item>
 <item oor:path="/org.openoffice.Setup/Office"><prop oor:name="ooSetupInstCompleted" oor:op="fuse"><value>true</value></prop></item>
 <item oor:path="/org.openoffice.Office.Recovery/AutoSave"><prop oor:name="Enabled" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Misc"><prop oor:name="UseDocumentOOoLockFile" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Misc"><prop oor:name="UseDocumentSystemFileLocking" oor:op="fuse"><value>false</value></prop></item>
 </oor:items>
 XCU
 fi
