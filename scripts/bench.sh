@@ -4,6 +4,12 @@
 #
 # BIN_BEFORE=DIR (release binaries of an earlier commit) adds a same-run before/after section: both
 # daemons serve the same apps, and snapshots and activations are timed against each in turn.
+#
+# Then the real apps, on a headless desktop of their own (docs/apps.md): a web page of about 5,000
+# nodes in Chromium and in Firefox and a Writer document of about 2,000, each snapshotted over the
+# socket, against the app's own Cache.GetItems (bare GDBus client) and pyatspi's walk of the same
+# app in the same run. BENCH_REAL_APPS picks them (default "firefox chromium writer"; "none" skips
+# them); BENCH_FIXTURES=0 skips the fixture apps and the spine, broker and audit sections.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 BIN=${BIN:-$ROOT/.build/release}
@@ -27,7 +33,27 @@ if [ "${1:-}" != "__inside" ]; then
                 "gtk4:--rows 280 --name bench-gtk4-2k"; do
         case " ${BENCH_APPS:-${spec##* }} " in *" ${spec##* } "*) APP_ARGS+=(--app "$spec") ;; esac
     done
-    exec bash "$ROOT/scripts/headless-desktop.sh" -q "${APP_ARGS[@]}" -- bash "$0" __inside "$REPORT"
+    status=0
+    if [ "${BENCH_FIXTURES:-1}" != 0 ]; then
+        bash "$ROOT/scripts/headless-desktop.sh" -q "${APP_ARGS[@]}" -- bash "$0" __inside "$REPORT" || status=1
+    fi
+    REAL=${BENCH_REAL_APPS:-firefox chromium writer}
+    if [ "$REAL" != none ]; then
+        DOCS=$(mktemp -d /tmp/deskgate-bench-docs.XXXXXX)
+        REAL_ARGS=()
+        for kind in $REAL; do
+            case "$kind" in
+                firefox|chromium) REAL_ARGS+=(--app "$kind") ;;
+                writer) /usr/bin/python3 "$ROOT/Tests/Fixtures/bench_documents.py" writer "$DOCS/bench-writer.fodt" --paragraphs 200
+                        REAL_ARGS+=(--app "writer:$DOCS/bench-writer.fodt") ;;
+                *) echo "bench.sh: unknown real app '$kind' in BENCH_REAL_APPS" >&2; exit 2 ;;
+            esac
+        done
+        BENCH_REAL_APPS="$REAL" bash "$ROOT/scripts/headless-desktop.sh" -q "${REAL_ARGS[@]}" -- bash "$0" __inside "$REPORT" || status=1
+        rm -rf "$DOCS"
+    fi
+    echo "report saved to $REPORT" >&2
+    exit $status
 fi
 
 REPORT=$2
@@ -36,7 +62,7 @@ SOCK=$WORK/deskgate.sock
 SPINNERS=()
 trap 'kill $DAEMON_PID "${SPINNERS[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/config" "$WORK/etc"
-# The benchmark client may do everything on the fixture apps; nothing else.
+# The benchmark client may do everything on the fixture and real apps; nothing else.
 cat > "$WORK/config/policy.toml" <<POLICY
 default = "deny"
 [[rule]]
@@ -45,6 +71,9 @@ effect = "allow"
 actions = ["observe", "read", "act", "write", "admin"]
 app = "bench-*"
 POLICY
+for app in Firefox Chromium soffice; do
+    printf '[[rule]]\nid = "bench-%s"\neffect = "allow"\nactions = ["observe", "read"]\napp = "%s"\n' "$app" "$app" >>"$WORK/config/policy.toml"
+done
 "$BIN/deskgated" --socket "$SOCK" --state-dir "$WORK/state" --config-dir "$WORK/config" --system-policy-dir "$WORK/etc" --log-level warning 2>"$WORK/daemon.log" &
 DAEMON_PID=$!
 for _ in $(seq 1 200); do [ -S "$SOCK" ] && break; sleep 0.05; done
@@ -58,6 +87,49 @@ if [ -n "${BIN_BEFORE:-}" ]; then
 fi
 
 report() { tee -a "$REPORT"; }
+
+# The real apps' desktop: snapshots of big pages and documents against GetItems and pyatspi.
+if [ -n "${DESKGATE_REAL_APPS:-}" ]; then
+    FIX=$ROOT/Tests/Fixtures
+    echo "## Real apps (end to end over the socket, release build) vs the app's own GetItems and pyatspi" | report
+    # $1 app name, $2 label; prints deskgate's snapshot p50, GetItems, pyatspi and the ratios.
+    compare() {
+        local app=$1 label=$2 line items walk
+        line=$("$BIN/deskgate-bench" call --socket "$SOCK" --method tree.snapshot --params "{\"app\":\"$app\",\"max_nodes\":20000}" \
+            --count 5 --stats --label "tree.snapshot $label") || { echo "tree.snapshot $label failed" | report; return 0; }
+        echo "$line" | report
+        items=$(/usr/bin/python3 "$FIX/cache_items.py" "$app" --count 5 2>&1) || items="{}"
+        echo "  app's own Cache.GetItems (bare GDBus client): $items" | report
+        walk=$(/usr/bin/python3 "$FIX/pyatspi_dump.py" "$app" --json --no-nodes --passes 1 2>/dev/null) || walk="{}"
+        LINE=$line ITEMS=$items WALK=$walk /usr/bin/python3 - <<'PY' | report
+import json, os, re
+line, items, walk = os.environ["LINE"], json.loads(os.environ["ITEMS"] or "{}"), json.loads(os.environ["WALK"] or "{}")
+p50 = float(re.search(r"p50 ([0-9.]+) ms", line).group(1))
+nodes = re.search(r"nodes ([0-9.]+)", line)
+parts = [f"deskgate {p50:.0f} ms for {float(nodes.group(1)):.0f} nodes" if nodes else f"deskgate {p50:.0f} ms"]
+if walk.get("ms"):
+    parts.append(f"pyatspi {walk['ms']:.0f} ms for {walk['count']} nodes = {walk['ms'] / p50:.1f}x deskgate")
+if items.get("p50_ms"):
+    parts.append(f"GetItems {items['p50_ms']:.0f} ms for {items['items']} items; deskgate = {p50 / items['p50_ms']:.1f}x GetItems")
+print("  " + "; ".join(parts))
+PY
+    }
+    for kind in $DESKGATE_REAL_APPS; do
+        case "$kind" in
+            firefox|chromium)
+                app=Firefox; rows=${BENCH_FIREFOX_ROWS:-610}
+                [ "$kind" = chromium ] && { app=Chromium; rows=${BENCH_CHROMIUM_ROWS:-525}; }
+                # Rows chosen so that the page is about 5,000 nodes in each browser (Chromium
+                # gives text nodes of their own, Firefox keeps text in its parent).
+                /usr/bin/python3 "$FIX/bench_documents.py" web "$DESKGATE_WEB_DIR/bench-$kind.html" --rows "$rows" --title "bench page $kind"
+                bash "$ROOT/scripts/headless-desktop.sh" --open "$kind" "$DESKGATE_WEB_URL/bench-$kind.html"
+                compare "$app" "$app, web page of $rows table rows"
+                ;;
+            writer) compare soffice "Writer, 200-paragraph document" ;;
+        esac
+    done
+    exit 0
+fi
 
 # Idle footprint: RSS, and voluntary context switches per thread (by name) over 5 s of idle.
 # Any count here is a periodic wake-up (a timer or a poll timeout), not work.
@@ -152,4 +224,3 @@ echo | report
 echo "## Audit" | report
 "$BIN/deskgate-bench" audit --directory "$WORK/audit-bench" | report
 echo | report
-echo "report saved to $REPORT" >&2

@@ -18,6 +18,19 @@
 #   qt5[:ARGS]    Tests/Fixtures/qt5_app.py ARGS    (deskgate-fixture-qt5)
 #   cmd:NAME:COMMAND [ARG...]   any program; NAME is the AT-SPI application name to wait for
 # ARGS are split on whitespace, e.g. --app 'gtk3:--rows 500 --name big'.
+# Real apps (docs/apps.md), each with the switches and environment it needs to expose its tree and
+# a throw-away profile under the temp directory, started after the fixtures. The harness waits
+# until the page or document is in the tree, not only until the app registered:
+#   firefox[:URL|FILE]    Firefox ESR (AT-SPI name Firefox); default: the start page below
+#   chromium[:URL|FILE]   Chromium (AT-SPI name Chromium); default: the start page below
+#   writer[:FILE]         LibreOffice Writer (AT-SPI name soffice); default: a new text document
+#   calc[:FILE]           LibreOffice Calc, in the same soffice instance as writer
+# With firefox or chromium a web server (python3 http.server) serves DESKGATE_WEB_DIR on
+# 127.0.0.1, so pages have a real http://127.0.0.1:PORT origin; the start page is index.html.
+#
+# Inside a desktop (from COMMAND or its children), open another page or document in the running
+# app: a new tab, or a new LibreOffice window; waits until it is in the tree unless --no-wait:
+#   scripts/headless-desktop.sh --open firefox|chromium|writer|calc URL|FILE [--no-wait]
 #
 # Options:
 #   --app SPEC        start a fixture app (repeatable). Qt5 apps are always started first.
@@ -33,6 +46,9 @@
 #   NAME.log holds the app's stdout+stderr, NAME.pid its pid), DESKGATE_FIXTURE_APPS (space-separated
 #   AT-SPI names), DESKGATE_FIXTURES_DIR, DESKGATE_DESKTOP_HOME (the isolated HOME used by the apps).
 #   HOME/XDG_CONFIG_HOME/XDG_CACHE_HOME/XDG_DATA_HOME are the caller's own (so `swift test` works).
+#   With real apps also: DESKGATE_REAL_APPS (the kinds started, space-separated), DESKGATE_WEB_DIR
+#   and DESKGATE_WEB_URL (the served directory and http://127.0.0.1:PORT), DESKGATE_FIREFOX_PROFILE,
+#   DESKGATE_CHROMIUM_PROFILE, DESKGATE_LIBREOFFICE_PROFILE (profile directories; --open uses them).
 #   Note: a Qt5 app started by COMMAND will not register (the a11y bus is already up); start Qt5
 #   apps with --app.
 set -u
@@ -52,8 +68,103 @@ gtk3[:ARGS]   $FIXTURES/gtk3_app.py  [--rows N] [--name NAME]   default name des
 gtk4[:ARGS]   $FIXTURES/gtk4_app.py  [--rows N] [--name NAME]   default name deskgate-fixture-gtk4
 qt5[:ARGS]    $FIXTURES/qt5_app.py   [--rows N] [--name NAME]   default name deskgate-fixture-qt5
 cmd:NAME:COMMAND [ARG...]           any program, registered as AT-SPI app NAME
+firefox[:URL|FILE]                  firefox-esr, AT-SPI name Firefox
+chromium[:URL|FILE]                 chromium, AT-SPI name Chromium
+writer[:FILE]                       LibreOffice Writer, AT-SPI name soffice
+calc[:FILE]                         LibreOffice Calc, AT-SPI name soffice (one instance with writer)
 EOF
 }
+
+# ---------------------------------------------------------------------------------------------
+# Real apps: the switches and environment each needs (docs/apps.md has the evidence).
+# ---------------------------------------------------------------------------------------------
+# Sets APP_CMD (the command line) for KIND to show TARGET (a URL, or a file for LibreOffice; empty:
+# a new document), MODE start (the first instance) or open (hand it to the running instance).
+# Profiles live under $1 (the desktop's temp directory).
+real_app_command() {  # dir kind mode target
+    local dir=$1 kind=$2 mode=$3 target=$4
+    case "$kind" in
+        firefox)
+            # GNOME_ACCESSIBILITY=1: Gecko turns its accessibility on at start-up only when this is
+            # set or org.a11y.Status.IsEnabled is true (it also follows IsEnabled later).
+            APP_CMD=(env GNOME_ACCESSIBILITY=1 MOZ_CRASHREPORTER_DISABLE=1 firefox-esr --profile "$dir/firefox")
+            [ "$mode" = open ] && APP_CMD+=(--new-tab)
+            APP_CMD+=("$target")
+            ;;
+        chromium)
+            # Chromium reads GNOME_ACCESSIBILITY (or IsEnabled) once, at start-up; without it the
+            # browser never registers. --force-renderer-accessibility: web content in the tree
+            # from the start. --no-sandbox: we run as root. The backgrounding switches: a window
+            # covered by another (Firefox's) still updates its tree at once after an action.
+            APP_CMD=(env GNOME_ACCESSIBILITY=1 chromium --no-sandbox --force-renderer-accessibility
+                     --user-data-dir="$dir/chromium" --no-first-run --no-default-browser-check --disable-gpu
+                     --password-store=basic --disable-backgrounding-occluded-windows
+                     --disable-renderer-backgrounding --disable-background-timer-throttling "$target")
+            ;;
+        writer|calc)
+            # SAL_USE_VCLPLUGIN=gtk3: without a desktop environment soffice picks its X11 ("gen")
+            # plugin, which has no AT-SPI bridge; gtk3 (package libreoffice-gtk3) goes through ATK.
+            APP_CMD=(env SAL_USE_VCLPLUGIN=gtk3 soffice "-env:UserInstallation=file://$dir/libreoffice"
+                     --norestore --nologo --nolockcheck)
+            # --nodefault: no Start Center besides the document (with no file it would show nothing).
+            if [ -n "$target" ]; then APP_CMD+=(--nodefault "$target"); else APP_CMD+=("--$kind"); fi
+            ;;
+    esac
+}
+
+# Sets READY_ARGS: the app_ready.py arguments that wait for KIND's TARGET.
+real_app_ready_args() {  # kind target
+    case "$1" in
+        firefox) READY_ARGS=(Firefox --url "$2") ;;
+        chromium) READY_ARGS=(Chromium --url "$2") ;;
+        writer)
+            if [ -n "$2" ]; then READY_ARGS=(soffice --window "$(basename "$2") - " --document "document text")
+            else READY_ARGS=(soffice --window "Untitled " --document "document text"); fi ;;
+        calc)
+            if [ -n "$2" ]; then READY_ARGS=(soffice --window "$(basename "$2") - " --document "document spreadsheet")
+            else READY_ARGS=(soffice --window "Untitled " --document "document spreadsheet"); fi ;;
+    esac
+}
+
+# A browser target: a URL as given, a file as file:///ABSOLUTE (empty: the start page).
+browser_url() {  # target web-url
+    case "$1" in
+        '') echo "$2/index.html" ;;
+        [a-zA-Z]*://*|about:*|data:*) echo "$1" ;;
+        *) [ -e "$1" ] || { echo "headless-desktop: error: no such file: $1" >&2; return 1; }
+           echo "file://$(readlink -f "$1")" ;;
+    esac
+}
+
+# The real apps' own environment: the desktop's HOME and XDG directories (also for --open, which
+# runs from COMMAND, whose HOME is the caller's).
+real_app_env() {  # dir
+    export HOME="$1/home" XDG_CONFIG_HOME="$1/config" XDG_CACHE_HOME="$1/cache" XDG_DATA_HOME="$1/data"
+}
+
+# --open KIND TARGET [--no-wait], run from inside a desktop.
+if [ "${1:-}" = "--open" ]; then
+    shift
+    [ $# -ge 2 ] || die "usage: $0 --open firefox|chromium|writer|calc URL|FILE [--no-wait]"
+    kind=$1; target=$2; wait_ready=1
+    [ "${3:-}" = --no-wait ] && wait_ready=0
+    T=${DESKGATE_DESKTOP_DIR:-}
+    [ -n "$T" ] && [ -d "$T" ] || die "--open runs inside a desktop (DESKGATE_DESKTOP_DIR is not set)"
+    started_kind=$kind; case "$kind" in writer|calc) started_kind="(writer|calc)" ;; esac  # one soffice serves both
+    [[ " ${DESKGATE_REAL_APPS:-} " =~ \ $started_kind\  ]] \
+        || die "$kind was not started in this desktop (DESKGATE_REAL_APPS: ${DESKGATE_REAL_APPS:-none})"
+    case "$kind" in
+        firefox|chromium) target=$(browser_url "$target" "${DESKGATE_WEB_URL:-}") || exit 125 ;;
+        writer|calc) [ -f "$target" ] || die "no such file: $target"; target=$(readlink -f "$target") ;;
+        *) die "--open: unknown kind '$kind'" ;;
+    esac
+    real_app_command "$T" "$kind" open "$target"
+    (real_app_env "$T"; "${APP_CMD[@]}" </dev/null >>"${DESKGATE_DESKTOP_LOGS:-$T}/open-$kind.log" 2>&1) \
+        || die "$kind did not take $target (see ${DESKGATE_DESKTOP_LOGS:-$T}/open-$kind.log)"
+    [ "$wait_ready" = 1 ] || exit 0
+    real_app_ready_args "$kind" "$target"
+    exec "$PY" "$FIXTURES/app_ready.py" "${READY_ARGS[@]}" --timeout "${DESKGATE_DESKTOP_TIMEOUT:-60}" >/dev/null
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Inner stage: runs under dbus-run-session (private session bus) with DISPLAY set.
@@ -156,6 +267,68 @@ if [ "${1:-}" = "__inner" ]; then
         sleep 0.1
     done
     [ -s "$T/apps" ] && say "registered: $(echo $have)"
+
+    # Real apps ($T/real-apps: KIND<TAB>TARGET), after the fixtures and the bus. Firefox, Chromium
+    # and the first LibreOffice document start together; each is waited for until its page or
+    # document is in the tree; a second LibreOffice kind then opens in the same instance.
+    if [ -s "$T/real-apps" ]; then
+        if grep -qE '^(firefox|chromium)' "$T/real-apps"; then
+            mkdir -p "$T/www"
+            cat >"$T/www/index.html" <<'PAGE'
+<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>deskgate start page</title></head>
+<body><h1>deskgate start page</h1><p>Served by scripts/headless-desktop.sh.</p></body></html>
+PAGE
+            "$PY" -u -m http.server --bind 127.0.0.1 --directory "$T/www" 0 >"$LOGS/http.log" 2>&1 5>&- 6>&- &
+            d=$(deadline)
+            until port=$(grep -oE '^Serving HTTP on 127\.0\.0\.1 port [0-9]+' "$LOGS/http.log" 2>/dev/null | grep -oE '[0-9]+$'); do
+                [ "$(date +%s)" -lt "$d" ] || { echo "headless-desktop: error: the web server did not start:" >&2; cat "$LOGS/http.log" >&2; exit 125; }
+                sleep 0.05
+            done
+            export DESKGATE_WEB_DIR="$T/www" DESKGATE_WEB_URL="http://127.0.0.1:$port"
+        fi
+        started=(); waits=(); later=(); office=""; timings=""
+        t0=$(date +%s.%N)
+        while IFS=$'\t' read -r kind target; do
+            case "$kind" in
+                firefox|chromium) target=$(browser_url "$target" "${DESKGATE_WEB_URL:-}") || exit 125 ;;
+                writer|calc) [ -z "$target" ] || target=$(readlink -f "$target")
+                    if [ -n "$office" ]; then later+=("$kind"$'\t'"$target"); continue; fi
+                    office=$kind ;;
+            esac
+            real_app_command "$T" "$kind" start "$target"
+            # Not fds 5/6 (the caller's stdout/stderr): a browser process that outlived us would hold them.
+            (real_app_env "$T"; exec "${APP_CMD[@]}") </dev/null >"$LOGS/$kind.log" 2>&1 5>&- 6>&- &
+            echo $! >"$T/pids/$kind.pid"
+            started+=("$kind"); waits+=("$kind"$'\t'"$target")
+        done <"$T/real-apps"
+        ready_or_die() {  # kind target
+            real_app_ready_args "$1" "$2"
+            if "$PY" "$FIXTURES/app_ready.py" "${READY_ARGS[@]}" --timeout "$TIMEOUT" >>"$LOGS/ready.log" 2>"$LOGS/ready-$1.err"; then
+                timings="$timings $1 $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }'),"
+                return 0
+            fi
+            echo "headless-desktop: error: $1 did not show ${2:-a new document} within ${TIMEOUT}s:" >&2
+            cat "$LOGS/ready-$1.err" >&2; echo "--- $LOGS/$1.log" >&2; tail -n 20 "$LOGS/$1.log" >&2; exit 125
+        }
+        for w in "${waits[@]}"; do ready_or_die "${w%%$'\t'*}" "${w#*$'\t'}"; done
+        for w in "${later[@]+"${later[@]}"}"; do
+            kind=${w%%$'\t'*}; target=${w#*$'\t'}
+            real_app_command "$T" "$kind" open "$target"
+            (real_app_env "$T"; exec "${APP_CMD[@]}") </dev/null >"$LOGS/$kind.log" 2>&1 5>&- 6>&- \
+                || { echo "headless-desktop: error: soffice did not open ${target:-a new $kind document}" >&2; tail -n 20 "$LOGS/$kind.log" >&2; exit 125; }
+            started+=("$kind"); ready_or_die "$kind" "$target"
+        done
+        export DESKGATE_REAL_APPS="${started[*]}"
+        for kind in "${started[@]}"; do
+            case "$kind" in
+                firefox) export DESKGATE_FIREFOX_PROFILE="$T/firefox" ;;
+                chromium) export DESKGATE_CHROMIUM_PROFILE="$T/chromium" ;;
+                writer|calc) export DESKGATE_LIBREOFFICE_PROFILE="$T/libreoffice" ;;
+            esac
+        done
+        say "real apps ready (after start):${timings%,}${DESKGATE_WEB_URL:+; web server $DESKGATE_WEB_URL}"
+    fi
     say "display $DISPLAY, a11y bus $AT_SPI_BUS_ADDRESS, app logs in $LOGS"
 
     export DESKGATE_FIXTURE_APPS="$(echo $wanted)"
@@ -210,11 +383,36 @@ chmod 700 "$T"
 # Every process we start inherits this marker; cleanup finds them by it (and by nothing else).
 MARK="DESKGATE_DESKTOP_DIR=$T"
 CLEANED=0
+# The real apps' recorded pids that are still those apps (their command line names this desktop).
+real_app_roots() {
+    local f pid
+    for f in "$T"/pids/*.pid; do
+        [ -f "$f" ] || continue
+        pid=$(cat "$f")
+        { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF "$T/" && echo "$pid"
+    done
+}
+# PIDS and all their live descendants, one per line.
+descendants() {
+    [ $# -gt 0 ] || return 0
+    local all want=" $* " changed=1 pid ppid
+    all=$(awk '{ sub(/.*\) /, ""); print FILENAME, $2 }' /proc/[0-9]*/stat 2>/dev/null | sed -E 's|/proc/([0-9]+)/stat|\1|')
+    while [ "$changed" = 1 ]; do
+        changed=0
+        while read -r pid ppid; do
+            case "$want" in *" $ppid "*) case "$want" in *" $pid "*) ;; *) want="$want$pid "; changed=1 ;; esac ;; esac
+        done <<<"$all"
+    done
+    for pid in $want; do [ -d "/proc/$pid" ] && echo "$pid"; done
+}
 cleanup() {
     [ "$CLEANED" = 1 ] && return; CLEANED=1
     local pids p sig
     for sig in TERM TERM KILL; do
-        pids=$(grep -lsxzF "$MARK" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 | grep -vx "$$" | tr '\n' ' ')
+        # By the marker, and the real apps by their recorded pids and descendants: Chromium
+        # overwrites its environment with its process title, so the marker is not found there.
+        pids=$( { grep -lsxzF "$MARK" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3
+                  descendants $(real_app_roots); } | sort -u | grep -vx "$$" | tr '\n' ' ')
         [ -z "$pids" ] && break
         # shellcheck disable=SC2086
         kill -$sig $pids 2>/dev/null
@@ -234,7 +432,7 @@ trap 'on_signal 2' INT
 trap 'on_signal 1' HUP
 
 # Parse app specs into $T/apps (KIND<TAB>NAME<TAB>ARGS).
-: >"$T/apps"
+: >"$T/apps"; : >"$T/real-apps"
 for spec in "${APPS[@]+"${APPS[@]}"}"; do
     kind=${spec%%:*}; args=""; [ "$kind" != "$spec" ] && args=${spec#*:}
     case "$kind" in
@@ -252,14 +450,56 @@ for spec in "${APPS[@]+"${APPS[@]}"}"; do
             case "$args" in *:?*) ;; *) die "cmd app needs cmd:NAME:COMMAND, got '$spec'" ;; esac
             name=${args%%:*}; args=${args#*:}
             ;;
+        firefox|chromium|writer|calc)
+            grep -q "^$kind"$'\t' "$T/real-apps" 2>/dev/null && die "--app $kind given twice (open more with --open)"
+            case "$kind:$args" in
+                firefox:*://*|chromium:*://*|firefox:about:*|chromium:about:*|*:) ;;
+                *) [ -f "$args" ] || die "$kind: no such file '$args'"; args=$(readlink -f "$args") ;;
+            esac
+            printf '%s\t%s\n' "$kind" "$args" >>"$T/real-apps"
+            continue
+            ;;
         *) die "unknown app kind '$kind' (see --list-apps)" ;;
     esac
     case "$name" in *[[:space:]/]*|'') die "bad app name '$name'" ;; esac
     printf '%s\t%s\t%s\n' "$kind" "$name" "$args" >>"$T/apps"
 done
 
-mkdir -p "$T/home" "$T/config" "$T/cache" "$T/data" "$T/run"
+mkdir -p "$T/home" "$T/config" "$T/cache" "$T/data" "$T/run" "$T/pids"
 chmod 700 "$T/run"
+# Real apps' profiles: no first-run pages, dialogs, update checks or crash recovery; no document
+# lock files (one left by a killed soffice would stop the document behind a "locked" question).
+if grep -q '^firefox' "$T/real-apps" 2>/dev/null; then
+    mkdir -p "$T/firefox"
+    cat >"$T/firefox/user.js" <<'PREFS'
+user_pref("browser.shell.checkDefaultBrowser", false);
+user_pref("browser.startup.homepage_override.mstone", "ignore");
+user_pref("browser.startup.page", 0);
+user_pref("browser.aboutwelcome.enabled", false);
+user_pref("browser.newtab.preload", false);
+user_pref("browser.tabs.warnOnClose", false);
+user_pref("browser.sessionstore.resume_from_crash", false);
+user_pref("datareporting.policy.dataSubmissionEnabled", false);
+user_pref("toolkit.telemetry.reportingpolicy.firstRun", false);
+user_pref("app.update.auto", false);
+user_pref("extensions.update.enabled", false);
+user_pref("browser.tabs.unloadOnLowMemory", false);
+PREFS
+fi
+if grep -qE '^(writer|calc)' "$T/real-apps" 2>/dev/null; then
+    mkdir -p "$T/libreoffice/user"
+    cat >"$T/libreoffice/user/registrymodifications.xcu" <<'XCU'
+<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Common/Misc"><prop oor:name="FirstRun" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Misc"><prop oor:name="ShowTipOfTheDay" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Setup/Office"><prop oor:name="ooSetupInstCompleted" oor:op="fuse"><value>true</value></prop></item>
+<item oor:path="/org.openoffice.Office.Recovery/AutoSave"><prop oor:name="Enabled" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Misc"><prop oor:name="UseDocumentOOoLockFile" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Misc"><prop oor:name="UseDocumentSystemFileLocking" oor:op="fuse"><value>false</value></prop></item>
+</oor:items>
+XCU
+fi
 if [ -n "$LOG_DIR" ]; then mkdir -p "$LOG_DIR" || die "cannot create $LOG_DIR"; LOGS=$(cd "$LOG_DIR" && pwd)
 else LOGS="$T/logs"; mkdir -p "$LOGS"; fi
 
@@ -271,7 +511,9 @@ done
 unset DBUS_SESSION_BUS_ADDRESS DBUS_STARTER_ADDRESS DBUS_STARTER_BUS_TYPE AT_SPI_BUS_ADDRESS \
       WAYLAND_DISPLAY WAYLAND_SOCKET DISPLAY XAUTHORITY SESSION_MANAGER DESKTOP_SESSION \
       XDG_SESSION_ID XDG_SESSION_TYPE XDG_SESSION_DESKTOP XDG_CURRENT_DESKTOP GNOME_DESKTOP_SESSION_ID \
-      NO_AT_BRIDGE GTK_A11Y GTK_MODULES QT_ACCESSIBILITY DESKGATE_SOCKET
+      NO_AT_BRIDGE GTK_A11Y GTK_MODULES QT_ACCESSIBILITY DESKGATE_SOCKET GNOME_ACCESSIBILITY \
+      DESKGATE_REAL_APPS DESKGATE_WEB_DIR DESKGATE_WEB_URL DESKGATE_FIREFOX_PROFILE DESKGATE_CHROMIUM_PROFILE \
+      DESKGATE_LIBREOFFICE_PROFILE
 export HOME="$T/home" XDG_CONFIG_HOME="$T/config" XDG_CACHE_HOME="$T/cache" XDG_DATA_HOME="$T/data" \
        XDG_RUNTIME_DIR="$T/run" GDK_BACKEND=x11 QT_QPA_PLATFORM=xcb GSETTINGS_BACKEND=memory \
        DESKGATE_DESKTOP_DIR="$T" DESKGATE_DESKTOP_LOGS="$LOGS" DESKGATE_DESKTOP_TIMEOUT="$TIMEOUT" \
