@@ -22,6 +22,9 @@ public struct AppDiagnosis: Sendable {
     public var toolkit: String
     /// Nodes counted, up to ``AccessibilityService/diagnosisNodeLimit``.
     public var nodes: Int
+    /// Of those, the nodes inside the app's windows (not the app, not the windows themselves):
+    /// Chromium without `--force-renderer-accessibility` shows windows with nothing inside.
+    public var contentNodes: Int
     public var responding: Bool
     /// Web documents (`document web`) in the tree, and how many of them have content.
     public var webDocuments: Int
@@ -70,7 +73,7 @@ extension AccessibilityService {
         var apps: [AppDiagnosis] = []
         for info in listed {
             let target = AppTarget(id: info.id, name: info.name, pid: info.pid, exe: info.exe, startTime: nil)
-            var diagnosis = AppDiagnosis(app: target, toolkit: info.toolkit, nodes: 0, responding: info.responding,
+            var diagnosis = AppDiagnosis(app: target, toolkit: info.toolkit, nodes: 0, contentNodes: 0, responding: info.responding,
                                          webDocuments: 0, webDocumentsWithContent: 0)
             if info.responding, let handle = try? await registry.live(info.id) {
                 let deadline = Deadline(after: .seconds(2))
@@ -78,6 +81,7 @@ extension AccessibilityService {
                                                    pruneHidden: false, deadline: deadline)
                 {
                     diagnosis.nodes = tree.nodes.count
+                    diagnosis.contentNodes = max(0, tree.nodes.count - 1 - (tree[tree.root]?.children.count ?? 0))
                     for node in tree.nodes where node.role == ATSPI_ROLE_DOCUMENT_WEB.rawValue {
                         diagnosis.webDocuments += 1
                         if !node.children.isEmpty { diagnosis.webDocumentsWithContent += 1 }
@@ -87,17 +91,29 @@ extension AccessibilityService {
             apps.append(diagnosis)
         }
         let onBus = Set(listed.map(\.pid))
-        let hidden = ProcessFacts.graphicalProcesses().filter { !onBus.contains($0.pid) && include($0.target) }
+        let hidden = ProcessFacts.graphicalProcesses(session: ProcessFacts.sessionMarker())
+            .filter { !onBus.contains($0.pid) && include($0.target) }
         return AccessibilityDiagnosis(isEnabled: status.isEnabled, screenReaderEnabled: status.screenReaderEnabled,
                                       enabledByDaemon: connection.enabledIsEnabled, apps: apps, hiddenProcesses: hidden)
     }
 }
 
 extension ProcessFacts {
-    /// This user's processes that have a display in their environment and link a GUI toolkit
-    /// (or are a browser), from `/proc`. Child processes of a browser (renderers, zygotes) and
-    /// processes of other users are left out.
-    static func graphicalProcesses() -> [HiddenProcess] {
+    /// What ties a process to the daemon's desktop session: the session bus address, else the
+    /// display, from the daemon's own environment (nil: neither is known, so no process can be
+    /// said to belong to this session).
+    static func sessionMarker() -> String? {
+        for name in ["DBUS_SESSION_BUS_ADDRESS", "DISPLAY", "WAYLAND_DISPLAY"] {
+            if let value = getenv(name), value.pointee != 0 { return name + "=" + String(cString: value) }
+        }
+        return nil
+    }
+
+    /// This user's processes in this desktop session (their environment has `session`, see
+    /// ``sessionMarker()``) that link a GUI toolkit or are a browser, from `/proc`. Child
+    /// processes of a browser (renderers, zygotes) and processes of other users are left out.
+    static func graphicalProcesses(session: String?) -> [HiddenProcess] {
+        guard let session else { return [] }
         guard let dir = opendir("/proc") else { return [] }
         defer { closedir(dir) }
         let uid = getuid()
@@ -110,7 +126,7 @@ extension ProcessFacts {
             guard let pid = Int32(name), pid != me else { continue }
             var info = stat()
             guard stat("/proc/\(pid)", &info) == 0, info.st_uid == uid else { continue }
-            guard let environ = strings(of: pid, file: "environ"),
+            guard let environ = strings(of: pid, file: "environ"), environ.contains(session),
                   environ.contains(where: { $0.hasPrefix("DISPLAY=") || $0.hasPrefix("WAYLAND_DISPLAY=") })
             else { continue }
             let cmdline = strings(of: pid, file: "cmdline") ?? []

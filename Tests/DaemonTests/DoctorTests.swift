@@ -11,7 +11,8 @@ struct DoctorTests {
 
     static func app(_ name: String, toolkit: String, nodes: Int, web: Int = 0, webWithContent: Int = 0) -> AppDiagnosis {
         AppDiagnosis(app: AppTarget(id: ":1.\(nodes)", name: name, pid: 100, exe: "/usr/bin/\(name)", startTime: 1),
-                     toolkit: toolkit, nodes: nodes, responding: true, webDocuments: web, webDocumentsWithContent: webWithContent)
+                     toolkit: toolkit, nodes: nodes, contentNodes: max(0, nodes - 2), responding: true, webDocuments: web,
+                     webDocumentsWithContent: webWithContent)
     }
 
     static func findings(_ diagnosis: AccessibilityDiagnosis?, busError: String? = nil, helper: Bool = true,
@@ -33,8 +34,8 @@ struct DoctorTests {
     @Test("A one-node Chromium gets the switch; Qt the environment variable; others a restart")
     func thinTrees() {
         let diagnosis = AccessibilityDiagnosis(isEnabled: true, screenReaderEnabled: false, enabledByDaemon: true, apps: [
-            Self.app("Chromium", toolkit: "Chromium", nodes: 1),
-            Self.app("qtapp", toolkit: "Qt", nodes: 2),
+            Self.app("Chromium", toolkit: "Chromium", nodes: 4),
+            Self.app("qtapp", toolkit: "Qt", nodes: 3),
             Self.app("gedit", toolkit: "gtk", nodes: 1),
             Self.app("Firefox", toolkit: "Gecko", nodes: 300, web: 2, webWithContent: 0),
             Self.app("fine", toolkit: "gtk", nodes: 80),

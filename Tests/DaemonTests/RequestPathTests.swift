@@ -512,7 +512,7 @@ final class FakeDesktop: Accessibility {
     func diagnose(where include: @Sendable (AppTarget) -> Bool) async -> AccessibilityDiagnosis {
         AccessibilityDiagnosis(isEnabled: true, screenReaderEnabled: false, enabledByDaemon: false,
                                apps: [app, other].filter(include).map {
-                                   AppDiagnosis(app: $0, toolkit: "fake", nodes: 40, responding: true, webDocuments: 0,
+                                   AppDiagnosis(app: $0, toolkit: "fake", nodes: 40, contentNodes: 38, responding: true, webDocuments: 0,
                                                 webDocumentsWithContent: 0)
                                }, hiddenProcesses: [])
     }

@@ -75,8 +75,9 @@ enum ProcessFactsText {
 /// Why a tree is empty or thin, and what to do: the rules, from facts gathered elsewhere
 /// (tested without a desktop).
 enum Doctor {
-    /// Trees of at most this many nodes are thin: an app window with nothing inside.
-    static let thinTree = 3
+    /// Trees with at most this many nodes inside their windows are thin: windows with nothing
+    /// inside (Chromium without the switch shows its frames and no more).
+    static let thinTree = 2
 
     static func findings(accessibility: AccessibilityDiagnosis?, busError: String?, helperRegistered: Bool,
                          policy: PolicyStatus?, hardening: HardeningFacts) -> [Finding] {
@@ -148,17 +149,17 @@ enum Doctor {
             return [Finding(check: "app_tree", status: .warning, message: "\(name) does not answer accessibility calls",
                             advice: "it may be busy or hung; deskgate stops asking until it answers a ping", app: app.app.id, pid: app.app.pid)]
         }
-        if app.nodes <= thinTree {
+        if app.contentNodes <= thinTree {
             let advice: String
             if toolkit.contains("chromium") || toolkit.contains("chrome") || toolkit.contains("electron") {
-                advice = "start it with --force-renderer-accessibility (Electron apps: ELECTRON_FORCE_RENDERER_ACCESSIBILITY=1 or the same switch)"
+                advice = "start it with --force-renderer-accessibility (Electron apps take the same switch)"
             } else if toolkit.contains("qt") {
                 advice = "start it with QT_LINUX_ACCESSIBILITY_ALWAYS_ON=1 in its environment"
             } else {
                 advice = "restart it now that accessibility is on; apps started before it was turned on may keep an empty tree"
             }
             return [Finding(check: "app_tree", status: .warning,
-                            message: "\(name) shows only \(app.nodes) accessible node\(app.nodes == 1 ? "" : "s")",
+                            message: "\(name) shows \(app.contentNodes == 0 ? "nothing" : "only \(app.contentNodes) element\(app.contentNodes == 1 ? "" : "s")") inside its window\(app.nodes - app.contentNodes > 2 ? "s" : "")",
                             advice: advice, app: app.app.id, pid: app.app.pid)]
         }
         if app.webDocuments > 0, app.webDocumentsWithContent == 0 {
