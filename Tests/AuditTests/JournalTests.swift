@@ -320,6 +320,9 @@ struct JournalWitnessTests {
         #expect(throws: AuditError.self) { try AuditLog.reset(directory: tmp.auditDir) }
         #expect(FileManager.default.fileExists(atPath: tmp.auditDir + "/hmac.key"))
         await fresh.close()
+        // journald stores entries asynchronously: verify once it holds the records and the close.
+        try await waitForRecord(fresh.logID, seq: 5)
+        _ = try await TestJournal.waitForCheckpoints(fresh.logID, atLeast: 1)
         let freshCheck = try AuditVerifier.verify(directory: tmp.auditDir, journal: true)
         #expect(freshCheck.ok && freshCheck.journal?.history == "fresh")
 
@@ -340,6 +343,8 @@ struct JournalWitnessTests {
         #expect(next.health.firstBadSeq == nil)
         _ = try await next.append(outcome(6))
         await next.close()
+        try await waitForRecord(next.logID, seq: 2)
+        _ = try await TestJournal.waitForCheckpoints(next.logID, atLeast: 1)
         let opening = try #require(records(tmp.auditDir).first)
         #expect(opening["kind"] == "log_started")
         #expect(opening["details"]?["previous_log_id"]?.stringValue == fresh.logID)
