@@ -58,10 +58,17 @@ public enum BrowserLaunch {
 
     /// The argument vector that hands `url` to the running browser whose command line is
     /// `cmdline`: its executable, the switches that name its profile (and `--no-sandbox`, which
-    /// Chromium needs as root even to hand over a URL), then the URL.
+    /// Chromium needs as root even to hand over a URL), then the URL. Chromium rewrites its
+    /// command line as its process title, one string with the arguments joined by spaces: that
+    /// string is split at its spaces (a profile path with a space in it is then not found, and
+    /// ``AccessibilityService/navigate(_:url:)`` refuses rather than start another browser).
     public static func arguments(kind: Kind, executable: String, cmdline: [String], url: String) throws(AccessibilityError)
         -> [String]
     {
+        var cmdline = cmdline
+        if kind == .chromium, cmdline.count == 1, cmdline[0].contains(" ") {
+            cmdline = cmdline[0].split(separator: " ").map(String.init)
+        }
         var args = [executable]
         var index = 1
         switch kind {
@@ -95,15 +102,27 @@ public enum BrowserLaunch {
         return args
     }
 
-    /// The browser's own environment, cut to what finds its display, session bus and profile.
-    public static func environment(from environ: [String]) -> [String] {
-        let kept: Set<String> = ["DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY", "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR",
-                                 "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "LANG",
-                                 "MOZ_ENABLE_WAYLAND", "CHROME_CONFIG_HOME"]
-        return environ.filter { entry in
-            guard let equals = entry.firstIndex(of: "=") else { return false }
-            return kept.contains(String(entry[..<equals]))
-        } + ["PATH=/usr/bin:/bin"]
+    /// The variables that find a browser's display, session bus and profile.
+    static let keptVariables: [String] = ["DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY", "DBUS_SESSION_BUS_ADDRESS",
+                                          "XDG_RUNTIME_DIR", "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME",
+                                          "LANG", "MOZ_ENABLE_WAYLAND", "CHROME_CONFIG_HOME"]
+
+    /// The browser's own environment, cut to ``keptVariables``; a variable it does not show
+    /// comes from `fallback` (the daemon's own, of the same session: Chromium overwrites its
+    /// environment block with its process title, so `/proc/PID/environ` may hold none).
+    public static func environment(from environ: [String], fallback: [String] = []) -> [String] {
+        func value(_ name: String, in entries: [String]) -> String? {
+            entries.first { $0.hasPrefix(name + "=") }
+        }
+        return keptVariables.compactMap { value($0, in: environ) ?? value($0, in: fallback) } + ["PATH=/usr/bin:/bin"]
+    }
+
+    /// The daemon's own values of ``keptVariables``.
+    static func ownEnvironment() -> [String] {
+        keptVariables.compactMap { name in
+            guard let raw = getenv(name), raw.pointee != 0 else { return nil }
+            return name + "=" + String(cString: raw)
+        }
     }
 }
 
@@ -141,7 +160,15 @@ extension AccessibilityService {
         // Read after the reads of /proc: the pid still names the process decided on.
         guard ProcessFacts.startTime(of: app.pid) == app.startTime else { throw .appGone(app: app.id) }
         let argv = try BrowserLaunch.arguments(kind: kind, executable: exe, cmdline: cmdline, url: url)
-        let outcome = await ChildProcess.run(argv, environment: BrowserLaunch.environment(from: environ),
+        // A profile that is not there would start a second browser instead of reaching this one.
+        for profile in argv.compactMap({ $0.hasPrefix("--user-data-dir=") ? String($0.dropFirst(16)) : nil }) {
+            var info = stat()
+            guard stat(profile, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+                throw .notSupported("cannot tell the profile directory of this \(kind.rawValue) from its command line")
+            }
+        }
+        let outcome = await ChildProcess.run(argv, environment: BrowserLaunch.environment(from: environ,
+                                                                                          fallback: BrowserLaunch.ownEnvironment()),
                                              timeoutMs: Int32(clamping: config.actionTimeout.components.seconds * 1000 * 5))
         guard outcome == .exited(0) else {
             throw .unexpected("\(kind.rawValue) did not take the URL (\(outcome))")

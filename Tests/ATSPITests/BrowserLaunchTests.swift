@@ -27,6 +27,12 @@ struct BrowserLaunchTests {
                       "--remote-debugging-port=9222", "https://start.example/"],
             url: "https://example.org/")
         #expect(chromium == ["/usr/lib/chromium/chromium", "--no-sandbox", "--user-data-dir=/tmp/p", "https://example.org/"])
+        // Chromium's command line as it shows it: its process title, one string.
+        let titled = try BrowserLaunch.arguments(
+            kind: .chromium, executable: "/usr/lib/chromium/chromium",
+            cmdline: ["/usr/lib/chromium/chromium --enable-gpu-rasterization --no-sandbox --user-data-dir=/tmp/p --no-first-run http://a/"],
+            url: "https://example.org/")
+        #expect(titled == ["/usr/lib/chromium/chromium", "--no-sandbox", "--user-data-dir=/tmp/p", "https://example.org/"])
         let spaced = try BrowserLaunch.arguments(kind: .chromium, executable: "/c", cmdline: ["c", "--user-data-dir", "/d"],
                                                  url: "https://e.org/")
         #expect(spaced == ["/c", "--user-data-dir=/d", "https://e.org/"])
@@ -47,6 +53,10 @@ struct BrowserLaunchTests {
         #expect(BrowserLaunch.kind(executable: "/usr/bin/python3") == nil)
         let env = BrowserLaunch.environment(from: ["DISPLAY=:0", "LD_PRELOAD=/tmp/evil.so", "HOME=/home/a",
                                                    "DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1/bus", "SECRET_TOKEN=x"])
-        #expect(env == ["DISPLAY=:0", "HOME=/home/a", "DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1/bus", "PATH=/usr/bin:/bin"])
+        #expect(env == ["DISPLAY=:0", "DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1/bus", "HOME=/home/a", "PATH=/usr/bin:/bin"])
+        // A browser whose environment block holds its process title (Chromium): the daemon's own.
+        let overwritten = BrowserLaunch.environment(from: ["chromium --type=browser --no-sandbox"],
+                                                    fallback: ["DISPLAY=:7", "HOME=/root", "LD_PRELOAD=/x.so"])
+        #expect(overwritten == ["DISPLAY=:7", "HOME=/root", "PATH=/usr/bin:/bin"])
     }
 }
