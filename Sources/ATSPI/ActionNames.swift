@@ -31,6 +31,10 @@ extension AppHandle {
 
     /// Browsers: their elements live in web documents that have origins.
     var hasWebContent: Bool { toolkit == "Gecko" || toolkit == "Chromium" }
+
+    /// Gecko shows an opened web `<select>`'s options in a popup of the browser window, outside
+    /// the page (``AccessibilityService/chooseInPopup(_:combo:options:index:)``).
+    var showsSelectPopupsOutsidePage: Bool { toolkit == "Gecko" }
 }
 
 extension AccessibilityService {

@@ -17,22 +17,25 @@ public struct SelectResult: Sendable, Hashable {
     /// Whether the option reads as selected afterwards (the list's `IsChildSelected`, or the
     /// option's `selected` state).
     public var selected: Bool
-    /// `selection` (`Selection.SelectChild` on the list) or `action` (the option's own action,
-    /// where the list refuses SelectChild, as Chromium's do).
+    /// `selection` (`Selection.SelectChild` on the list), `popup` (the item of the popup the combo
+    /// box opened: Firefox), `action` (the option's own action: Chromium, and where a list refuses
+    /// SelectChild) or `none` (it already was chosen).
     public var method: String
     /// False when the choice had not shown when the wait for it ended.
     public var settled: Bool
 }
 
 extension AccessibilityService {
-    /// `element.select`: chooses an option of a combo box or list through AT-SPI `Selection`.
+    /// `element.select`: chooses an option of a combo box or list.
     ///
     /// The list is the element itself when it implements Selection, else its first child that
     /// does (a combo box's popup menu in Firefox and Chromium); the options are the list's
     /// children, or the children of its only child when that is a menu or list (a GTK3 combo
-    /// box). When the list refuses
-    /// `SelectChild`, the option's `select` action (else its first action) is performed. The
-    /// result is read back until the option shows as chosen (bounded, woken by the app's events).
+    /// box). In web pages the choice is made as a person makes it, so the page hears of it:
+    /// Firefox through the popup its combo box opens (``chooseInPopup(_:combo:options:index:)``),
+    /// Chromium by the option's own action. Elsewhere AT-SPI `Selection.SelectChild`, and the
+    /// option's `select` action (else its first) where the list refuses. The result is read back
+    /// until the option shows as chosen (bounded, woken by the app's events).
     public func select(_ target: ResolvedTarget, choice: OptionChoice) async throws(AccessibilityError) -> SelectResult {
         let (app, _, node) = try await confirmedElement(target)
         var list = node
@@ -78,30 +81,101 @@ extension AccessibilityService {
         if try await isChosen() {
             return SelectResult(option: option.name, index: index, selected: true, method: "none", settled: true)
         }
-        // Selection first; the path the app's events announce is the option's or the list's.
-        var outcome = try await acting(app, path: nil, watching: [.states, .properties]) { () async throws(AccessibilityError) -> Bool in
-            let reply = try await calls.call(app, list.path, Atspi.selection, "SelectChild", [.int32(Int32(index))],
-                                             timeout: config.actionTimeout)
-            return reply.first?.boolValue ?? false
-        } read: { () async throws(AccessibilityError) -> Bool in
-            try await isChosen()
-        } isDone: { $0 }
-        var method = "selection"
-        if !outcome.acted && !outcome.reading {
-            let names = try await actionNames(app, paths: [option.path], deadline: Deadline(after: config.requestDeadline))[0]
-            guard !names.isEmpty else {
-                throw .ignored("the list refused to select \(Text.quoted(option.name)) and the option has no action")
-            }
-            let actionIndex = names.firstIndex(of: "select") ?? 0
-            method = "action"
-            outcome = try await acting(app, path: nil, watching: [.states, .properties]) { () async throws(AccessibilityError) -> Bool in
-                let reply = try await calls.call(app, option.path, Atspi.action, "DoAction", [.int32(Int32(actionIndex))],
-                                                 timeout: config.actionTimeout)
+        // The path the app's events announce is the option's or the list's: watch the app.
+        let bySelection = { () async throws(AccessibilityError) -> (acted: Bool, reading: Bool, settled: Bool) in
+            try await self.acting(app, path: nil, watching: [.states, .properties]) { () async throws(AccessibilityError) -> Bool in
+                let reply = try await self.calls.call(app, list.path, Atspi.selection, "SelectChild", [.int32(Int32(index))],
+                                                      timeout: self.config.actionTimeout)
                 return reply.first?.boolValue ?? false
             } read: { () async throws(AccessibilityError) -> Bool in
                 try await isChosen()
             } isDone: { $0 }
         }
+        let byAction = { (actionIndex: Int) async throws(AccessibilityError) -> (acted: Bool, reading: Bool, settled: Bool) in
+            try await self.acting(app, path: nil, watching: [.states, .properties]) { () async throws(AccessibilityError) -> Bool in
+                let reply = try await self.calls.call(app, option.path, Atspi.action, "DoAction", [.int32(Int32(actionIndex))],
+                                                      timeout: self.config.actionTimeout)
+                return reply.first?.boolValue ?? false
+            } read: { () async throws(AccessibilityError) -> Bool in
+                try await isChosen()
+            } isDone: { $0 }
+        }
+        // A web page reacts to a choice only as a person makes it (Selection.SelectChild sets the
+        // option quietly, and the page's change event never fires). Firefox: through the popup
+        // the combo box opens; Chromium: the option's own action. Elsewhere Selection first, the
+        // option's action where the list refuses.
+        if app.showsSelectPopupsOutsidePage, node.role == ATSPI_ROLE_COMBO_BOX.rawValue {
+            let byPopup = try await acting(app, path: nil, watching: [.states, .properties]) { () async throws(AccessibilityError) -> Bool in
+                try await self.chooseInPopup(app, combo: node.path, options: options.map(\.name), index: index)
+            } read: { () async throws(AccessibilityError) -> Bool in
+                try await isChosen()
+            } isDone: { $0 }
+            if byPopup.acted {
+                return SelectResult(option: option.name, index: index, selected: byPopup.reading, method: "popup",
+                                    settled: byPopup.settled)
+            }
+        }
+        let names = try await actionNames(app, paths: [option.path], deadline: Deadline(after: config.requestDeadline))[0]
+        let actionIndex = names.firstIndex(of: "select") ?? names.firstIndex(of: "click") ?? (names.isEmpty ? nil : 0)
+        var method: String
+        var outcome: (acted: Bool, reading: Bool, settled: Bool)
+        if app.hasWebContent, !app.showsSelectPopupsOutsidePage, let actionIndex {
+            method = "action"
+            outcome = try await byAction(actionIndex)
+        } else {
+            method = "selection"
+            outcome = try await bySelection()
+            if !outcome.acted && !outcome.reading {
+                guard let actionIndex else {
+                    throw .ignored("the list refused to select \(Text.quoted(option.name)) and the option has no action")
+                }
+                method = "action"
+                outcome = try await byAction(actionIndex)
+            }
+        }
         return SelectResult(option: option.name, index: index, selected: outcome.reading, method: method, settled: outcome.settled)
+    }
+
+    /// Firefox shows a web `<select>`'s options, once opened, in a popup of its own window (a
+    /// `menu` of `menu item`s outside the page); choosing there is what a person does, and the
+    /// page hears of it. Performs the combo box's `open` action, finds the popup among the
+    /// elements that announce themselves (bounded by the settle wait), checks that it lists
+    /// exactly the combo box's options, and clicks the item at `index`. False when there is no
+    /// such popup: nothing but the opening was done.
+    func chooseInPopup(_ app: AppHandle, combo: String, options: [String], index: Int) async throws(AccessibilityError) -> Bool {
+        let deadline = Deadline(after: config.settleTimeout)
+        let names = try await actionNames(app, paths: [combo], deadline: deadline)[0]
+        guard let open = names.firstIndex(of: "open") else { return false }
+        let pulse = Pulse(sleep: config.sleep)
+        guard let watch = try? await events.watch(app: app.id, path: nil, events: [.states, .children], pulse: pulse) else {
+            return false
+        }
+        defer { Task { await self.events.unsubscribe(watch) } }
+        _ = try await calls.call(app, combo, Atspi.action, "DoAction", [.int32(Int32(open))], timeout: config.actionTimeout)
+        var looked: Set<String> = []
+        while !deadline.hasPassed, await pulse.wait(deadline.remaining(cap: config.settleTimeout)) {
+            let speakers = pulse.takeSources().filter { looked.insert($0).inserted }
+            let nodes = try await readNodes(app, paths: speakers, withChildren: false, interfaces: false)
+            // An item speaks (focused, showing) or its menu does: the menu is the candidate.
+            var menus: [String] = []
+            for node in nodes {
+                if node.role == ATSPI_ROLE_MENU.rawValue {
+                    menus.append(node.path)
+                } else if node.role == ATSPI_ROLE_MENU_ITEM.rawValue,
+                          let parent = try? await calls.property(app, node.path, Atspi.accessible, "Parent").objectReference?.path {
+                    menus.append(parent)
+                }
+            }
+            for menu in Set(menus) where menu != combo && looked.insert("menu " + menu).inserted {
+                let items = try await readNodes(app, paths: try await childPaths(app, of: menu), withChildren: false, interfaces: false)
+                guard items.map(\.name) == options, items.allSatisfy({ $0.role == ATSPI_ROLE_MENU_ITEM.rawValue }) else { continue }
+                let item = items[index].path
+                let actions = try await actionNames(app, paths: [item], deadline: deadline)[0]
+                guard let click = actions.firstIndex(of: "click") ?? actions.firstIndex(of: "select") else { return false }
+                let reply = try await calls.call(app, item, Atspi.action, "DoAction", [.int32(Int32(click))], timeout: config.actionTimeout)
+                return reply.first?.boolValue ?? false
+            }
+        }
+        return false
     }
 }

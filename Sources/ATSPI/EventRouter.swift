@@ -266,7 +266,8 @@ final class EventRouter: Sendable {
             }
             return (anyone, pulses)
         }
-        for pulse in pulses { pulse.signal() }
+        // Watches are told which element spoke (a popup that an action opened announces itself).
+        for pulse in pulses { pulse.signal(from: signal.path) }
         guard anyone else { return }
         let args = signal.args
         let detail = args.first?.stringValue ?? ""

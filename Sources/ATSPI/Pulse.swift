@@ -12,6 +12,8 @@ final class Pulse: Sendable {
         /// The newest wait whose time ran out (or was cancelled) before it was installed.
         var expiredUpTo: UInt64 = 0
         var closed = false
+        /// Paths of the elements that announced the signals, newest last (at most 256).
+        var sources: [String] = []
     }
 
     private let state = Mutex(State())
@@ -22,9 +24,14 @@ final class Pulse: Sendable {
         self.sleep = sleep
     }
 
-    /// One signal: wakes the waiter, or is kept for the next wait.
-    func signal() {
+    /// One signal (announced by the element at `source`, when known): wakes the waiter, or is
+    /// kept for the next wait.
+    func signal(from source: String? = nil) {
         let waiter = state.withLock { s -> CheckedContinuation<Bool, Never>? in
+            if let source {
+                if s.sources.count == 256 { s.sources.removeFirst() }
+                s.sources.append(source)
+            }
             if let waiter = s.waiter {
                 s.waiter = nil
                 return waiter.continuation
@@ -33,6 +40,14 @@ final class Pulse: Sendable {
             return nil
         }
         waiter?.resume(returning: true)
+    }
+
+    /// The paths of the elements that announced signals since the last call, oldest first.
+    func takeSources() -> [String] {
+        state.withLock { s in
+            defer { s.sources = [] }
+            return s.sources
+        }
     }
 
     /// Drops the signals kept so far.
