@@ -45,6 +45,31 @@ public struct ScrollResult: Sendable, Hashable {
     /// The app's answer to `Component.ScrollTo`.
     public var accepted: Bool
     public var states: [String]
+    /// Whether the element reads as on screen afterwards: its `showing` state, or, in a web
+    /// page (whose browsers do not update `showing` on scrolling), its extents inside its
+    /// document's.
+    public var inView: Bool
+}
+
+/// A rectangle in screen coordinates, as `Component.GetExtents` gives it.
+struct Extents: Sendable, Hashable {
+    var x: Int64, y: Int64, width: Int64, height: Int64
+
+    init?(_ reply: [DBusValue]?) {
+        guard let fields = reply?.first?.structFields, fields.count == 4 else { return nil }
+        let v = fields.map { $0.integerValue ?? 0 }
+        (x, y, width, height) = (v[0], v[1], v[2], v[3])
+    }
+
+    init(x: Int64, y: Int64, width: Int64, height: Int64) {
+        (self.x, self.y, self.width, self.height) = (x, y, width, height)
+    }
+
+    /// Whether the two share an area (an empty rectangle shares none).
+    func overlaps(_ other: Extents) -> Bool {
+        width > 0 && height > 0 && other.width > 0 && other.height > 0
+            && x < other.x + other.width && other.x < x + width && y < other.y + other.height && other.y < y + height
+    }
 }
 
 /// Which state change an action is expected to cause, so its result can wait for it.
@@ -95,7 +120,7 @@ extension AccessibilityService {
     /// Returns the last reading and whether `isDone` held. Nothing polls: without an event
     /// there is no new reading.
     func acting<Reading: Sendable, Acted: Sendable>(
-        _ app: AppHandle, path: String?, watching events: Set<WatchedEvent>,
+        _ app: AppHandle, path: String?, watching events: Set<WatchedEvent>, lastLook: Bool = false,
         act: () async throws(AccessibilityError) -> Acted,
         read: () async throws(AccessibilityError) -> Reading,
         isDone: (Reading) -> Bool
@@ -116,6 +141,11 @@ extension AccessibilityService {
                     settled = isDone(reading)
                 }
                 if Task.isCancelled { throw .cancelled }
+                // For changes the app may make without an event: one more read at the end.
+                if lastLook && !settled {
+                    reading = try await read()
+                    settled = isDone(reading)
+                }
             }
             if let watch { await self.events.unsubscribe(watch) }
             return (acted, reading, settled)
@@ -270,18 +300,31 @@ extension AccessibilityService {
     }
 
     /// `element.scroll_into_view`: `Component.ScrollTo(anywhere)`, then the element's states
-    /// (`showing` once it is on screen).
+    /// until it reads as on screen (``ScrollResult/inView``). Browsers scroll after answering and
+    /// announce it with no event of the element's own: the app's events are watched, with one
+    /// last look at the end of the wait.
     public func scrollIntoView(_ target: ResolvedTarget) async throws(AccessibilityError) -> ScrollResult {
         let (app, element, node) = try await confirmedElement(target)
         guard node.interfaces.contains(.component) else { throw .notSupported("element cannot be scrolled to") }
-        let outcome = try await acting(app, path: element.path, watching: node.states.isShowing ? [] : [.states]) {
-            () async throws(AccessibilityError) -> Bool in
+        let viewport = try await nearestDocument(app, path: element.path)
+        let outcome = try await acting(app, path: viewport == nil ? element.path : nil,
+                                       watching: viewport == nil ? [.states] : [.states, .properties, .children],
+                                       lastLook: true) { () async throws(AccessibilityError) -> Bool in
             let reply = try await calls.call(app, element.path, Atspi.component, "ScrollTo",
                                              [.uint32(ATSPI_SCROLL_ANYWHERE.rawValue)], timeout: config.actionTimeout)
             return reply.first?.boolValue ?? false
-        } read: { () async throws(AccessibilityError) -> [String] in
-            try await currentStates(app, path: element.path)
-        } isDone: { $0.contains("showing") }
-        return ScrollResult(accepted: outcome.acted, states: outcome.reading)
+        } read: { () async throws(AccessibilityError) -> (states: [String], inView: Bool) in
+            let states = try await currentStates(app, path: element.path)
+            guard !states.contains("showing"), let viewport, viewport != element.path else {
+                return (states, states.contains("showing"))
+            }
+            let screen: [DBusValue] = [.uint32(0)]
+            let extents = try await calls.batch(app, [(element.path, Atspi.component, "GetExtents", screen),
+                                                      (viewport, Atspi.component, "GetExtents", screen)],
+                                                timeout: config.readTimeout)
+            guard let own = Extents(try? extents[0].get()), let page = Extents(try? extents[1].get()) else { return (states, false) }
+            return (states, own.overlaps(page))
+        } isDone: { $0.inView }
+        return ScrollResult(accepted: outcome.acted, states: outcome.reading.states, inView: outcome.reading.inView)
     }
 }

@@ -96,6 +96,14 @@ extension AccessibilityService {
     /// cut to `scheme://host[:port]`. Nil when there is no such document, it has no URL, or the
     /// URL has no host: never anything the page or the client says.
     func documentOrigin(_ app: AppHandle, path: String) async throws(AccessibilityError) -> String? {
+        guard let document = try await nearestDocument(app, path: path) else { return nil }
+        let reply = try? await calls.call(app, document, Atspi.document, "GetAttributes", timeout: config.readTimeout)
+        return Self.origin(fromDocumentAttributes: reply)
+    }
+
+    /// The path of the nearest `document web` ancestor of `path` (or `path` itself), in apps
+    /// with web content; nil elsewhere or when there is none.
+    func nearestDocument(_ app: AppHandle, path: String) async throws(AccessibilityError) -> String? {
         guard app.hasWebContent else { return nil }
         var current = path
         for _ in 0..<128 {
@@ -103,10 +111,7 @@ extension AccessibilityService {
                                                       (current, Atspi.properties, "Get", [.string(Atspi.accessible), .string("Parent")])],
                                                 timeout: config.readTimeout)
             guard let role = (try? replies[0].get())?.first?.integerValue else { return nil }
-            if UInt32(truncatingIfNeeded: role) == ATSPI_ROLE_DOCUMENT_WEB.rawValue {
-                let reply = try? await calls.call(app, current, Atspi.document, "GetAttributes", timeout: config.readTimeout)
-                return Self.origin(fromDocumentAttributes: reply)
-            }
+            if UInt32(truncatingIfNeeded: role) == ATSPI_ROLE_DOCUMENT_WEB.rawValue { return current }
             guard let parent = (try? replies[1].get())?.first?.unwrapped.objectReference?.path,
                   parent != "/org/a11y/atspi/null", parent != current, parent != app.rootPath
             else { return nil }

@@ -278,9 +278,8 @@ extension AccessibilityService {
         for (index, kind) in targets {
             switch kind {
             case .bounds:
-                if let fields = (try? results[position].get())?.first?.structFields, fields.count == 4 {
-                    let v = fields.map { $0.integerValue ?? 0 }
-                    extras[index].bounds = (v[0], v[1], v[2], v[3])
+                if let extents = Extents(try? results[position].get()) {
+                    extras[index].bounds = (extents.x, extents.y, extents.width, extents.height)
                 }
                 position += 1
             case .textLength:

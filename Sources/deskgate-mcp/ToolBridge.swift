@@ -288,7 +288,8 @@ struct ToolBridge: Sendable {
             own.append(result["matches"]?.boolValue == false ? "Inserted text into \(short), but its length did not grow as expected."
                                                               : "Inserted the text into \(short)\(length).")
         case "scroll_into_view":
-            own.append("Scrolled \(short) into view.")
+            own.append(result["in_view"]?.boolValue == false ? "Asked the app to scroll \(short) into view, but it does not read as on screen."
+                                                              : "Scrolled \(short) into view.")
         default:
             own.append("Done: \(tool) on \(short).")
         }

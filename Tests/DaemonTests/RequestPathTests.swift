@@ -494,7 +494,7 @@ final class FakeDesktop: Accessibility {
 
     func scrollIntoView(_ target: ResolvedTarget) async throws(AccessibilityError) -> ScrollResult {
         try confirm(target, "scrollIntoView")
-        return ScrollResult(accepted: true, states: ["showing"])
+        return ScrollResult(accepted: true, states: ["showing"], inView: true)
     }
 
     func insertText(_ target: ResolvedTarget, value: String, at offset: Int?) async throws(AccessibilityError) -> SetTextResult {

@@ -171,7 +171,7 @@ enum AccessibilityHandlers {
         })
         table.register(ElementScrollIntoView.self, target: element) { _, _, target in
             let done = try await source.get().scrollIntoView(target)
-            return ElementScrollIntoView.Result(ok: done.accepted, states: done.states)
+            return ElementScrollIntoView.Result(ok: done.accepted, inView: done.inView, states: done.states)
         }
         table.register(TextInsert.self, target: { params, _ in
             try await source.get().resolveElement(ref: params.ref)

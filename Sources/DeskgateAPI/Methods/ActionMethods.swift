@@ -218,21 +218,24 @@ public enum ElementSelect: APIMethod {
 
 public enum ElementScrollIntoView: APIMethod {
     public static let name = "element.scroll_into_view"
-    public static let summary = "Scrolls an element into view (Component.ScrollTo) and returns its states (showing once it is on screen)."
+    public static let summary = "Scrolls an element into view (Component.ScrollTo) and says whether it is on screen afterwards (in_view), with its states."
     public static let params: [Schema.Field] = [APIFields.ref]
-    public static let result = Schema.object([.init("ok", .boolean), .init("states", .arrayOf(.string))], additional: true)
+    public static let result = Schema.object([.init("ok", .boolean), .init("in_view", .boolean), .init("states", .arrayOf(.string))],
+                                             additional: true)
     public static let gating = Gating.gated(.act)
     public static let errors: [ErrorCode] = [.elementNotFound, .notSupported, .appNotResponding]
     public typealias Params = RefParams
 
     public struct Result: APIResult {
         public var ok: Bool
+        public var inView: Bool
         public var states: [String]
-        public init(ok: Bool, states: [String]) {
+        public init(ok: Bool, inView: Bool, states: [String]) {
             self.ok = ok
+            self.inView = inView
             self.states = states
         }
-        public var reply: APIReply { .value(["ok": .bool(ok), "states": JSONValue(states)]) }
+        public var reply: APIReply { .value(["ok": .bool(ok), "in_view": .bool(inView), "states": JSONValue(states)]) }
     }
 }
 
