@@ -38,6 +38,17 @@ enum TestJournal {
         entry[field].map { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// The entries matching `matches` once journald has stored at least `count` of them (it
+    /// stores what it is sent asynchronously), or what it has after 5 s.
+    static func waitForEntries(_ matches: [String], atLeast count: Int) async throws -> [[String: [UInt8]]] {
+        for _ in 0..<100 {
+            let found = entries(matches)
+            if found.count >= count { return found }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return entries(matches)
+    }
+
     /// Waits until journald has stored at least `count` checkpoints for `logID`.
     static func waitForCheckpoints(_ logID: String, atLeast count: Int) async throws -> [JournalCheckpoint] {
         for _ in 0..<100 {
@@ -332,7 +343,7 @@ struct JournalWitnessTests {
         #expect(reset.journaled)
         #expect(!FileManager.default.fileExists(atPath: tmp.auditDir))
         #expect(records(reset.movedTo).count == 5)
-        let entries = TestJournal.entries(["DESKGATE_RESET=1", "DESKGATE_LOG_ID=" + fresh.logID])
+        let entries = try await TestJournal.waitForEntries(["DESKGATE_RESET=1", "DESKGATE_LOG_ID=" + fresh.logID], atLeast: 1)
         #expect(entries.count == 1)
         #expect(TestJournal.string(entries[0], "DESKGATE_SEQ") == "5")
         // No log yet: the journal says why.
