@@ -31,6 +31,10 @@ public struct AccessibilityEvent: Sendable, Hashable {
     /// For text events: what a person calls the source, read live (its label, else its name),
     /// so content can be decided on the element it comes from.
     public var sourceName: String?
+    /// For text events in a browser: the origin of the web page holding the source, read live
+    /// (``AccessibilityService/documentOrigin(_:path:)``), so origin rules on `read` hold for
+    /// events as they do for snapshots.
+    public var sourceOrigin: String?
     public var detail: Detail
 }
 
@@ -313,7 +317,7 @@ final class EventRouter: Sendable {
             }
             let event = AccessibilityEvent(kind: type, app: sender, appTarget: appTarget, ref: source?.ref,
                                            role: source?.role.map(AtspiNames.role), sourceName: source?.displayName,
-                                           detail: detailValue)
+                                           sourceOrigin: source?.origin, detail: detailValue)
             for subscription in wanted where subscription.types.contains(type) { subscription.handler?(event) }
         }
     }
@@ -348,7 +352,9 @@ extension AccessibilityService {
             guard let (node, label) = try? await readElement(handle, path: path, ref: path) else { return nil }
             let ref = refs.ref(app: app, path: path, role: node.role, name: node.name)
             let display = (label?.isEmpty == false ? label : nil) ?? node.name
-            return EventSource(ref: ref, role: node.role, displayName: display)
+            // A page whose origin cannot be read is decided with none: it matches no origin rule.
+            let origin = (try? await documentOrigin(handle, path: path)) ?? nil
+            return EventSource(ref: ref, role: node.role, displayName: display, origin: origin)
         }
         // Role and name in one round trip: the ref is issued with the name the element has.
         guard let replies = try? await calls.batch(handle, [(path, Atspi.accessible, "GetRole", []),
@@ -367,6 +373,8 @@ struct EventSource: Sendable {
     var ref: String
     var role: UInt32?
     var displayName: String?
+    /// The origin of the web page holding it (live sources in browsers only).
+    var origin: String? = nil
 }
 
 /// Events an operation can wait for (``EventRouter/watch(app:path:events:pulse:)``).

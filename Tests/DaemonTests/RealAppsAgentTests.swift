@@ -208,6 +208,49 @@ struct AgentFlows {
             #expect(decision?["target"]?["origin"] == .string(origin), "\(String(describing: decision))")
         }
     }
+
+    /// Origin rules hold for text events too: a deny of `read` on this page's origin keeps the
+    /// page's text changes out of an allowed event stream, while a daemon allowed everything (the
+    /// control) sees them. Firefox only: Chromium announces a page's new text as a new text
+    /// node (children and name events), not as a text change.
+    func originTextEventsTask() async throws {
+        let id = RealApps.uniqueID()
+        let said = "Said \(id)"
+        let page = try WebPage(name: "say", title: "Say", id: id, body: """
+            <h1>Say</h1>
+            <p id="said">Nothing said</p>
+            <p><button type="button" onclick="document.getElementById('said').textContent = '\(said)'">Say it</button></p>
+            """)
+        let gated = try DaemonProcess(userPolicy: """
+            default = "deny"
+            [[rule]]
+            id = "look"
+            effect = "allow"
+            actions = ["observe", "read"]
+            app = "\(app)"
+            [[rule]]
+            id = "no-local-reads"
+            effect = "deny"
+            actions = ["read"]
+            origin = "http://127.0.0.1:*"
+            """)
+        defer { gated.stop() }
+        try await with(page) { session in
+            let gatedClient = try await gated.client()
+            defer { gatedClient.closeNow() }
+            let gatedEvents = EventLog(gatedClient)
+            _ = try await gatedClient.call("events.subscribe", ["events": ["text"]])
+            let controlEvents = EventLog(session.client)
+            _ = try await session.client.call("events.subscribe", ["events": ["text"]])
+            let button = try session.view.ref("push button", "Say it")
+            // Firefox may need a moment before the button has its action.
+            _ = await Flows.eventually { (try? await session.client.call("element.activate", ["ref": .string(button)])) != nil }
+            let mentions = { (event: JSONValue) -> Bool in (event["detail"]?["text"]?.stringValue ?? "").contains(id) }
+            #expect(await Flows.eventually { controlEvents.contains(mentions) }, "the control never saw the page's text change")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(!gatedEvents.contains(mentions), "the page's text reached a stream whose read of its origin is denied")
+        }
+    }
 }
 
 /// `scheme://host[:port]` of a URL, as the daemon computes it (for the served pages' URLs).
@@ -234,6 +277,9 @@ struct RealAppsFirefoxAgentTests {
 
     @Test("origin rules: a deny on this page's origin holds, an allow for another origin does not reach it")
     func origin() async throws { try await flows.originTask() }
+
+    @Test("origin rules hold for text events: a deny of read on the page's origin keeps its text changes out of the stream")
+    func originTextEvents() async throws { try await flows.originTextEventsTask() }
 
     @Test("text.set and text.insert into a web input: Firefox answers and keeps nothing, and the daemon says so")
     func ignoredEdits() async throws {

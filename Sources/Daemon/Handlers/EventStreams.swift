@@ -78,7 +78,7 @@ final class EventStreams: Sendable {
             guard let app = event.appTarget, mayObserve(app) else { return }
             if event.kind == .text {
                 guard let role = event.role, let name = event.sourceName,
-                      mayRead(app, ContentSubject(role: role, name: name)) else { return }
+                      mayRead(app, ContentSubject(role: role, name: name, origin: event.sourceOrigin)) else { return }
             }
             session.notify(ServerMessages.event, EventWire.json(event))
         }
