@@ -6,7 +6,7 @@ import Glibc
 extension AccessibilityService {
     /// The tree under `root` from the app's cache; nil when the app has no usable cache.
     func fetchFromCache(_ app: AppHandle, root: String, deadline: Deadline) async throws(AccessibilityError) -> FetchedTree? {
-        var items: [CacheItems.Item]
+        let items: [CacheItems.Item]
         do {
             items = try await calls.callDecoding(app, Atspi.cachePath, Atspi.cache, "GetItems",
                                            timeout: deadline.remaining(cap: config.bulkCallTimeout),
@@ -14,13 +14,9 @@ extension AccessibilityService {
         } catch let error where error.meansNoCache {
             return nil
         }
-        guard !items.isEmpty else { return nil }
-        if !items.contains(where: { $0.node.path == root }) {
-            guard let rootNode = try await readNodes(app, paths: [root], withChildren: false).first else {
-                throw .elementGone("element no longer exists")
-            }
-            items.append(CacheItems.Item(node: rootNode, parent: nil, index: -1))
-        }
+        // A root the cache does not hold (a web document of Firefox's content process) says
+        // nothing of its children there: walk it instead.
+        guard !items.isEmpty, items.contains(where: { $0.node.path == root }) else { return nil }
         var tree = CacheItems.tree(items, root: root)
         try await fillGaps(app, &tree, deadline: deadline)
         return tree

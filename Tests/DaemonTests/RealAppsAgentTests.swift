@@ -209,6 +209,25 @@ struct AgentFlows {
         }
     }
 
+    /// A snapshot rooted at the page's document holds the page, as one rooted at the window
+    /// does below the document.
+    func documentSnapshotTask() async throws {
+        let id = RealApps.uniqueID()
+        try await with(try Self.choosePage(id: id)) { session in
+            let rooted = try await session.client.call("tree.snapshot", ["app": .string(app), "root": .string(session.document)])
+            let nodes = rooted["nodes"]?.arrayValue ?? []
+            let seen = Set(nodes.compactMap { node -> String? in
+                guard let role = node["role"]?.stringValue, let name = node["name"]?.stringValue else { return nil }
+                return "\(role) \(name)"
+            })
+            for control in ["combo box Color", "check box I agree", "entry Note", "push button Far below"] {
+                #expect(seen.contains(control), "\(control) missing from the snapshot rooted at the document (\(nodes.count) nodes, \(rooted["stats"] ?? .null))")
+            }
+            // The same page as the window's snapshot shows below the document.
+            #expect(nodes.count == session.view.nodes.count, "document snapshot \(nodes.count) nodes, window's subtree \(session.view.nodes.count)")
+        }
+    }
+
     /// Origin rules hold for text events too: a deny of `read` on this page's origin keeps the
     /// page's text changes out of an allowed event stream, while a daemon allowed everything (the
     /// control) sees them. Firefox only: Chromium announces a page's new text as a new text
@@ -278,6 +297,9 @@ struct RealAppsFirefoxAgentTests {
     @Test("origin rules: a deny on this page's origin holds, an allow for another origin does not reach it")
     func origin() async throws { try await flows.originTask() }
 
+    @Test("a snapshot rooted at the page's document holds the page")
+    func documentSnapshot() async throws { try await flows.documentSnapshotTask() }
+
     @Test("origin rules hold for text events: a deny of read on the page's origin keeps its text changes out of the stream")
     func originTextEvents() async throws { try await flows.originTextEventsTask() }
 
@@ -314,6 +336,9 @@ struct RealAppsChromiumAgentTests {
 
     @Test("origin rules: a deny on this page's origin holds, an allow for another origin does not reach it")
     func origin() async throws { try await flows.originTask() }
+
+    @Test("a snapshot rooted at the page's document holds the page")
+    func documentSnapshot() async throws { try await flows.documentSnapshotTask() }
 
     @Test("deskgate doctor on a Chromium started without --force-renderer-accessibility advises the switch")
     func doctorAdvises() async throws {
