@@ -150,15 +150,29 @@ extension AccessibilityService {
         guard let watch = try? await events.watch(app: app.id, path: nil, events: [.states, .children], pulse: pulse) else {
             return false
         }
-        defer { Task { await self.events.unsubscribe(watch) } }
-        _ = try await calls.call(app, combo, Atspi.action, "DoAction", [.int32(Int32(open))], timeout: config.actionTimeout)
+        let clicked: Result<Bool, AccessibilityError>
+        do throws(AccessibilityError) {
+            _ = try await calls.call(app, combo, Atspi.action, "DoAction", [.int32(Int32(open))], timeout: config.actionTimeout)
+            clicked = .success(try await clickPopupItem(app, combo: combo, options: options, index: index, pulse: pulse,
+                                                        deadline: deadline))
+        } catch {
+            clicked = .failure(error)
+        }
+        await events.unsubscribe(watch)
+        return try clicked.get()
+    }
+
+    /// Waits for the popup ``chooseInPopup(_:combo:options:index:)`` opened: each element that
+    /// announces itself is looked at once, a `menu` or a `menu item`'s `menu` is a candidate, and
+    /// the one whose items are exactly `options` gets its item at `index` clicked.
+    private func clickPopupItem(_ app: AppHandle, combo: String, options: [String], index: Int, pulse: Pulse,
+                                deadline: Deadline) async throws(AccessibilityError) -> Bool
+    {
         var looked: Set<String> = []
         while !deadline.hasPassed, await pulse.wait(deadline.remaining(cap: config.settleTimeout)) {
             let speakers = pulse.takeSources().filter { looked.insert($0).inserted }
-            let nodes = try await readNodes(app, paths: speakers, withChildren: false, interfaces: false)
-            // An item speaks (focused, showing) or its menu does: the menu is the candidate.
             var menus: [String] = []
-            for node in nodes {
+            for node in try await readNodes(app, paths: speakers, withChildren: false, interfaces: false) {
                 if node.role == ATSPI_ROLE_MENU.rawValue {
                     menus.append(node.path)
                 } else if node.role == ATSPI_ROLE_MENU_ITEM.rawValue,

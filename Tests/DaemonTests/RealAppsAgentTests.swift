@@ -407,20 +407,3 @@ struct RealAppsWriterAgentTests {
         #expect(off["settled"] == true, "\(off)")
     }
 }
-
-extension BrowserFlows {
-    /// Closes the tabs showing one of `titles`, as an agent would: each page tab's close button.
-    func closeTabs(client: DeskgateClient, window: String, titles: [String]) async {
-        for title in titles {
-            // By substring: Chromium's tab names grow a " - Memory usage - 23.0 MB" after a while.
-            guard let found = try? await client.call("elements.find", ["app": .string(app), "role": "page tab", "name_contains": .string(title)]),
-                  let tab = found["nodes"]?.arrayValue?.first?["ref"]?.stringValue else { continue }
-            var strip = AppView(client, app: app, root: window, within: tab)
-            try? await strip.refresh()
-            // Firefox calls it "Close tab", Chromium "Close".
-            if let close = strip.all("push button").first(where: { ($0["name"]?.stringValue ?? "").hasPrefix("Close") })?["ref"]?.stringValue {
-                _ = try? await client.call("element.activate", ["ref": .string(close)])
-            }
-        }
-    }
-}

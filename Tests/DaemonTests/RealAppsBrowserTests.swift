@@ -42,23 +42,29 @@ struct BrowserFlows {
         return Session(daemon: daemon, client: client, form: form, next: next, document: document, window: window, view: view)
     }
 
-    /// Closes the tab showing one of `titles`, as an agent would: its page tab's close button.
+    /// Closes the tabs showing one of `titles` (``closeTabs(client:window:titles:)``), then the
+    /// session's daemon and its pages.
     func closeTab(_ session: Session, titles: [String]) async {
-        for title in titles {
-            // By substring: Chromium's tab names grow a " - Memory usage - 23.0 MB" after a while.
-            guard let found = try? await session.client.call("elements.find", ["app": .string(app), "role": "page tab", "name_contains": .string(title)]),
-                  let tab = found["nodes"]?.arrayValue?.first?["ref"]?.stringValue else { continue }
-            var strip = AppView(session.client, app: app, root: session.window, within: tab)
-            try? await strip.refresh()
-            // Firefox calls it "Close tab", Chromium "Close".
-            if let close = strip.all("push button").first(where: { ($0["name"]?.stringValue ?? "").hasPrefix("Close") })?["ref"]?.stringValue {
-                _ = try? await session.client.call("element.activate", ["ref": .string(close)])
-            }
-        }
+        await closeTabs(client: session.client, window: session.window, titles: titles)
         session.client.closeNow()
         session.daemon.stop()
         try? FileManager.default.removeItem(atPath: session.form.path)
         try? FileManager.default.removeItem(atPath: session.next.path)
+    }
+
+    /// Closes the tabs showing one of `titles`, as an agent would: each page tab's close button.
+    func closeTabs(client: DeskgateClient, window: String, titles: [String]) async {
+        for title in titles {
+            // By substring: Chromium's tab names grow a " - Memory usage - 23.0 MB" after a while.
+            guard let found = try? await client.call("elements.find", ["app": .string(app), "role": "page tab", "name_contains": .string(title)]),
+                  let tab = found["nodes"]?.arrayValue?.first?["ref"]?.stringValue else { continue }
+            var strip = AppView(client, app: app, root: window, within: tab)
+            try? await strip.refresh()
+            // Firefox calls it "Close tab", Chromium "Close".
+            if let close = strip.all("push button").first(where: { ($0["name"]?.stringValue ?? "").hasPrefix("Close") })?["ref"]?.stringValue {
+                _ = try? await client.call("element.activate", ["ref": .string(close)])
+            }
+        }
     }
 
     /// Runs `body` on a fresh form page, closing its tab afterwards whatever happened.
