@@ -24,6 +24,8 @@ PACKAGES=(
     socat zenity python3-venv procps psmisc util-linux coreutils grep sed
     # systemd-analyze, systemd-socket-activate, journald; the unit's seccomp filter in tests
     systemd python3-seccomp
+    # every socket the daemon and deskgate-mcp create, traced (NoNetworkTests)
+    strace
     # real apps on the headless desktop (docs/apps.md). libreoffice-gtk3 is spelled out: it is
     # only recommended, and without it soffice has no AT-SPI bridge. Fonts come with fontconfig.
     firefox-esr chromium libreoffice-writer libreoffice-calc libreoffice-gtk3
