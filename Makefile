@@ -60,6 +60,11 @@ install: $(if $(INSTALL_FROM),,build-release)
 	install -m 0644 systemd/deskgate.socket $(DESTDIR)$(UNITDIR)/deskgate.socket
 	if [ -f systemd/deskgate-prompt.service ]; then sed 's|@BINDIR@|$(BINDIR)|g' systemd/deskgate-prompt.service > $(DESTDIR)$(UNITDIR)/deskgate-prompt.service; fi
 	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/
+	# What was installed, for checking later (docs/supply-chain.md): the binaries' SHA-256
+	# (`cd BINDIR && sha256sum -c DOCDIR/SHA256SUMS`) and their build provenance.
+	cd $(DESTDIR)$(BINDIR) && sha256sum $(EXECUTABLES) > $(DESTDIR)$(DOCDIR)/SHA256SUMS
+	$(DESTDIR)$(BINDIR)/deskgated --version > $(DESTDIR)$(DOCDIR)/BUILD-INFO
+	chmod 0644 $(DESTDIR)$(DOCDIR)/SHA256SUMS $(DESTDIR)$(DOCDIR)/BUILD-INFO
 	install -m 0644 docs/deskgate.1 $(DESTDIR)$(MANDIR)/deskgate.1
 	$(FROM)/deskgate --generate-completion-script bash > $(DESTDIR)$(BASHCOMPDIR)/deskgate
 	$(FROM)/deskgate --generate-completion-script zsh > $(DESTDIR)$(ZSHCOMPDIR)/_deskgate
@@ -72,7 +77,7 @@ uninstall:
 	rm -f $(DESTDIR)$(UNITDIR)/deskgate.service $(DESTDIR)$(UNITDIR)/deskgate.socket $(DESTDIR)$(UNITDIR)/deskgate-prompt.service
 	rm -f $(DESTDIR)$(MANDIR)/deskgate.1
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/deskgate $(DESTDIR)$(ZSHCOMPDIR)/_deskgate $(DESTDIR)$(FISHCOMPDIR)/deskgate.fish
-	rm -f $(DESTDIR)$(DOCDIR)/*.md
+	rm -f $(DESTDIR)$(DOCDIR)/*.md $(DESTDIR)$(DOCDIR)/SHA256SUMS $(DESTDIR)$(DOCDIR)/BUILD-INFO
 	if [ -d $(DESTDIR)$(DOCDIR) ]; then rmdir --ignore-fail-on-non-empty $(DESTDIR)$(DOCDIR); fi
 
 # docs/deskgate.1 from the CLI's command definitions (swift-argument-parser's generate-manual

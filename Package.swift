@@ -18,10 +18,12 @@ let package = Package(
         .executable(name: "deskgate-mcp", targets: ["deskgate-mcp"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.0"),
+        // Exact versions: a build is reproducible from the commit alone (Package.resolved stays out
+        // of git; the versions of transitive packages are recorded in each binary: BuildInfo).
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", exact: "4.5.2"),
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk", exact: "0.12.1"),
     ],
     targets: [
@@ -33,11 +35,15 @@ let package = Package(
         // Linux syscalls Swift cannot call directly (pidfd_open, SO_PEERPIDFD, prctl).
         .target(name: "CLinux"),
 
+        // Provenance of the binary (commit, dirty, compiler, build time, exact dependencies),
+        // generated before every build by BuildInfoPlugin.
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
+        .target(name: "BuildInfo", plugins: ["BuildInfoPlugin"]),
         // Pure protocol: JSON values, JSON-RPC envelopes, framing, error codes. No I/O.
         .target(name: "JSONRPC", swiftSettings: strictSettings),
         // Every deskgate method: name, params schema, risk class. One source of truth for the
         // dispatcher, rpc.discover, the CLI and deskgate-mcp.
-        .target(name: "DeskgateAPI", dependencies: ["JSONRPC"], swiftSettings: strictSettings),
+        .target(name: "DeskgateAPI", dependencies: ["JSONRPC", "BuildInfo"], swiftSettings: strictSettings),
         // Permission broker: policy files, grants, decisions, prompts. Pure logic.
         .target(
             name: "Broker",

@@ -17,7 +17,7 @@ struct DeskgateMCP: AsyncParsableCommand {
         commandName: "deskgate-mcp",
         abstract: "MCP server (stdio) exposing deskgate's gated desktop tools to LLM agents.",
         discussion: "Start it from an MCP host's configuration; it speaks MCP on stdin/stdout and logs to stderr. See docs/mcp.md.",
-        version: DeskgateAPI.version)
+        version: DeskgateAPI.versionText)
 
     @Option(help: "deskgated's socket (default: $DESKGATE_SOCKET, else $XDG_RUNTIME_DIR/deskgate/deskgate.sock).")
     var socket: String?

@@ -20,7 +20,8 @@ struct DeskgatePrompt: AsyncParsableCommand {
             shows each request: the verified program, its script and its own claimed label apart, what it \
             wants to do and where. Allow choices accept input only after --delay seconds. Without --gui, \
             stdin must be a terminal (a person's keyboard, never a pipe).
-            """)
+            """,
+        version: DeskgateAPI.versionText)
 
     @Option(help: "Daemon socket path (default: $DESKGATE_SOCKET or the XDG runtime socket).")
     var socket: String?

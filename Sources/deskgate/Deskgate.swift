@@ -13,7 +13,7 @@ struct Deskgate: AsyncParsableCommand {
             deskgate --socket PATH apps is deskgate apps --socket PATH. Given on both sides, the one \
             after the subcommand wins. Commands that do not talk to the daemon ignore --socket.
             """,
-        version: DeskgateAPI.version,
+        version: DeskgateAPI.versionText,
         subcommands: [
             Ping.self, Info.self, Whoami.self, Call.self, Methods.self,
             Apps.self, Tree.self, Find.self, Get.self, Read.self, Activate.self, Focus.self,

@@ -13,7 +13,7 @@ struct Deskgated: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deskgated",
         abstract: "Serve gated, audited access to desktop apps over a JSON-RPC Unix socket.",
-        version: DeskgateAPI.version)
+        version: DeskgateAPI.versionText)
 
     @Option(help: "Socket path (default: $XDG_RUNTIME_DIR/deskgate/deskgate.sock).")
     var socket: String?

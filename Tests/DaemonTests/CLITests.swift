@@ -364,6 +364,14 @@ struct CLITests {
         for doc in ["architecture.md", "operations.md", "policy.md", "protocol.md", "security.md"] {
             #expect(FileManager.default.fileExists(atPath: prefix + "/share/doc/deskgate/" + doc), "doc \(doc) not installed")
         }
+        // The binaries' SHA-256 and provenance are recorded with the docs, and check out.
+        let doc = prefix + "/share/doc/deskgate"
+        let sums = (try? String(contentsOfFile: doc + "/SHA256SUMS", encoding: .utf8)) ?? ""
+        #expect(sums.split(separator: "\n").count == 4, "SHA256SUMS: \(sums)")
+        let check = try CLI.run(["-c", "cd '\(prefix)/bin' && sha256sum -c '\(doc)/SHA256SUMS'"], executable: "/bin/sh")
+        #expect(check.status == 0 && check.stdout.components(separatedBy: ": OK").count == 5, "\(check.output)")
+        let recorded = (try? String(contentsOfFile: doc + "/BUILD-INFO", encoding: .utf8)) ?? ""
+        #expect(recorded == (try CLI.run(["--version"], executable: prefix + "/bin/deskgated").stdout), "BUILD-INFO: \(recorded)")
         let completions = [
             ("bash", "share/bash-completion/completions/deskgate"),
             ("zsh", "share/zsh/site-functions/_deskgate"),

@@ -21,6 +21,7 @@ enum CoreHandlers {
         table.register(DaemonInfo.self) { _, _ in
             var object: JSONObject = [
                 "version": .string(facts.version),
+                "build": DeskgateAPI.buildJSON,
                 "pid": .int(Int64(facts.pid)),
                 "uptime_s": .double(Self.seconds(ContinuousClock.now - facts.startedAt)),
                 "socket": .string(facts.socket),

@@ -10,9 +10,15 @@ public enum DaemonPing: APIMethod {
 
 public enum DaemonInfo: APIMethod {
     public static let name = "daemon.info"
-    public static let summary = "Version, pid, uptime, socket path, connected clients, and subsystem status."
+    public static let summary = "Version and build provenance, pid, uptime, socket path, connected clients, and subsystem status."
     public static let result = Schema.object([
-        .init("version", .string, required: true), .init("pid", .integer, required: true),
+        .init("version", .string, required: true),
+        .init("build", .object([
+            .init("version", .string), .init("commit", .string), .init("dirty", .boolean), .init("compiler", .string),
+            .init("built_at", .string), .init("built_at_source", .string),
+            .init("dependencies", .arrayOf(.object([.init("name", .string), .init("version", .string), .init("source", .string)]))),
+        ], additional: false), required: true, "Where this daemon binary came from (docs/supply-chain.md)."),
+        .init("pid", .integer, required: true),
         .init("uptime_s", .number, required: true), .init("socket", .string, required: true),
         .init("clients", .integer, required: true),
     ], additional: true)

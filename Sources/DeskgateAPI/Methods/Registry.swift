@@ -1,3 +1,4 @@
+public import BuildInfo
 public import JSONRPC
 
 // Every method deskgated serves. Handlers live in the Daemon module; these files are the contract.
@@ -19,5 +20,21 @@ public enum DeskgateAPI {
         descriptors.first { $0.name == name }
     }
 
-    public static let version = "0.1.0"
+    public static let version = BuildInfo.version
+    /// This binary's provenance (``BuildInfo``).
+    public static var build: BuildInfo { BuildInfo.current }
+
+    /// What `--version` prints: the version and commit, compiler, build time and dependencies.
+    public static var versionText: String { build.description }
+
+    /// ``build`` as `daemon.info` reports it.
+    public static var buildJSON: JSONValue {
+        let build = self.build
+        return ["version": .string(BuildInfo.version), "commit": .string(build.commit), "dirty": .bool(build.dirty),
+                "compiler": .string(build.compiler), "built_at": .string(build.builtAt),
+                "built_at_source": .string(build.builtAtSource),
+                "dependencies": .array(build.dependencies.map {
+                    ["name": .string($0.name), "version": .string($0.version), "source": .string($0.source)]
+                })]
+    }
 }
