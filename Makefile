@@ -20,7 +20,7 @@ BIN          := .build/$(CONFIG)
 EXECUTABLES  := deskgated deskgate deskgate-prompt deskgate-mcp
 DEPS_STAMP   := .build/.deps-ok
 
-.PHONY: all deps build build-release test test-unit run install uninstall man bench clean
+.PHONY: all deps build build-release test test-unit run install uninstall man bench clean reproducible-check
 
 all: build
 
@@ -45,6 +45,11 @@ test: deps
 # Pure-logic and socket tests only (no desktop needed).
 test-unit: deps
 	$(SWIFT) test --skip JSONRPCFuzzLong $(TEST_ARGS)
+
+# Two release builds of HEAD in two directories, SOURCE_DATE_EPOCH = the commit's time; their
+# binaries' SHA-256 compared (docs/supply-chain.md).
+reproducible-check: deps
+	bash scripts/reproducible-check.sh
 
 # The daemon: against the real session when there is one, else inside a headless desktop with a demo app.
 run: build
