@@ -143,7 +143,8 @@ extension AccessibilityService {
     /// exactly the combo box's options, and clicks the item at `index`. False when there is no
     /// such popup: nothing but the opening was done.
     func chooseInPopup(_ app: AppHandle, combo: String, options: [String], index: Int) async throws(AccessibilityError) -> Bool {
-        let deadline = Deadline(after: config.settleTimeout)
+        // A loaded browser may take more than the settle time to show its popup.
+        let deadline = Deadline(after: config.settleTimeout * 3)
         let names = try await actionNames(app, paths: [combo], deadline: deadline)[0]
         guard let open = names.firstIndex(of: "open") else { return false }
         let pulse = Pulse(sleep: config.sleep)

@@ -186,8 +186,10 @@ struct NoNetworkTests {
         reader.start()
         for request in requests { input.fileHandleForWriting.write(Data((JSONWriter.string(request) + "\n").utf8)) }
         // Replies come in order; the snapshot's is the last.
-        #expect(await Flows.eventually(timeout: 30) { replies.lines.withLock { $0.count } >= 3 }, "\(replies.lines.withLock { $0 })")
-        let last = replies.lines.withLock { $0.last }
+        // Notifications may come in between: wait for the snapshot's reply by its id.
+        #expect(await Flows.eventually(timeout: 30) { replies.lines.withLock { $0.contains { $0["id"] == 3 } } },
+                "\(replies.lines.withLock { $0 })")
+        let last = replies.lines.withLock { $0.first { $0["id"] == 3 } }
         #expect(last?["id"] == 3 && last?["result"]?["isError"] != true, "\(String(describing: last))")
         try input.fileHandleForWriting.close()
         let mcpDeadline = Date().addingTimeInterval(10)
