@@ -161,7 +161,8 @@ extension AccessibilityService {
         guard ProcessFacts.startTime(of: app.pid) == app.startTime else { throw .appGone(app: app.id) }
         let argv = try BrowserLaunch.arguments(kind: kind, executable: exe, cmdline: cmdline, url: url)
         // A profile that is not there would start a second browser instead of reaching this one.
-        for profile in argv.compactMap({ $0.hasPrefix("--user-data-dir=") ? String($0.dropFirst(16)) : nil }) {
+        let profileSwitch = "--user-data-dir="
+        for profile in argv.compactMap({ $0.hasPrefix(profileSwitch) ? String($0.dropFirst(profileSwitch.count)) : nil }) {
             var info = stat()
             guard stat(profile, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
                 throw .notSupported("cannot tell the profile directory of this \(kind.rawValue) from its command line")

@@ -197,11 +197,9 @@ struct AgentFlows {
             let act = await Flows.failure(client, "element.activate", ["ref": .string(agree)])
             #expect(act?.code == .denied, "the allow for another origin reached this page")
             #expect(act?.data?["rule"] == nil || act?.data?["rule"] == .null)
-            let color = try session.view.ref("combo box", "Color")
             let write = await Flows.failure(client, "text.set", ["ref": .string(try session.view.ref("entry", "Note")), "value": "x"])
             #expect(write?.code == .denied)
             #expect(write?.data?["rule"] == "no-local-writes", "\(String(describing: write))")
-            _ = color
             let checked = try await client.call("broker.check", ["method": "element.activate", "params": ["ref": .string(agree)]])
             #expect(checked["effect"] == "deny")
             let decision = Flows.records(session.daemon, method: "element.activate").first?.decision
