@@ -29,7 +29,8 @@ swift package generate-manual --configuration "$CONFIG" --date "$DATE" >/dev/nul
     exit 1
 }
 
-VERSION=$(".build/$CONFIG/deskgate" --version)
+# The version alone: --version goes on with the commit, compiler and dependencies.
+VERSION=$(".build/$CONFIG/deskgate" --version | head -n 1 | cut -d " " -f 1)
 {
     # `.Os` names the source of the page in its footer (the generator leaves it empty).
     head -n -2 "$GENERATED" | sed "s/^\.Os\$/.Os deskgate $VERSION/"

@@ -67,6 +67,8 @@ public final class Broker: Sendable {
         var nextToken: UInt64 = 0
         /// Sensitive-list answers per (app name, app exe); cleared on reload.
         var sensitiveCache: [SensitiveKey: Bool] = [:]
+        /// The brake, when pulled (kept in ``BrokerConfig/pauseFile``).
+        var pause: PauseState?
         /// Counts changes that can change a decision (policy reloads, grants created, revoked or
         /// expired), so standing decisions know when to be made again.
         var generation: UInt64 = 0
@@ -74,6 +76,12 @@ public final class Broker: Sendable {
         init(policy: PolicySnapshot, queue: PromptQueue) {
             self.policy = policy
             self.queue = queue
+        }
+
+        func evaluator(grantsFile: String, now: Date) -> Evaluator {
+            var evaluator = Evaluator(policy: policy, grantsFileError: grants.fileError, grantsFile: grantsFile, now: now)
+            evaluator.pause = pause
+            return evaluator
         }
 
         mutating func isSensitive(_ target: TargetInfo?) -> Bool {
@@ -128,7 +136,13 @@ public final class Broker: Sendable {
     public func reload() -> PolicyStatus {
         let loaded = grantFile.queue.sync { PolicyLoader.load(config) }
         let now = now()
+        let kept = PauseFile(path: config.pauseFile).load(now: now)
         withState { state, deferred in
+            // A kept pause is restored; a pause in force is never lifted by a reload.
+            if state.pause == nil, let kept {
+                state.pause = kept
+                deferred.events.append(.paused(kept, restored: true))
+            }
             state.policy = loaded.policy
             state.grants.load(loaded.grants, now: now)
             state.sensitiveCache = [:]
@@ -178,8 +192,7 @@ public final class Broker: Sendable {
                     return nil
                 }
                 facts.sensitive = state.isSensitive(request.target)
-                let evaluator = Evaluator(policy: state.policy, grantsFileError: state.grants.fileError,
-                                          grantsFile: config.grantsFile, now: now)
+                let evaluator = state.evaluator(grantsFile: config.grantsFile, now: now)
                 return body(&state, &deferred, evaluator, facts)
             }
             if let result { return result }
@@ -194,8 +207,7 @@ public final class Broker: Sendable {
                 facts.appStartedByHelper = request.target?.appPid == nil ? nil : .unknown
                 facts.helperStartedByClient = .unknown
             }
-            let evaluator = Evaluator(policy: state.policy, grantsFileError: state.grants.fileError,
-                                      grantsFile: config.grantsFile, now: now)
+            let evaluator = state.evaluator(grantsFile: config.grantsFile, now: now)
             return body(&state, &deferred, evaluator, facts)
         }
     }
@@ -212,8 +224,7 @@ public final class Broker: Sendable {
         let now = now()
         let batch: [Evaluation]? = withState { state, _ in
             guard state.helper?.identity.connectionID == helper?.connectionID else { return nil }
-            let evaluator = Evaluator(policy: state.policy, grantsFileError: state.grants.fileError,
-                                      grantsFile: config.grantsFile, now: now)
+            let evaluator = state.evaluator(grantsFile: config.grantsFile, now: now)
             return requests.map { request, grantMethods in
                 var facts = factsByApp[request.target?.appPid] ?? DecisionFacts()
                 facts.sensitive = state.isSensitive(request.target)
@@ -316,7 +327,7 @@ public final class Broker: Sendable {
         }
         switch admission {
         case .rateLimited: return Evaluator.deny(request, .rateLimited)
-        case .cancelled: return Evaluator.deny(request, .cancelled)
+        case .cancelled: return pausedDenial(request) ?? Evaluator.deny(request, .cancelled)
         case .go: return await prompt(request, ticket: ticket)
         }
     }
@@ -340,9 +351,13 @@ public final class Broker: Sendable {
         case .decided(let decision): return decision
         case .ask(let rule): explicit = rule
         }
-        let choices: [String] = explicit != nil
-            ? ["deny", "allow_once"]
-            : ["deny", "allow_once", "allow_session", "allow_1h", "allow_always"]
+        let choices: [String] = if request.riskClass == .control {
+            ["deny", "resume"]
+        } else if explicit != nil {
+            ["deny", "allow_once"]
+        } else {
+            ["deny", "allow_once", "allow_session", "allow_1h", "allow_always"]
+        }
         let promptID = RandomID.promptID()
         let params = Self.promptParams(request, promptID: promptID, choices: choices, explicit: explicit,
                                        timeout: config.promptTimeout)
@@ -415,6 +430,7 @@ public final class Broker: Sendable {
         let timeoutSeconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
         var params: JSONObject = [
             "prompt_id": .string(promptID),
+            "kind": .string(request.riskClass == .control ? "resume" : "request"),
             "client": request.client.json,
             "action": ["method": .string(request.method), "class": .string(request.riskClass.rawValue)],
             "target": request.target?.json ?? .object([:]),
@@ -458,7 +474,7 @@ public final class Broker: Sendable {
         var decision: Decision
         switch ending {
         case .cancelled:
-            decision = Evaluator.deny(request, .cancelled)
+            decision = pausedDenial(request) ?? Evaluator.deny(request, .cancelled)
         case .timeout:
             decision = Evaluator.deny(request, .timeout, rule: explicit)
         case .helperFailed(let why):
@@ -563,6 +579,74 @@ public final class Broker: Sendable {
         }
     }
 
+    // MARK: - Pause
+
+    /// Pulls the brake: from now on every observe, read, act and write request is denied
+    /// (reason `paused`), queued and shown prompts end as such denials (the helper gets
+    /// `agent.cancel`), and open event streams are told to decide again (they show nothing).
+    /// Kept in the pause file so it survives a restart. Pausing while paused keeps the first
+    /// pause (who, when, why). Returns the pause in force.
+    @discardableResult
+    public func pause(by client: ClientIdentity, reason: String?) -> PauseState {
+        let now = now()
+        let pause = withState { state, deferred -> PauseState in
+            if let current = state.pause { return current }
+            let pause = PauseState(since: now, by: client.json, reason: reason)
+            state.pause = pause
+            apply(state.queue.cancel { _ in true }, &state, &deferred)
+            deferred.decisionsChanged = true
+            deferred.events.append(.paused(pause, restored: false))
+            return pause
+        }
+        syncPauseFile()
+        return pause
+    }
+
+    /// Lifts the pause; the caller has been allowed by the gate (class `control`: a rule naming
+    /// `broker.resume`, or a person). Returns the pause lifted, nil if there was none.
+    @discardableResult
+    public func resume(by client: ClientIdentity) -> PauseState? {
+        let lifted = withState { state, deferred -> PauseState? in
+            guard let pause = state.pause else { return nil }
+            state.pause = nil
+            deferred.decisionsChanged = true
+            deferred.events.append(.resumed(by: client.json, pause: pause))
+            return pause
+        }
+        syncPauseFile()
+        return lifted
+    }
+
+    /// `broker.halt`: pause, and revoke every remembered grant.
+    public func halt(by client: ClientIdentity, reason: String?) -> (pause: PauseState, grantsRevoked: Int) {
+        let pause = pause(by: client, reason: reason)
+        return (pause, revokeAll())
+    }
+
+    /// The pause in force, if any.
+    public var currentPause: PauseState? { withState { state, _ in state.pause } }
+
+    /// Writes or removes the pause file to match the state, on the grants file's queue so that
+    /// a pause and a resume in quick succession leave the file as the last of them says.
+    private func syncPauseFile() {
+        let file = PauseFile(path: config.pauseFile)
+        grantFile.queue.sync {
+            let pause = state.withLock { $0.pause }
+            do {
+                if let pause { try file.store(pause) } else { try file.remove() }
+            } catch {
+                logger.error("the pause could not be kept in the state directory; it holds until the daemon stops",
+                             metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// The denial for a request whose prompt or turn ended because of a pause.
+    private func pausedDenial(_ request: BrokerRequest) -> Decision? {
+        guard let pause = currentPause, request.riskClass <= .write else { return nil }
+        return Evaluator.deny(request, .paused, detail: Evaluator.pauseDetail(pause))
+    }
+
     // MARK: - Grants
 
     /// All rules (admin and user layers) and remembered grants, each with its layer and id.
@@ -629,6 +713,7 @@ public final class Broker: Sendable {
             }
             object.append("prompt_agents", JSONValue(state.policy.promptHelpers))
             object.append("pending_prompts", .int(Int64(state.sessions.count)))
+            object.append("pause", PauseState.json(state.pause))
             object.append("audit", state.policy.audit.json)
             return .object(object)
         }

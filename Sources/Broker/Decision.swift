@@ -31,6 +31,9 @@ public enum DenyReason: String, Sendable, Hashable, CaseIterable {
     /// The daemon could not read the client's executable (`/proc/PID/exe`), so it cannot tell
     /// who is asking; such a client is served nothing that is gated.
     case unidentified
+    /// Someone pulled the brake (`broker.pause`); nothing is observed, read or done until a
+    /// person resumes.
+    case paused
 }
 
 /// The broker's answer for one request.
@@ -182,6 +185,8 @@ enum DenialText {
             return "Denied: \(detail ?? "a policy file failed to load"), so that layer denies everything until it is fixed. Fix the file and reload the daemon (SIGHUP); 'deskgate policy check FILE' shows the error."
         case .cancelled:
             return "request cancelled"
+        case .paused:
+            return "Denied: deskgate is paused\(detail.map { " (\($0))" } ?? ""). Nothing is observed, read or done for any client until the person at the desktop resumes it ('deskgate resume'). Stop and wait; do not retry."
         case .unidentified:
             return "Denied: deskgate could not verify which program this client (pid \(request.client.pid)) is: its executable (/proc/\(request.client.pid)/exe) could not be read, as happens when a process makes itself non-dumpable or runs in another user namespace. Unidentified clients are refused every gated request; connect from an ordinary process of the same user."
         }

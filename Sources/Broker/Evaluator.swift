@@ -35,6 +35,8 @@ struct Evaluator {
     let grantsFileError: String?
     let grantsFile: String
     let now: Date
+    /// The brake, when pulled: observe, read, act and write are denied whatever the rules say.
+    var pause: PauseState? = nil
 
     static func deny(_ request: BrokerRequest, _ reason: DenyReason, rule: PolicyRule? = nil, ruleID: String? = nil,
                      detail: String? = nil) -> Decision {
@@ -81,6 +83,9 @@ struct Evaluator {
     func evaluate(_ request: BrokerRequest, _ facts: DecisionFacts, helperPid: Int32?, grants: GrantTable,
                   grantMethods: Set<String> = []) -> Evaluation {
         if let denied = hardDeny(request, facts, helperPid: helperPid) { return .decided(denied) }
+        if let pause, request.riskClass <= .write {
+            return .decided(Self.deny(request, .paused, detail: Self.pauseDetail(pause)))
+        }
         if !policy.loaded {
             return .decided(Self.deny(request, .policyError, detail: "the policy has not been loaded yet"))
         }
@@ -101,6 +106,8 @@ struct Evaluator {
         if let rule = matches.userDeny { return .decided(Self.deny(request, .policy, rule: rule)) }
         if let rule = matches.ask { return .ask(explicit: rule) }
         if let rule = matches.allow { return .decided(Self.allow(request, rule: rule)) }
+        // Lifting a pause is never remembered and never follows the default: a person decides.
+        if request.riskClass == .control { return .ask(explicit: nil) }
 
         if let grant = grants.covering(request, now: now) { return .decided(Self.allow(request, grant: grant)) }
         for method in grantMethods.sorted() where method != request.method {
@@ -114,6 +121,14 @@ struct Evaluator {
             return .decided(Self.deny(request, policy.defaultFromAdmin ? .lockedDown : .policy))
         }
         return .ask(explicit: nil)
+    }
+
+    /// "since 10:02:03Z by /usr/bin/deskgate: reason «…»" for the paused denial.
+    static func pauseDetail(_ pause: PauseState) -> String {
+        var text = "since \(Timestamp.rfc3339(pause.since))"
+        if let exe = pause.by["exe"]?.stringValue { text += " by \(exe)" }
+        if let reason = pause.reason { text += ", reason given: \(JSONWriter.escapedForMessage(reason, limit: 200))" }
+        return text
     }
 
     /// Why no prompt can be shown for this client right now, if so.

@@ -47,7 +47,10 @@ public struct PolicyRule: Sendable, Hashable {
 
     /// Whether the rule applies to the request at `now`. An expired rule (now ≥ expires) never does.
     public func matches(_ request: BrokerRequest, now: Date) -> Bool {
-        if !allActions, !actionClasses.contains(request.riskClass), !actionMethods.contains(request.method) {
+        if request.riskClass == .control {
+            // Lifting a pause: only a rule naming the method exactly.
+            guard actionMethods.contains(request.method) else { return false }
+        } else if !allActions, !actionClasses.contains(request.riskClass), !actionMethods.contains(request.method) {
             return false
         }
         return matchesBeyondAction(request, now: now)
@@ -254,6 +257,8 @@ public enum PolicyParser {
         for action in actions {
             if action == "*" {
                 rule.allActions = true
+            } else if action == RiskClass.control.rawValue {
+                throw fail(actionsEntry.line, "the class 'control' cannot be named; a rule about lifting a pause names \"\(BrokerResume.name)\" exactly")
             } else if let riskClass = RiskClass(rawValue: action) {
                 rule.actionClasses.insert(riskClass)
             } else if gatedMethods.contains(action) {
@@ -261,7 +266,7 @@ public enum PolicyParser {
             } else if allMethods.contains(action) {
                 throw fail(actionsEntry.line, "'\(action)' is never gated, so rules cannot name it")
             } else {
-                throw fail(actionsEntry.line, "unknown action '\(action)'; use a risk class (\(RiskClass.allCases.map(\.rawValue).joined(separator: ", "))), a method name, or \"*\"")
+                throw fail(actionsEntry.line, "unknown action '\(action)'; use a risk class (\(RiskClass.allCases.filter { $0 != .control }.map(\.rawValue).joined(separator: ", "))), a method name, or \"*\"")
             }
         }
         rule.clientExe = try glob("client_exe")

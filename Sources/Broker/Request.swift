@@ -126,6 +126,7 @@ extension RiskClass {
         case .act: "act on"
         case .write: "write to"
         case .admin: "use admin methods on"
+        case .control: "lift the pause of"
         }
     }
 }

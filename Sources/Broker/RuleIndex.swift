@@ -53,8 +53,11 @@ struct RuleIndex: Sendable {
             }
             for index in bucket.rest where rules[index].matchesBeyondAction(request, now: now) { matches.add(rules[index]) }
         }
-        visit(anyAction, &matches)
-        if let bucket = byClass[request.riskClass] { visit(bucket, &matches) }
+        // `control` (lifting a pause) is matched only by rules naming its method exactly.
+        if request.riskClass != .control {
+            visit(anyAction, &matches)
+            if let bucket = byClass[request.riskClass] { visit(bucket, &matches) }
+        }
         if let bucket = byMethod[request.method] { visit(bucket, &matches) }
     }
 
@@ -70,8 +73,10 @@ struct RuleIndex: Sendable {
             for index in bucket.rest where !body(rules[index]) { return false }
             return true
         }
-        guard visit(anyAction) else { return }
-        if let bucket = byClass[request.riskClass] { guard visit(bucket) else { return } }
+        if request.riskClass != .control {
+            guard visit(anyAction) else { return }
+            if let bucket = byClass[request.riskClass] { guard visit(bucket) else { return } }
+        }
         if let bucket = byMethod[request.method] { _ = visit(bucket) }
     }
 }

@@ -16,6 +16,8 @@ public struct BrokerConfig: Sendable {
     public var userPolicyFile: String
     /// Remembered grants (`$XDG_STATE_HOME/deskgate/grants.json`).
     public var grantsFile: String
+    /// The kept pause (`paused.json` beside the grants file), so a pause survives a restart.
+    public var pauseFile: String
     /// Executables allowed to register as prompt helpers when no policy file sets `prompt_agents`.
     public var defaultPromptHelpers: [String]
     /// How long a prompt may stay unanswered.
@@ -33,6 +35,7 @@ public struct BrokerConfig: Sendable {
         self.systemPolicyDir = systemPolicyDir
         self.userPolicyFile = userPolicyFile
         self.grantsFile = grantsFile
+        pauseFile = Text.deletingLastPathComponent(grantsFile) + "/paused.json"
         self.defaultPromptHelpers = defaultPromptHelpers
         self.promptTimeout = promptTimeout
         self.maxQueuedPerClient = maxQueuedPerClient
@@ -216,6 +219,10 @@ public enum BrokerEvent: Sendable {
     case helperUnregistered(ClientIdentity)
     case promptSent(promptID: String, client: ClientIdentity, method: String)
     case promptEnded(promptID: String, outcome: String)
+    /// The brake was pulled (`broker.pause` or `broker.halt`), or a kept pause was found at start-up.
+    case paused(PauseState, restored: Bool)
+    /// The pause was lifted (`broker.resume`, decided like any gated request).
+    case resumed(by: JSONValue, pause: PauseState)
     /// Something that can change decisions changed (a reload, a grant created, revoked or
     /// expired): open event streams re-decide what they show.
     case decisionsChanged(generation: UInt64)

@@ -3,6 +3,9 @@ public import JSONRPC
 /// How much a method can do; the broker's policy rules name these classes.
 public enum RiskClass: String, Sendable, CaseIterable, Comparable {
     case observe, read, act, write, admin
+    /// Lifting a pause (`broker.resume`): exempt from the pause, matched only by rules that name
+    /// the method exactly (never by `*` or a class name), else a person is asked.
+    case control
 
     private var rank: Int { Self.allCases.firstIndex(of: self)! }
     public static func < (lhs: RiskClass, rhs: RiskClass) -> Bool { lhs.rank < rhs.rank }

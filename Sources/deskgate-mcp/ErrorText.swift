@@ -144,6 +144,7 @@ enum ErrorText {
         case .act: "operate"
         case .write: "write to"
         case .admin: "administer"
+        case .control: "resume"
         case nil: "use"
         }
     }

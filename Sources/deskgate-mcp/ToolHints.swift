@@ -54,7 +54,7 @@ enum ToolHints {
         let readOnly: Bool
         switch gating.riskClass {
         case .observe?, .read?: readOnly = true
-        case .act?, .write?, .admin?: readOnly = false
+        case .act?, .write?, .admin?, .control?: readOnly = false
         case nil: readOnly = facts?.changesNothing == true
         }
         return Tool.Annotations(readOnlyHint: readOnly, destructiveHint: !readOnly,

@@ -20,7 +20,10 @@ struct Info: AsyncParsableCommand {
     func run() async throws {
         try await runReporting {
             let result = try await client.call("daemon.info")
-            client.emit(result, readable: Readable.keyValues)
+            client.emit(result) { value in
+                let state = value["broker"]?["pause"].map(PauseText.describe) ?? "-"
+                return "state: \(state)\n" + Readable.keyValues(value)
+            }
         }
     }
 }

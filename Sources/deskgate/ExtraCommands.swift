@@ -4,5 +4,6 @@ import ArgumentParser
 enum ExtraCommands {
     static let all: [any ParsableCommand.Type] = [
         PolicyCommand.self, GrantsCommand.self, CheckCommand.self, AuditGroup.self,
+        PauseCommand.self, ResumeCommand.self, HaltCommand.self,
     ]
 }

@@ -105,6 +105,8 @@ struct CLITests {
         "grants": ["grants"], "grants list": ["grants", "list"], "grants revoke": ["grants", "revoke", "g0"],
         "grants revoke-all": ["grants", "revoke-all"], "check": ["check", "daemon.ping"],
         "audit tail": ["audit", "tail"], "audit query": ["audit", "query"], "audit verify": ["audit", "verify"],
+        // A pause denies what follows with -32001 (still the daemon's answer); resume finds no helper.
+        "pause": ["pause", "cli test"], "halt": ["halt"], "resume": ["resume"],
     ]
 
     /// Whether a run got its answer from a daemon: success (no daemon but the one named by

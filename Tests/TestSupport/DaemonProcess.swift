@@ -108,8 +108,9 @@ public final class DaemonProcess: @unchecked Sendable {
     }
 
     /// Every audit record written so far, parsed, in file order.
-    public func auditRecords() -> [JSONValue] {
-        let dir = stateDirectory + "/audit"
+    /// `stateDirectory`: another one than the test harness's, when the daemon was given `--state-dir`.
+    public func auditRecords(stateDirectory: String? = nil) -> [JSONValue] {
+        let dir = (stateDirectory ?? self.stateDirectory) + "/audit"
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".jsonl") }.sorted()
         var records: [JSONValue] = []
         for file in files {

@@ -56,7 +56,8 @@ public struct MethodTable: Sendable {
         _ method: M.Type, handler: @escaping @Sendable (M.Params, RequestContext) async throws -> M.Result
     ) {
         if case .gated(let riskClass) = M.gating {
-            precondition(riskClass == .admin, "\(M.name): a gated method that touches apps needs a target resolver")
+            precondition(riskClass == .admin || riskClass == .control,
+                         "\(M.name): a gated method that touches apps needs a target resolver")
         }
         add(MethodEntry(descriptor: M.descriptor, decode: { try M.Params($0) }, resolve: nil,
                         handler: { params, context, _ in try await handler(params as! M.Params, context).reply },

@@ -23,6 +23,13 @@ enum BrokerAuditEvents {
             return AuditEntry(kind: "helper_registered", client: identity.json)
         case .helperUnregistered(let identity):
             return AuditEntry(kind: "helper_unregistered", client: identity.json)
+        case .paused(let pause, let restored):
+            return AuditEntry(kind: "pause", client: pause.by,
+                              details: ["since": pause.json["since"] ?? .null, "reason": JSONValue(pause.reason),
+                                        "restored": .bool(restored)])
+        case .resumed(let by, let pause):
+            return AuditEntry(kind: "resume", client: by,
+                              details: ["paused_since": pause.json["since"] ?? .null, "paused_by": pause.by])
         case .grantsLoaded, .promptSent, .promptEnded, .decisionsChanged:
             return nil
         }

@@ -51,6 +51,27 @@ enum BrokerHandlers {
             return ["revoked": JSONValue(count)]
         }
 
+        // The brake is never gated: anyone may pull it, also with a broken policy or audit log.
+        table.register(BrokerPause.self) { params, context in
+            broker.pause(by: context.client, reason: params.reason).json
+        }
+        table.register(BrokerHalt.self) { params, context in
+            let (pause, revoked) = broker.halt(by: context.client, reason: params.reason)
+            await recordBestEffort(audit, logger, AuditEntry(kind: "grant_revoke_request", client: context.session.identityJSON,
+                                                             method: BrokerHalt.name, details: ["revoked": JSONValue(revoked)]))
+            var result = pause.json.objectValue ?? [:]
+            result["grants_revoked"] = JSONValue(revoked)
+            return .object(result)
+        }
+        // Lifting it is gated (class control): the gate has decided, by a rule naming
+        // broker.resume or by a person, before this runs.
+        table.register(BrokerResume.self) { _, context in
+            let lifted = broker.resume(by: context.client)
+            var result = PauseState.json(nil).objectValue ?? [:]
+            result["was_paused"] = .bool(lifted != nil)
+            return .object(result)
+        }
+
         table.register(BrokerCheck.self) { params, context in
             try await check(params, context: context, broker: broker, resolveTarget: resolveTarget)
         }

@@ -55,3 +55,48 @@ public enum BrokerCheck: APIMethod {
         }
     }
 }
+
+// The stop button: anyone may pause; lifting a pause needs a rule naming it or a person.
+
+/// The pause state as `broker.pause`, `broker.halt`, `broker.resume` and `daemon.info` report it.
+private let pauseStateSchema = Schema.object([
+    .init("paused", .boolean, required: true),
+    .init("since", .string, "When the pause began (RFC 3339)."),
+    .init("by", .object([], additional: true), "The verified client that paused (exe, pid, uid, label)."),
+    .init("reason", .anyOf([.string, .null]), "The reason given, as the pausing client wrote it."),
+], additional: true)
+
+public enum BrokerPause: APIMethod {
+    public static let name = "broker.pause"
+    public static let summary = "Pulls the brake: every observe, read, act and write request is denied (reason paused), pending prompts are cancelled and event streams show nothing, until a person resumes. Survives a daemon restart. Never gated."
+    public static let params: [Schema.Field] = [.init("reason", .string(maxLength: 500), "Why, for the audit log and daemon.info.")]
+    public static let result = pauseStateSchema
+
+    public struct Params: APIParams {
+        public var reason: String?
+        public init(_ p: ParamsObject) throws(RPCError) { reason = try p.optionalString("reason") }
+    }
+}
+
+public enum BrokerHalt: APIMethod {
+    public static let name = "broker.halt"
+    public static let summary = "Pause, and also end every task session and revoke every remembered grant. Never gated."
+    public static let params: [Schema.Field] = [.init("reason", .string(maxLength: 500), "Why, for the audit log and daemon.info.")]
+    public static let result = Schema.object([
+        .init("paused", .boolean, required: true), .init("since", .string), .init("by", .object([], additional: true)),
+        .init("reason", .anyOf([.string, .null])), .init("grants_revoked", .integer, required: true),
+    ], additional: true)
+
+    public struct Params: APIParams {
+        public var reason: String?
+        public init(_ p: ParamsObject) throws(RPCError) { reason = try p.optionalString("reason") }
+    }
+}
+
+public enum BrokerResume: APIMethod {
+    public static let name = "broker.resume"
+    public static let summary = "Lifts the pause. Class control: only a rule naming broker.resume exactly decides it; otherwise the person at the desktop is asked, so an agent cannot lift a pause, its own included."
+    public static let result = pauseStateSchema
+    public static let gating = Gating.gated(.control)
+    public static let errors: [ErrorCode] = [.denied]
+}

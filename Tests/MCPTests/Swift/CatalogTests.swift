@@ -55,8 +55,8 @@ struct CatalogTests {
                 #expect(hints.readOnlyHint == true && hints.destructiveHint == false, "\(tool.name): \(hints)")
             case .act?, .write?:
                 #expect(hints.readOnlyHint == false && hints.destructiveHint == true, "\(tool.name): \(hints)")
-            case .admin?:
-                Issue.record("\(tool.name): no tool should carry an admin method")
+            case .admin?, .control?:
+                Issue.record("\(tool.name): no tool should carry an admin or control method")
             case nil:
                 // Ungated: only check (a dry run) is offered, and it changes nothing.
                 #expect(tool.name == "check" && hints.readOnlyHint == true && hints.destructiveHint == false, "\(tool.name): \(hints)")
