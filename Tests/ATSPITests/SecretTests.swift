@@ -195,6 +195,8 @@ struct ServiceLimitTests {
         #expect(snapshot.nodes.count < 4000)
         // Running out of request time is not the app's fault: it is not marked hung.
         #expect(try await service.listed(app.name)?.responding == true)
-        #expect(try await service.find(app: app.name, role: "push button", name: "Submit").nodes.isEmpty == false)
+        // And it still answers in full when given the time (the 300 ms service may not reach
+        // Submit, which follows the 600 rows, on a loaded machine).
+        #expect(try await shared.find(app: app.name, role: "push button", name: "Submit").nodes.isEmpty == false)
     }
 }
