@@ -143,8 +143,10 @@ extension AccessibilityService {
     /// exactly the combo box's options, and clicks the item at `index`. False when there is no
     /// such popup: nothing but the opening was done.
     func chooseInPopup(_ app: AppHandle, combo: String, options: [String], index: Int) async throws(AccessibilityError) -> Bool {
-        // A loaded browser may take more than the settle time to show its popup.
-        let deadline = Deadline(after: config.settleTimeout * 3)
+        // A loaded browser may take seconds to show its popup (three settle times were not
+        // enough on a CI machine with both cores busy); the wait ends as soon as it shows, and a
+        // popup that never comes costs the request's own deadline before the fallback.
+        let deadline = Deadline(after: config.requestDeadline)
         let names = try await actionNames(app, paths: [combo], deadline: deadline)[0]
         guard let open = names.firstIndex(of: "open") else { return false }
         let pulse = Pulse(sleep: config.sleep)
