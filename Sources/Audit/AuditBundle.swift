@@ -87,6 +87,8 @@ public struct AuditBundleVerification: Sendable, Equatable {
     public var firstBadSeq: Int64?
     /// Each a sentence; empty when ``ok``.
     public var problems: [String]
+    /// Whether the bundle carries journal evidence at all.
+    public var journal = false
     /// Checkpoints and journal record copies that agree with the records.
     public var checkpointsMatched: Int
     public var journalRecordsMatched: Int
@@ -110,6 +112,7 @@ public struct AuditBundleVerification: Sendable, Equatable {
         if let lastSeq { o.append("last_seq", .int(lastSeq)) }
         if let firstBadSeq { o.append("first_bad_seq", .int(firstBadSeq)) }
         o.append("problems", .array(problems.map { .string($0) }))
+        o.append("journal", .bool(journal))
         o.append("checkpoints_matched", .int(Int64(checkpointsMatched)))
         o.append("journal_records_matched", .int(Int64(journalRecordsMatched)))
         if let vouchedThrough { o.append("vouched_through", .int(vouchedThrough)) }
@@ -509,14 +512,15 @@ public enum AuditBundle {
                     + "checkpoint or record copy in the bundle: they could have been added after the fact"
                 if requireJournal { bad(from, problem) } else { result.notes.append(problem) }
             }
+            result.journal = true
+            result.notes.append(
+                "the journal evidence is only as trustworthy as the journal it was read from: compare the newest checkpoint with "
+                    + "an independent copy (e.g. the fleet's forwarded journal)")
         } else if requireJournal {
             bad(nil, "the bundle carries no journal evidence: only the chain's own consistency can be checked (--chain-only)")
-        } else {
+        } else if result.problems.isEmpty {
             result.notes.append("no journal evidence: the chain is consistent, but nothing outside the bundle vouches for it")
         }
-        result.notes.append(
-            "the journal evidence is only as trustworthy as the journal it was read from: compare the newest checkpoint with "
-                + "an independent copy (e.g. the fleet's forwarded journal)")
         result.notes.append(
             "typed values' hmac cannot be checked without the installation key, which never leaves the machine")
         result.ok = result.problems.isEmpty
