@@ -485,7 +485,7 @@ public enum AuditBundle {
                     bad(seq == previousSeq ? (result.firstSeq ?? seq) : seq,
                         seq == previousSeq
                             ? "the hash the first record follows differs from the journal \(what) of record \(seq)"
-                            : "record \(seq) differs from its journal \(what): it was rewritten")
+                            : "record \(seq) differs from its journal \(what): the record was rewritten or the \(what) altered")
                     return false
                 }
                 vouched = max(vouched ?? seq, seq)
