@@ -247,7 +247,9 @@ struct AuditExportCommand: AsyncParsableCommand {
                 throw CLIFailure(error)
             }
             if output.json {
-                print(JSONWriter.string(export.json))
+                var summary = export.json.objectValue ?? [:]
+                summary["file"] = .string(out)
+                print(JSONWriter.string(.object(summary)))
             } else {
                 print(
                     "wrote \(out): records \(export.firstSeq)-\(export.lastSeq) (\(export.records)), "

@@ -82,6 +82,13 @@ struct AuditExportCLITests {
         let badResult = try JSONParser.parse(badJSON.stdout)
         #expect(badJSON.status == 1 && badResult["first_bad_seq"] == 3, "\(badJSON.output)")
 
+        // --json: what was written, for scripts.
+        let second = dir.file("second.bundle")
+        let scripted = try CLI.run(["--json", "audit", "export", "--since", "2000-01-01T00:00:00Z", "--out", second] + common, environment: env)
+        let summary = try JSONParser.parse(scripted.stdout)
+        #expect(scripted.status == 0 && summary["file"]?.stringValue == second && summary["first_seq"] == 1, "\(scripted.output)")
+        #expect(summary["sha256"]?.stringValue?.count == 64 && summary["records"]?.intValue == Int64(records.count), "\(scripted.output)")
+
         // Never overwritten; a range with no records and a malformed time are errors.
         let again = try CLI.run(["audit", "export", "--since", "2000-01-01T00:00:00Z", "--out", bundle] + common, environment: env)
         #expect(again.status == 1 && again.stderr.contains("never overwritten"), "\(again.output)")
