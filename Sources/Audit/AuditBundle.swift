@@ -136,7 +136,8 @@ public struct AuditBundleVerification: Sendable, Equatable {
 /// log id) never goes into a bundle.
 public enum AuditBundle {
     public static let format = "deskgate-audit-bundle/1"
-    /// Records that follow the range's last record but not (yet) followed by one inside it.
+    /// How many records outside the range export holds back after an in-range record, waiting
+    /// for another in-range one (a clock stepped back); beyond that the bundle ends there.
     static let maxTrailingGap = 10_000
 
     // MARK: Export
