@@ -44,7 +44,7 @@ if [ $# -gt 0 ]; then
     exit
 fi
 
-swift test --filter "AuditTests.Journal(Tests|WitnessTests)"
+swift test --filter "AuditTests.Journal(Tests|WitnessTests|BundleTests)"
 
 # The CLI against a log written by a process that is killed twice (no clean shutdown).
 BIN=$(swift build --show-bin-path)
@@ -177,6 +177,24 @@ FRESH=$STATE/fresh
 start_daemon "$FRESH"; calls 3 "$FRESH"; stop_daemon TERM
 out=$("$BIN/deskgate" audit verify --journal --state-dir "$FRESH/state" --json) || fail "fresh install does not verify: $out"
 [ "$(echo "$out" | json_field 'r["journal"].get("history")')" = fresh ] || fail "fresh install not reported as fresh: $out"
+
+# deskgate audit export of the real daemon's log, with the journal's checkpoints; verify --bundle
+# offline; a record changed in the bundle is named.
+"$BIN/deskgate" audit export --since 2000-01-01T00:00:00Z --state-dir "$FRESH/state" --config-dir "$FRESH/config" \
+    --system-policy-dir "$FRESH/etc" --out "$STATE/fresh.bundle" || fail "export failed"
+"$BIN/deskgate" audit verify --bundle "$STATE/fresh.bundle" || fail "an exported bundle does not verify"
+[ "$("$BIN/deskgate" audit verify --bundle "$STATE/fresh.bundle" --json | json_field 'r["checkpoints_matched"] > 0')" = True ] \
+    || fail "the bundle carries no checkpoint of the daemon's journal"
+python3 - "$STATE/fresh.bundle" "$STATE/fresh-bad.bundle" <<'PY'
+import json, sys
+bundle = json.load(open(sys.argv[1]))
+bundle["records"][1]["kind"] = "tampered"
+json.dump(bundle, open(sys.argv[2], "w"))
+PY
+if out=$("$BIN/deskgate" audit verify --bundle "$STATE/fresh-bad.bundle"); then fail "a tampered bundle verified: $out"; fi
+SECOND=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["records"][1]["seq"])' "$STATE/fresh.bundle")
+echo "$out" | grep -q "first bad record: seq $SECOND" || fail "the changed record $SECOND is not named: $out"
+echo "journald-test: audit export and verify --bundle (a changed record named)"
 
 for what in directory key; do
     GONE=$STATE/deleted-$what

@@ -124,6 +124,14 @@ public struct JournalCheckpoint: Sendable, Equatable {
     /// `_EXE` as journald recorded it (trusted: the writer cannot forge it).
     public let exe: String?
     public let reason: String?
+
+    public init(seq: Int64, hash: String, realtimeMicros: UInt64, exe: String?, reason: String?) {
+        self.seq = seq
+        self.hash = hash
+        self.realtimeMicros = realtimeMicros
+        self.exe = exe
+        self.reason = reason
+    }
 }
 
 /// The last record of a log the journal holds, as its mirror wrote it.
@@ -182,6 +190,11 @@ struct CompactHash: Hashable, Sendable {
             words.append(word)
         }
         (a, b, c, d) = (words[0], words[1], words[2], words[3])
+    }
+
+    /// The 64 lower-case hex digits it was made from.
+    var hex: String {
+        [a, b, c, d].flatMap { word in (0..<8).reversed().map { UInt8(truncatingIfNeeded: word >> (UInt64($0) * 8)) } }.hexString
     }
 }
 

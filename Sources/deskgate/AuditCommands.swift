@@ -1,6 +1,7 @@
 import ArgumentParser
 import Audit
 import DeskgateAPI
+import DeskgateClient
 import JSONRPC
 
 #if canImport(Glibc)
@@ -11,8 +12,10 @@ import Glibc
 struct AuditGroup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
-        abstract: "Read, verify and reset the audit log.",
-        subcommands: [AuditTail.self, AuditQueryCommand.self, AuditVerifyCommand.self, AuditResetCommand.self])
+        abstract: "Read, verify, export and reset the audit log.",
+        subcommands: [
+            AuditTail.self, AuditQueryCommand.self, AuditVerifyCommand.self, AuditExportCommand.self, AuditResetCommand.self,
+        ])
 }
 
 /// Filters shared by `tail` and `query`, in `audit.query` form.
@@ -128,7 +131,7 @@ struct AuditQueryCommand: AsyncParsableCommand {
 struct AuditVerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check the audit hash chain (through the daemon, or the files with --state-dir/--journal).",
+        abstract: "Check the audit hash chain (through the daemon, the files with --state-dir/--journal, or an exported --bundle).",
         discussion: """
             Without options the daemon checks its log (audit.verify). With --state-dir, or with --journal, \
             the files are read directly (default state dir: $XDG_STATE_HOME/deskgate); --journal also \
@@ -136,14 +139,36 @@ struct AuditVerifyCommand: AsyncParsableCommand {
             local log, which catches a cut tail (even after a crash), a truncated or a rewritten log, \
             and says what the journal knows of the directory before this log: fresh (nothing), reset \
             (deskgate audit reset) or deleted (an earlier log and no reset: a failure). \
+            With --bundle FILE, checks a bundle written by `deskgate audit export`, offline (no daemon, \
+            audit directory or journal needed): every record's hash, the chain from the hash the first \
+            record follows to the last record, and that the journal checkpoints and record copies the \
+            bundle carries agree with its records and vouch for the last one (--chain-only: the chain \
+            alone, for a bundle exported without a journal). The first bad record is named. \
             Exit status 0 when everything verifies, 1 otherwise.
             """)
     @OptionGroup var client: ClientOptions
     @Flag(help: "Also check the local chain against the journal checkpoints.") var journal = false
     @Option(name: .customLong("state-dir"), help: "Read the log under DIR/audit directly.") var stateDir: String?
+    @Option(help: "Check this exported bundle offline instead of a log.", completion: .file()) var bundle: String?
+    @Flag(
+        name: .customLong("chain-only"),
+        help: "With --bundle: do not require journal evidence for the last record (the chain's own consistency only).")
+    var chainOnly = false
 
     func run() async throws {
         try await runReporting {
+            if let bundle {
+                guard !journal, stateDir == nil else {
+                    throw CLIFailure(ValidationError("--bundle is checked offline: it takes no --journal or --state-dir"))
+                }
+                let bytes: [UInt8]
+                do { bytes = try AuditFiles.read(bundle) } catch { throw CLIFailure(error) }
+                let result = AuditBundle.verify(bytes, requireJournal: !chainOnly)
+                client.emit(result.json, readable: AuditTable.bundleVerification)
+                if !result.ok { throw ExitCode(1) }
+                return
+            }
+            if chainOnly { throw CLIFailure(ValidationError("--chain-only goes with --bundle")) }
             let result: JSONValue
             if journal || stateDir != nil {
                 let base = stateDir ?? DeskgatePaths.stateDirectory(environment: currentEnvironment())
@@ -158,6 +183,94 @@ struct AuditVerifyCommand: AsyncParsableCommand {
             client.emit(result, readable: AuditTable.verification)
             if result["ok"]?.boolValue != true { throw ExitCode(1) }
         }
+    }
+}
+
+/// `deskgate audit export --since T --out FILE`: a self-contained bundle for incident response.
+struct AuditExportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write the audit records of a time range, with what verifies them, to one bundle file.",
+        discussion: """
+            Reads the log under DIR/audit directly (default state dir: $XDG_STATE_HOME/deskgate; no \
+            daemon needed) and writes one JSON file (format deskgate-audit-bundle/1): the records from \
+            the first at or after --since to the last before --until, exactly as stored, the hash the \
+            first one follows, the systemd journal's checkpoints and record copies for those records \
+            (read as verify --journal reads them), the daemon's build (from daemon.info when a daemon \
+            answers on $DESKGATE_SOCKET or the default socket, else this binary's), the policy files' \
+            SHA-256 now and the policy loads in effect when the range starts. The installation key is \
+            never exported. Check the bundle anywhere with `deskgate audit verify --bundle FILE`. \
+            Times are RFC 3339, as for `audit query --since`, e.g. 2026-11-24T08:00:00Z. The file is \
+            created with mode 0600 and never overwritten.
+            """)
+    @Option(help: "Records at or after this RFC 3339 time.") var since: String
+    @Option(help: "Records before this RFC 3339 time (default: to the end of the log).") var until: String?
+    @Option(help: "The bundle file to create.", completion: .file()) var out: String
+    @Option(name: .customLong("state-dir"), help: "Read the log under DIR/audit (default: $XDG_STATE_HOME/deskgate).")
+    var stateDir: String?
+    @Option(name: .customLong("config-dir"), help: "The user policy's directory (default: $XDG_CONFIG_HOME/deskgate).")
+    var configDir: String?
+    @Option(name: .customLong("system-policy-dir"), help: "The admin policy directory (default: /etc/deskgate/policy.d).")
+    var systemPolicyDir: String?
+    @Flag(name: .customLong("no-journal"), help: "Do not read the systemd journal (the bundle then verifies only with --chain-only).")
+    var noJournal = false
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await runReporting {
+            let environment = currentEnvironment()
+            guard let sinceMicros = RFC3339.parse(since) else {
+                throw CLIFailure(ValidationError("--since: expected an RFC 3339 time, e.g. 2026-11-24T08:00:00Z"))
+            }
+            var untilMicros: Int64?
+            if let until {
+                guard let parsed = RFC3339.parse(until) else {
+                    throw CLIFailure(ValidationError("--until: expected an RFC 3339 time, e.g. 2026-11-24T09:00:00Z"))
+                }
+                guard parsed > sinceMicros else { throw CLIFailure(ValidationError("--until must be after --since")) }
+                untilMicros = parsed
+            }
+            let directory = (stateDir ?? DeskgatePaths.stateDirectory(environment: environment)) + "/audit"
+            var extra = JSONObject()
+            extra["exporter"] = DeskgateAPI.buildJSON
+            extra["daemon"] = await Self.daemonBuild()
+            extra["policy_files"] = AuditBundle.policyFiles(
+                systemPolicyDirectory: systemPolicyDir ?? DeskgatePaths.systemPolicyDirectory,
+                userPolicyFile: (configDir ?? DeskgatePaths.configDirectory(environment: environment)) + "/policy.toml")
+            let export: AuditBundleExport
+            do {
+                export = try AuditBundle.export(
+                    directory: directory, sinceMicros: sinceMicros, untilMicros: untilMicros, journal: noJournal ? .none : .system,
+                    extra: extra)
+                try AuditFiles.create(out, export.bytes)
+            } catch {
+                throw CLIFailure(error)
+            }
+            if output.json {
+                var summary = export.json.objectValue ?? [:]
+                summary["file"] = .string(out)
+                print(JSONWriter.string(.object(summary)))
+            } else {
+                print(
+                    "wrote \(out): records \(export.firstSeq)-\(export.lastSeq) (\(export.records)), "
+                        + "\(export.checkpoints) journal checkpoints, \(export.journalRecords) journal record copies")
+                print("bundle sha256: \(export.sha256) (keep it where the bundle cannot change it)")
+            }
+            for warning in export.warnings { FileHandleStderr.write("deskgate: warning: \(warning)\n") }
+        }
+    }
+
+    /// The running daemon's build (`daemon.info`), or this binary's when no daemon answers within 2 s.
+    static func daemonBuild() async -> JSONValue {
+        var answer: JSONValue?
+        if let client = try? await DeskgateClient.connect() {
+            answer = try? await client.call("daemon.info", nil, timeout: .seconds(2))
+            client.closeNow()
+        }
+        if let build = answer?["build"], !build.isNull {
+            return ["source": "daemon.info", "pid": answer?["pid"] ?? .null, "build": build]
+        }
+        return ["source": "no daemon answered; this deskgate binary's build", "build": DeskgateAPI.buildJSON]
     }
 }
 
@@ -237,6 +350,38 @@ enum AuditTable {
             + target.joined(separator: " ")
     }
 
+    /// `verify --bundle`: the verdict, the first bad record and every problem, what the journal
+    /// evidence vouched for, and what the check cannot prove.
+    static func bundleVerification(_ result: JSONValue) -> String {
+        var lines: [String] = []
+        let records = result["records"]?.intValue ?? 0
+        let span = result["first_seq"]?.intValue.map { first in " \(first)–\(result["last_seq"]?.intValue ?? first)" } ?? ""
+        let log = result["log_id"]?.stringValue.map { " of log \($0)" } ?? ""
+        if result["ok"]?.boolValue == true {
+            lines.append("ok: bundle verifies: records\(span) (\(records))\(log)")
+        } else {
+            lines.append("FAILED: bundle does not verify: \(records) records\(span)\(log)")
+            if let bad = result["first_bad_seq"]?.intValue { lines.append("first bad record: seq \(bad)") }
+            for problem in result["problems"]?.arrayValue ?? [] { lines.append("  - \(problem.stringValue ?? "")") }
+        }
+        let checkpoints = result["checkpoints_matched"]?.intValue ?? 0
+        let copies = result["journal_records_matched"]?.intValue ?? 0
+        if result["journal"]?.boolValue == true {
+            var journal = "journal evidence: \(checkpoints) checkpoints and \(copies) record copies agree"
+            if let through = result["vouched_through"]?.intValue { journal += "; they vouch for every record through seq \(through)" }
+            lines.append(journal)
+        } else {
+            lines.append("journal evidence: none in the bundle")
+        }
+        if let anchor = result["anchor_checkpoint"], let seq = anchor["seq"]?.intValue, let hash = anchor["hash"]?.stringValue {
+            lines.append("newest checkpoint: seq \(seq) hash \(hash)")
+        }
+        let writers = (result["writers"]?.arrayValue ?? []).compactMap(\.stringValue)
+        if !writers.isEmpty { lines.append("journal entries written by: \(writers.joined(separator: ", "))") }
+        for note in result["notes"]?.arrayValue ?? [] { lines.append("note: \(note.stringValue ?? "")") }
+        return lines.joined(separator: "\n")
+    }
+
     static func verification(_ result: JSONValue) -> String {
         var lines: [String] = []
         let records = result["records"]?.intValue ?? 0
@@ -272,5 +417,48 @@ enum AuditTable {
             if !writers.isEmpty { lines.append("written by: \(writers.joined(separator: ", "))") }
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+/// The bundle file: read whole; created new with mode 0600 (an existing file is never replaced).
+enum AuditFiles {
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func read(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Failure(description: "cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            guard n >= 0 else { throw Failure(description: "cannot read \(path): \(String(cString: strerror(errno)))") }
+            if n == 0 { return bytes }
+            bytes += chunk[0..<n]
+        }
+    }
+
+    static func create(_ path: String, _ bytes: [UInt8]) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            let reason = errno == EEXIST ? "it exists (a bundle is never overwritten)" : String(cString: strerror(errno))
+            throw Failure(description: "cannot create \(path): \(reason)")
+        }
+        defer { close(fd) }
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else {
+                let reason = String(cString: strerror(errno))
+                unlink(path)
+                throw Failure(description: "cannot write \(path): \(reason)")
+            }
+            offset += n
+        }
+        guard fsync(fd) == 0 else { throw Failure(description: "cannot sync \(path): \(String(cString: strerror(errno)))") }
     }
 }

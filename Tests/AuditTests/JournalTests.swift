@@ -368,3 +368,64 @@ struct JournalWitnessTests {
         #expect(verification.journal?.previousLog?.resetBy?.hasSuffix(".xctest") == true)
     }
 }
+
+/// Bundles whose journal evidence comes from a real journald (`deskgate audit export` reads it
+/// the way `verify --journal` does).
+@Suite("Audit bundles with journal evidence", .enabled(if: TestJournal.requested, "run via scripts/journald-test.sh"), .serialized)
+struct JournalBundleTests {
+    @Test("export reads the checkpoints and record copies covering the range; verify checks them; a changed checkpoint is named")
+    func exportWithJournal() async throws {
+        try #require(FileManager.default.fileExists(atPath: "/run/systemd/journal/socket"), "no journald")
+        let tmp = TempDir("journal-bundle")
+        defer { tmp.remove() }
+        let log = try AuditLog.open(config: AuditConfig(directory: tmp.auditDir, segmentMaxBytes: 1 << 20, journal: .auto), logger: testLogger())
+        var receipts: [AuditReceipt] = []
+        for n in 1...250 { receipts.append(try await log.append(outcome(n))) }
+        await log.close()
+        _ = try await TestJournal.waitForCheckpoints(log.logID, atLeast: 3)
+
+        // Records 150…250 (times are the wall clock: select by the stored times).
+        let since = try #require(RFC3339.parse(receipts[149].time))
+        let export = try AuditBundle.export(directory: tmp.auditDir, sinceMicros: since, untilMicros: nil, journal: .system)
+        #expect(export.firstSeq <= 150 && export.lastSeq == 250, "\(export.firstSeq)…\(export.lastSeq)")
+        #expect(export.warnings.isEmpty, "\(export.warnings)")
+        let root = try #require(try JSONParser.parse(export.bytes).objectValue)
+        let checkpoints = (root["journal"]?["checkpoints"]?.arrayValue ?? []).compactMap { $0["seq"]?.intValue }
+        #expect(checkpoints == [200, 250], "only the checkpoints inside the range")
+        #expect(root["journal"]?["records"]?.arrayValue?.count == Int(250 - export.firstSeq + 2), "a copy of every record and the one before")
+        #expect(root["journal"]?["writers"]?.arrayValue?.first?.stringValue?.hasSuffix(".xctest") == true)
+
+        let result = AuditBundle.verify(export.bytes)
+        #expect(result.ok, "\(result.problems)")
+        #expect(result.checkpointsMatched == 2 && result.vouchedThrough == 250)
+        #expect(result.anchorCheckpoint?.hash == receipts[249].hash)
+
+        var tampered = root
+        var journal = try #require(tampered["journal"]?.objectValue)
+        var list = try #require(journal["checkpoints"]?.arrayValue)
+        var first = try #require(list[0].objectValue)
+        first["hash"] = .string(receipts[198].hash)
+        list[0] = .object(first)
+        journal["checkpoints"] = .array(list)
+        tampered["journal"] = .object(journal)
+        let bad = AuditBundle.verify(JSONWriter.bytes(.object(tampered), sortedKeys: true))
+        #expect(!bad.ok && bad.firstBadSeq == 200, "\(bad.problems)")
+    }
+
+    @Test("records not yet vouched for by a checkpoint are covered by their journal copies (a daemon killed before its next checkpoint)")
+    func recordCopiesAfterLastCheckpoint() async throws {
+        try #require(FileManager.default.fileExists(atPath: "/run/systemd/journal/socket"), "no journald")
+        let tmp = TempDir("journal-bundle-open")
+        defer { tmp.remove() }
+        let log = try AuditLog.open(config: AuditConfig(directory: tmp.auditDir, segmentMaxBytes: 1 << 20, journal: .auto), logger: testLogger())
+        var receipts: [AuditReceipt] = []
+        for n in 1...130 { receipts.append(try await log.append(outcome(n))) }
+        // Not closed: the last checkpoint is at 100. Export waits for the mirror to catch up.
+        let since = try #require(RFC3339.parse(receipts[109].time))
+        let export = try AuditBundle.export(directory: tmp.auditDir, sinceMicros: since, untilMicros: nil, journal: .system)
+        #expect(export.checkpoints == 0 && export.lastSeq == 130)
+        let result = AuditBundle.verify(export.bytes)
+        #expect(result.ok && result.vouchedThrough == 130, "\(result.problems)")
+        await log.close()
+    }
+}
