@@ -29,8 +29,8 @@ swift package generate-manual --configuration "$CONFIG" --date "$DATE" >/dev/nul
     exit 1
 }
 
-# The version alone: --version goes on with the commit, compiler and dependencies.
-VERSION=$(".build/$CONFIG/deskgate" --version | head -n 1 | cut -d " " -f 1)
+# The version alone (--version goes on with the commit, compiler and dependencies).
+VERSION=$(".build/$CONFIG/deskgate" --version | head -n 1 | cut -d" " -f1)
 {
     # `.Os` names the source of the page in its footer (the generator leaves it empty).
     head -n -2 "$GENERATED" | sed "s/^\.Os\$/.Os deskgate $VERSION/"
@@ -49,7 +49,8 @@ Without either, the socket is
 else
 .Pa /tmp/deskgate-UID/deskgate.sock ) .
 .It Ev XDG_STATE_HOME
-.Ql deskgate audit verify --journal
+.Ql deskgate audit verify --journal ,
+.Ql deskgate audit export
 and
 .Ql deskgate audit reset
 read the audit log under
@@ -78,7 +79,7 @@ The audit log, written only by the daemon.
 Success.
 .It 1
 Failure: the daemon could not be reached or answered with an error, a policy file or the audit
-log did not verify, there was no grant with the id to revoke, or
+log or an exported bundle did not verify, there was no grant with the id to revoke, or
 .Ql deskgate audit reset
 ran without
 .Fl -yes ,
@@ -115,11 +116,18 @@ alias dg='deskgate --socket /tmp/dg.sock --json'; dg whoami
 .Pp
 Check the audit log against the systemd journal:
 .Dl deskgate audit verify --journal
+.Pp
+After an incident, export the records of a time range with the journal's checkpoints, and check
+the bundle on another machine:
+.Bd -literal -offset indent
+deskgate audit export --since 2026-12-06T08:00:00Z --out incident.bundle
+deskgate audit verify --bundle incident.bundle
+.Ed
 .Sh "SEE ALSO"
 .Xr systemctl 1 ,
 .Xr journalctl 1 ,
 .Xr systemd.socket 5 .
-The full documentation (protocol, policy format, security model, operations) is installed in
+The full documentation (protocol, policy format, security model, operations, incident response) is installed in
 .Pa share/doc/deskgate/
 under the installation prefix.
 EOF
