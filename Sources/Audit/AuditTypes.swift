@@ -267,6 +267,8 @@ public struct AuditFilter: Sendable, Equatable {
     public var method: String?
     /// `decision.effect`: allow, ask or deny.
     public var decision: String?
+    /// A task's records: its begin and end, the decisions it allowed and their outcomes.
+    public var task: String?
     /// 1…1000, default 100.
     public var limit: Int
 
@@ -300,9 +302,14 @@ public struct AuditFilter: Sendable, Equatable {
                     throw .invalidFilter(field: key, reason: "expected an RFC 3339 time")
                 }
                 sinceMicros = micros
-            case "client_exe", "method", "decision":
+            case "client_exe", "method", "decision", "task":
                 guard let s = value.stringValue else { throw .invalidFilter(field: key, reason: "expected a string") }
-                if key == "client_exe" { clientExe = s } else if key == "method" { method = s } else { decision = s }
+                switch key {
+                case "client_exe": clientExe = s
+                case "method": method = s
+                case "task": task = s
+                default: decision = s
+                }
             case "limit":
                 guard let n = value.intValue, n >= 1, n <= Int64(Self.maxLimit) else {
                     throw .invalidFilter(field: key, reason: "expected an integer 1…\(Self.maxLimit)")

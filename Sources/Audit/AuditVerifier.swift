@@ -257,6 +257,9 @@ struct SeqRanges: CustomStringConvertible {
 enum AuditReader {
     static func query(directory: String, segments: [SegmentInfo], filter: AuditFilter) throws -> [JSONValue] {
         var out: [JSONValue] = []
+        // With a task filter: the audit ids of the requests the task allowed, so that their
+        // outcome records (which carry no decision) are found too.
+        var taskRequests: Set<String> = []
         for (index, segment) in segments.enumerated() {
             // Skip segments that end before since_seq.
             if let since = filter.sinceSeq, index + 1 < segments.count, segments[index + 1].firstSeq <= since { continue }
@@ -269,7 +272,8 @@ enum AuditReader {
             var start = 0
             while start < bytes.count, let end = bytes[start...].firstIndex(of: 0x0A) {
                 defer { start = end + 1 }
-                guard let record = try? JSONParser.parse(bytes[start..<end]), matches(record, filter) else { continue }
+                guard let record = try? JSONParser.parse(bytes[start..<end]), matches(record, filter, taskRequests: &taskRequests)
+                else { continue }
                 out.append(record)
                 if out.count >= filter.limit { return out }
             }
@@ -278,6 +282,21 @@ enum AuditReader {
     }
 
     static func matches(_ record: JSONValue, _ filter: AuditFilter) -> Bool {
+        var none: Set<String> = []
+        return matches(record, filter, taskRequests: &none)
+    }
+
+    static func matches(_ record: JSONValue, _ filter: AuditFilter, taskRequests: inout Set<String>) -> Bool {
+        if let task = filter.task {
+            let auditID = record["request_id"]?.stringValue
+            if record["decision"]?["task"]?.stringValue == task {
+                if let auditID { taskRequests.insert(auditID) }
+            } else if let auditID, taskRequests.contains(auditID) {
+                // the outcome of a request the task allowed
+            } else if record["details"]?["task_id"]?.stringValue != task, record["details"]?["task"]?["task_id"]?.stringValue != task {
+                return false
+            }
+        }
         if let since = filter.sinceSeq, (record["seq"]?.intValue ?? -1) < since { return false }
         if let exe = filter.clientExe, record["client"]?["exe"]?.stringValue != exe { return false }
         if let method = filter.method, record["method"]?.stringValue != method { return false }

@@ -69,6 +69,9 @@ public final class Broker: Sendable {
         var sensitiveCache: [SensitiveKey: Bool] = [:]
         /// The brake, when pulled (kept in ``BrokerConfig/pauseFile``).
         var pause: PauseState?
+        /// Tasks people approved (never persisted), and their one-shot expiry and idle timers.
+        var tasks = TaskTable()
+        var taskTimers: [String: [Task<Void, Never>]] = [:]
         /// Counts changes that can change a decision (policy reloads, grants created, revoked or
         /// expired), so standing decisions know when to be made again.
         var generation: UInt64 = 0
@@ -243,7 +246,7 @@ public final class Broker: Sendable {
     }
 
     /// Why no prompt can be shown for this client now, if so.
-    private func promptBlocker(_ request: BrokerRequest) -> String? {
+    func promptBlocker(_ request: BrokerRequest) -> String? {
         evaluating(request, forPrompt: true) { state, _, _, facts in
             Evaluator.promptBlocker(request, helper: state.helper?.identity, facts)
         }
@@ -258,6 +261,7 @@ public final class Broker: Sendable {
         case .decided(let decision):
             return decision
         case .ask(let explicit):
+            if explicit == nil, let covered = coveredByTask(request, consume: false) { return covered }
             if !request.interactive { return Evaluator.deny(request, .wouldPrompt, rule: explicit) }
             if let blocker = promptBlocker(request) { return Evaluator.deny(request, .noHelper, rule: explicit, detail: blocker) }
             return Decision(effect: .ask, ruleID: explicit?.id, request: request, ruleReason: explicit?.reason)
@@ -290,16 +294,22 @@ public final class Broker: Sendable {
         case .decided(let decision): return decision
         case .ask(let rule): explicit = rule
         }
+        // A task stands where remembered grants stand: only what would ask by default.
+        if explicit == nil, let covered = coveredByTask(request, consume: true) { return covered }
         if !request.interactive { return Evaluator.deny(request, .wouldPrompt, rule: explicit) }
         if let blocker = promptBlocker(request) { return Evaluator.deny(request, .noHelper, rule: explicit, detail: blocker) }
+        return await personDecides(request)
+    }
 
+    /// Queues the request for its turn and asks the person (`task`: a task's approval).
+    func personDecides(_ request: BrokerRequest, task: TaskRequest? = nil) async -> Decision {
         let ticket = withState { state, _ -> PromptQueue.Ticket in
             state.nextToken += 1
             return PromptQueue.Ticket(token: state.nextToken, clientPid: request.client.pid,
                                       connectionID: request.client.connectionID, requestID: nil)
         }
         let decision = await withTaskCancellationHandler {
-            await self.queuedPrompt(request, ticket: ticket)
+            await self.queuedPrompt(request, ticket: ticket, task: task)
         } onCancel: {
             self.withState { state, deferred in
                 self.apply(state.queue.cancel(token: ticket.token), &state, &deferred)
@@ -315,7 +325,7 @@ public final class Broker: Sendable {
 
     // MARK: - Queue
 
-    private func queuedPrompt(_ request: BrokerRequest, ticket: PromptQueue.Ticket) async -> Decision {
+    private func queuedPrompt(_ request: BrokerRequest, ticket: PromptQueue.Ticket, task: TaskRequest?) async -> Decision {
         let admission = await withCheckedContinuation { (continuation: CheckedContinuation<PromptQueue.Admission, Never>) in
             withState { state, deferred in
                 if let verdict = state.queue.admit(ticket) {
@@ -328,7 +338,7 @@ public final class Broker: Sendable {
         switch admission {
         case .rateLimited: return Evaluator.deny(request, .rateLimited)
         case .cancelled: return pausedDenial(request) ?? Evaluator.deny(request, .cancelled)
-        case .go: return await prompt(request, ticket: ticket)
+        case .go: return await prompt(request, ticket: ticket, task: task)
         }
     }
 
@@ -344,14 +354,23 @@ public final class Broker: Sendable {
 
     // MARK: - Prompting
 
-    private func prompt(_ request: BrokerRequest, ticket: PromptQueue.Ticket) async -> Decision {
+    private func prompt(_ request: BrokerRequest, ticket: PromptQueue.Ticket, task: TaskRequest?) async -> Decision {
         // Decide again: while this request waited, a grant may have appeared or been revoked.
         let explicit: PolicyRule?
-        switch evaluate(request) {
-        case .decided(let decision): return decision
-        case .ask(let rule): explicit = rule
+        if task != nil {
+            // A task's approval is no rule's business; a pause meanwhile still stops it.
+            if let paused = pausedDenial(request) { return paused }
+            explicit = nil
+        } else {
+            switch evaluate(request) {
+            case .decided(let decision): return decision
+            case .ask(let rule): explicit = rule
+            }
+            if explicit == nil, let covered = coveredByTask(request, consume: true) { return covered }
         }
-        let choices: [String] = if request.riskClass == .control {
+        let choices: [String] = if task != nil {
+            ["deny", "approve_task"]
+        } else if request.riskClass == .control {
             ["deny", "resume"]
         } else if explicit != nil {
             ["deny", "allow_once"]
@@ -359,8 +378,9 @@ public final class Broker: Sendable {
             ["deny", "allow_once", "allow_session", "allow_1h", "allow_always"]
         }
         let promptID = RandomID.promptID()
-        let params = Self.promptParams(request, promptID: promptID, choices: choices, explicit: explicit,
-                                       timeout: config.promptTimeout)
+        let base = Self.promptParams(request, promptID: promptID, choices: choices, explicit: explicit,
+                                     timeout: config.promptTimeout)
+        let params = task.map { Self.taskPromptParams(base, $0, now: now()) } ?? base
         // Whether this helper may have been started by this client is read before the lock; the
         // helper it was read for must still be the registered one when the prompt goes out.
         var helper = withState { state, _ in state.helper?.identity }
@@ -572,6 +592,7 @@ public final class Broker: Sendable {
                 unregisterHelperLocked(&state, &deferred, reason: "the prompt helper disconnected")
             }
             apply(state.queue.cancel { $0.connectionID == connectionID }, &state, &deferred)
+            for task in state.tasks.removeConnection(connectionID) { taskEndedLocked(&state, &deferred, task, .clientGone) }
             for grant in state.grants.table.removeConnection(connectionID) {
                 deferred.events.append(.grantRevoked(grant))
                 deferred.decisionsChanged = true
@@ -618,9 +639,14 @@ public final class Broker: Sendable {
     }
 
     /// `broker.halt`: pause, and revoke every remembered grant.
-    public func halt(by client: ClientIdentity, reason: String?) -> (pause: PauseState, grantsRevoked: Int) {
+    public func halt(by client: ClientIdentity, reason: String?) -> (pause: PauseState, grantsRevoked: Int, tasksEnded: Int) {
         let pause = pause(by: client, reason: reason)
-        return (pause, revokeAll())
+        let ended = withState { state, deferred -> Int in
+            let tasks = state.tasks.removeAll()
+            for task in tasks { taskEndedLocked(&state, &deferred, task, .halted) }
+            return tasks.count
+        }
+        return (pause, revokeAll(), ended)
     }
 
     /// The pause in force, if any.
@@ -642,7 +668,7 @@ public final class Broker: Sendable {
     }
 
     /// The denial for a request whose prompt or turn ended because of a pause.
-    private func pausedDenial(_ request: BrokerRequest) -> Decision? {
+    func pausedDenial(_ request: BrokerRequest) -> Decision? {
         guard let pause = currentPause, request.riskClass <= .write else { return nil }
         return Evaluator.deny(request, .paused, detail: Evaluator.pauseDetail(pause))
     }
@@ -655,7 +681,8 @@ public final class Broker: Sendable {
         return withState { state, _ in
             let rules = (state.policy.admin.rules + state.policy.user.rules).map(\.json)
             let grants = state.grants.table.all.filter { $0.isLive(at: now) }.map(\.json)
-            return ["rules": .array(rules), "grants": .array(grants)]
+            let tasks = state.tasks.all.filter { $0.ended(at: now) == nil }.map { $0.json(now: now) }
+            return ["rules": .array(rules), "grants": .array(grants), "tasks": .array(tasks)]
         }
     }
 
@@ -664,6 +691,10 @@ public final class Broker: Sendable {
     @discardableResult
     public func revoke(id: String) -> Bool {
         withState { state, deferred in
+            if let task = state.tasks.remove(id) {
+                taskEndedLocked(&state, &deferred, task, .revoked)
+                return true
+            }
             guard let grant = state.grants.table.remove(id) else { return false }
             deferred.events.append(.grantRevoked(grant))
             deferred.decisionsChanged = true
@@ -714,6 +745,7 @@ public final class Broker: Sendable {
             object.append("prompt_agents", JSONValue(state.policy.promptHelpers))
             object.append("pending_prompts", .int(Int64(state.sessions.count)))
             object.append("pause", PauseState.json(state.pause))
+            object.append("tasks", .int(Int64(state.tasks.count)))
             object.append("audit", state.policy.audit.json)
             return .object(object)
         }

@@ -49,6 +49,8 @@ public struct Decision: Sendable {
     public var ruleID: String?
     /// The remembered grant that allowed it, or the grant a prompt answer created.
     public var grantID: String?
+    /// The task session that allowed it (``Broker/beginTask(_:client:)``).
+    public var taskID: String?
     public var method: String
     public var riskClass: RiskClass
     /// Whether a person was asked.
@@ -98,6 +100,7 @@ public struct Decision: Sendable {
         case .allow:
             if let ruleID, choice == nil { return "Allowed by rule '\(ruleID)'." }
             if let grantID, !prompted { return "Allowed by remembered grant \(grantID)." }
+            if let taskID { return "Allowed inside task \(taskID), which the person at the desktop approved." }
             return "Allowed by the person at the desktop (\(choice ?? "approved"))."
         }
     }
@@ -108,6 +111,7 @@ public struct Decision: Sendable {
         if let reason { object.append("reason", .string(reason.rawValue)) }
         object.append("rule", JSONValue(ruleID))
         if let grantID { object.append("grant", .string(grantID)) }
+        if let taskID { object.append("task", .string(taskID)) }
         object.append("class", .string(riskClass.rawValue))
         if let promptID { object.append("prompt_id", .string(promptID)) }
         if let choice { object.append("choice", .string(choice)) }

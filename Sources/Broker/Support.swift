@@ -221,6 +221,11 @@ public enum BrokerEvent: Sendable {
     case promptEnded(promptID: String, outcome: String)
     /// The brake was pulled (`broker.pause` or `broker.halt`), or a kept pause was found at start-up.
     case paused(PauseState, restored: Bool)
+    /// A person approved a task (`task.begin`); its JSON as `grants.list` shows it.
+    case taskBegun(JSONValue)
+    /// A task ended (by its client, by expiry, idleness or a limit, by revocation, halt, or its
+    /// client going away).
+    case taskEnded(id: String, why: TaskEnding, task: JSONValue)
     /// The pause was lifted (`broker.resume`, decided like any gated request).
     case resumed(by: JSONValue, pause: PauseState)
     /// Something that can change decisions changed (a reload, a grant created, revoked or
@@ -311,4 +316,5 @@ enum RandomID {
     /// 128 random bits.
     static func promptID() -> String { hex(bytes: 16) }
     static func grantID() -> String { "g-" + hex(bytes: 8) }
+    static func taskID() -> String { "t-" + hex(bytes: 8) }
 }

@@ -220,6 +220,14 @@ public final class DaemonService: Sendable {
         BrokerHandlers.register(into: &table, broker: broker, audit: audit, resolveTarget: { method, params, context in
             guard let entry = tableBox.withLock({ $0?.entry(method) }), let resolve = entry.resolve else { return nil }
             return try await resolve(try entry.decode(params), context)
+        }, liveExecutables: {
+            // Asks each app nothing beyond who it is (the registry's own facts).
+            let seen = Mutex<Set<String>>([])
+            _ = try await accessibility.get().listApps { app in
+                if let exe = app.exe { seen.withLock { _ = $0.insert(exe) } }
+                return false
+            }
+            return seen.withLock { $0 }
         }, logger: logger)
         if let audit { AuditHandlers.register(into: &table, audit: audit) }
         if options.enableTestMethods { CoreHandlers.registerTestMethods(into: &table) }

@@ -201,6 +201,14 @@ struct ToolBridge: Sendable {
             let url = params["url"]?.stringValue ?? ""
             return ToolOutcome(text: "Asked \(Quote.quoted(params["app"]?.stringValue ?? "the browser")) to open \(Quote.quoted(url)) in a new tab. Use wait_for to know when the page is there.",
                                isError: result["ok"]?.boolValue == false)
+        case "begin_task":
+            let id = Quote.bare(result["task_id"]?.stringValue ?? "?")
+            return ToolOutcome(text: "The person approved the task: task_id \(id), until \(Quote.bare(result["expires_at"]?.stringValue ?? "?")). Calls inside its scope now run without prompts; call end_task with this id when the job is done.",
+                               isError: false)
+        case "end_task":
+            let ended = result["ended"]?.boolValue == true
+            return ToolOutcome(text: ended ? "The task ended." : "No live task of yours has that id (it may have expired or been revoked).",
+                               isError: !ended)
         case "doctor":
             let findings = result["findings"]?.arrayValue ?? []
             let lines = findings.map { finding -> String in

@@ -191,6 +191,16 @@ struct ToolCatalog: Sendable {
                 pick(BrokerCheck.self, "method", as: "tool", schema: .stringEnum(checkable), summary: "Name of the tool to check.", required: true),
                 pick(BrokerCheck.self, "params", as: "arguments", summary: "The arguments the call would carry."),
             ]))
+        // Task sessions live as long as this bridge's connection: one approval for a bounded task.
+        tools.append(ToolDefinition(
+            name: "begin_task", title: "Ask the person to approve a bounded task",
+            description: TaskBegin.summary + " Ask once at the start of a multi-step job, naming only what it needs; requests outside the scope are decided as usual. Waits for the person's answer.",
+            method: TaskBegin.descriptor, kind: .plain,
+            arguments: [pick(TaskBegin.self, "title"), pick(TaskBegin.self, "scope"), pick(TaskBegin.self, "expires_in_s"),
+                        pick(TaskBegin.self, "idle_s"), pick(TaskBegin.self, "max_actions")]))
+        tools.append(ToolDefinition(
+            name: "end_task", title: "End a task", description: TaskEnd.summary + " End it as soon as the job is done.",
+            method: TaskEnd.descriptor, kind: .plain, arguments: [pick(TaskEnd.self, "task_id")]))
         return ToolCatalog(tools: tools)
     }()
 

@@ -41,6 +41,9 @@ enum ToolHints {
         DaemonDoctor.name: MethodTraits(idempotent: true),
         // Loading a URL reaches the web (the method says so), and loading it again fetches it again.
         BrowserNavigate.name: MethodTraits(idempotent: false, openWorld: BrowserNavigate.opensWorld),
+        // Each call asks the person again and starts another task; ending an ended task changes nothing.
+        TaskBegin.name: MethodTraits(idempotent: false),
+        TaskEnd.name: MethodTraits(idempotent: true),
     ]
 
     /// The annotations of a tool narrowing `method` (gated as `gating`).

@@ -26,11 +26,14 @@ struct AuditFilterOptions: ParsableArguments {
     var method: String?
     @Option(help: "Only decisions with this effect: allow, ask or deny.")
     var decision: String?
+    @Option(help: "Only a task's records: its begin and end, the requests it allowed and their outcomes.")
+    var task: String?
 
     func params(into object: inout JSONObject) {
         if let clientExe { object["client_exe"] = .string(clientExe) }
         if let method { object["method"] = .string(method) }
         if let decision { object["decision"] = .string(decision) }
+        if let task { object["task"] = .string(task) }
     }
 }
 

@@ -70,7 +70,7 @@ struct GrantsCommand: AsyncParsableCommand {
 }
 
 struct GrantsListCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "Policy rules and remembered grants, with layer and id.")
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "Policy rules, remembered grants and live tasks, with layer and id.")
 
     @OptionGroup var options: ClientOptions
 
@@ -86,6 +86,13 @@ struct GrantsListCommand: AsyncParsableCommand {
                 lines.append("Remembered grants (\(grants.count)):")
                 for grant in grants { lines.append("  " + Self.describe(grant, keys: ["client_exe", "client_script", "app", "app_exe", "role", "name", "expires"])) }
                 if grants.isEmpty { lines.append("  (none)") }
+                let tasks = value["tasks"]?.arrayValue ?? []
+                lines.append("Tasks (\(tasks.count)):")
+                for task in tasks {
+                    let limit = task["max_actions"]?.intValue.map { " of \($0)" } ?? ""
+                    lines.append("  \(task["task_id"]?.stringValue ?? "?") until \(task["expires_at"]?.stringValue ?? "?"): \(task["actions_used"]?.intValue ?? 0)\(limit) actions used, client \(task["client"]?["exe"]?.stringValue ?? "?") (pid \(task["client"]?["pid"]?.intValue ?? 0)), title (its own words): \(PromptText.sanitize(task["title"]?.stringValue ?? "", limit: 120))")
+                }
+                if tasks.isEmpty { lines.append("  (none; `deskgate grants revoke TASK_ID` ends one)") }
                 return lines.joined(separator: "\n")
             }
         }

@@ -140,7 +140,7 @@ struct PauseTests {
         try broker.registerHelper(FakeHelper(behavior: .answer("allow_always")))
         #expect(await broker.decide(request("field.fill", name: "Amount")).grantID != nil)
         #expect(broker.listGrants()["grants"]?.arrayValue?.count == 1)
-        let (pause, revoked) = broker.halt(by: client(), reason: "stop")
+        let (pause, revoked, _) = broker.halt(by: client(), reason: "stop")
         #expect(revoked == 1)
         #expect(pause.reason == "stop")
         #expect(broker.listGrants()["grants"]?.arrayValue?.isEmpty == true)

@@ -223,7 +223,7 @@ struct RequestPath {
             BrokerHandlers.register(into: &table, broker: broker, audit: nil, resolveTarget: { method, params, context in
                 guard let entry = tableBox.withLock({ $0?.entry(method) }), let resolve = entry.resolve else { return nil }
                 return try await resolve(try entry.decode(params), context)
-            }, logger: logger)
+            }, liveExecutables: { [] }, logger: logger)
             let done = table
             tableBox.withLock { $0 = done }
             changes?.handler.withLock { $0 = { streams.refresh() } }

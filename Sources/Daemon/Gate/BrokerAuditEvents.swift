@@ -30,6 +30,11 @@ enum BrokerAuditEvents {
         case .resumed(let by, let pause):
             return AuditEntry(kind: "resume", client: by,
                               details: ["paused_since": pause.json["since"] ?? .null, "paused_by": pause.by])
+        case .taskBegun(let task):
+            return AuditEntry(kind: "task_begin", client: task["client"], details: ["task": task])
+        case .taskEnded(let id, let why, let task):
+            return AuditEntry(kind: "task_end", client: task["client"],
+                              details: ["task_id": .string(id), "why": .string(why.rawValue), "task": task])
         case .grantsLoaded, .promptSent, .promptEnded, .decisionsChanged:
             return nil
         }

@@ -26,8 +26,11 @@ enum BrokerHandlers {
     /// Resolves a method's target exactly as the real call would (`broker.check`).
     typealias TargetResolver = @Sendable (String, ParamsObject, RequestContext) async throws -> ResolvedTarget?
 
+    /// The executables of the apps running now (for pinning a task's scope).
+    typealias LiveExecutables = @Sendable () async throws -> Set<String>
+
     static func register(into table: inout MethodTable, broker: Broker, audit: AuditLog?, resolveTarget: @escaping TargetResolver,
-                         logger: Logger) {
+                         liveExecutables: @escaping LiveExecutables, logger: Logger) {
         table.register(HelperRegister.self) { _, context in
             let session = context.session
             try broker.registerHelper(SessionPromptChannel(session: session, identity: context.client))
@@ -56,11 +59,12 @@ enum BrokerHandlers {
             broker.pause(by: context.client, reason: params.reason).json
         }
         table.register(BrokerHalt.self) { params, context in
-            let (pause, revoked) = broker.halt(by: context.client, reason: params.reason)
+            let (pause, revoked, tasks) = broker.halt(by: context.client, reason: params.reason)
             await recordBestEffort(audit, logger, AuditEntry(kind: "grant_revoke_request", client: context.session.identityJSON,
                                                              method: BrokerHalt.name, details: ["revoked": JSONValue(revoked)]))
             var result = pause.json.objectValue ?? [:]
             result["grants_revoked"] = JSONValue(revoked)
+            result["tasks_ended"] = JSONValue(tasks)
             return .object(result)
         }
         // Lifting it is gated (class control): the gate has decided, by a rule naming
@@ -70,6 +74,29 @@ enum BrokerHandlers {
             var result = PauseState.json(nil).objectValue ?? [:]
             result["was_paused"] = .bool(lifted != nil)
             return .object(result)
+        }
+
+        // Tasks: the person is asked by the broker itself (kind task); status and end act on the
+        // caller's own tasks only.
+        table.register(TaskBegin.self) { params, context in
+            let scope = try params.scope.enumerated().map { index, entry throws(RPCError) in
+                try TaskScopeEntry(json: entry, field: "scope.\(index)")
+            }
+            // Pinned to live executables: each entry's app_exe must be an app running now.
+            let running = try await liveExecutables()
+            for (index, entry) in scope.enumerated() where !running.contains(entry.appExe) {
+                throw RPCError(.appNotFound, "no running app has the executable \(entry.appExe) (scope entry \(index)); start the app first",
+                               data: ["field": .string("scope.\(index).app_exe")])
+            }
+            let task = TaskRequest(title: params.title, scope: scope, expiresIn: .seconds(params.expiresIn),
+                                   idle: params.idle.map { .seconds($0) }, maxActions: params.maxActions)
+            return try await broker.beginTask(task, client: context.client)
+        }
+        table.register(TaskStatus.self) { params, context in
+            ["tasks": .array(broker.taskStatus(params.taskID, client: context.client))]
+        }
+        table.register(TaskEnd.self) { params, context in
+            ["ended": .bool(broker.endTask(params.taskID, client: context.client))]
         }
 
         table.register(BrokerCheck.self) { params, context in

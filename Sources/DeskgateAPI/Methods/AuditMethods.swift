@@ -11,6 +11,7 @@ public enum AuditQuery: APIMethod {
         .init("client_exe", .string),
         .init("method", .string),
         .init("decision", .stringEnum(["allow", "ask", "deny"])),
+        .init("task", .string(maxLength: 64), "A task's records: its begin and end, the requests it allowed and their outcomes."),
         .init("limit", .integer(minimum: 1, maximum: 1000), "Default 100."),
     ]
     public static let result = Schema.object([.init("records", .arrayOf(.any()), required: true)], additional: true)

@@ -11,7 +11,7 @@ public enum DeskgateAPI {
         ElementActivate.self, ElementFocus.self, ElementSelect.self, ElementScrollIntoView.self,
         TextSet.self, TextInsert.self, FieldFill.self, ValueSet.self, BrowserNavigate.self, EventsSubscribe.self,
         HelperRegister.self, GrantsList.self, GrantsRevoke.self, GrantsRevokeAll.self, BrokerCheck.self,
-        BrokerPause.self, BrokerResume.self, BrokerHalt.self,
+        BrokerPause.self, BrokerResume.self, BrokerHalt.self, TaskBegin.self, TaskStatus.self, TaskEnd.self,
         AuditQuery.self, AuditVerify.self,
     ]
 

@@ -57,9 +57,12 @@ struct CatalogTests {
                 #expect(hints.readOnlyHint == false && hints.destructiveHint == true, "\(tool.name): \(hints)")
             case .admin?, .control?:
                 Issue.record("\(tool.name): no tool should carry an admin or control method")
+            case nil where tool.name == "check":
+                // A dry run changes nothing.
+                #expect(hints.readOnlyHint == true && hints.destructiveHint == false, "\(tool.name): \(hints)")
             case nil:
-                // Ungated: only check (a dry run) is offered, and it changes nothing.
-                #expect(tool.name == "check" && hints.readOnlyHint == true && hints.destructiveHint == false, "\(tool.name): \(hints)")
+                // The other ungated tools are the task session's: they change what later calls may do.
+                #expect(["begin_task", "end_task"].contains(tool.name) && hints.readOnlyHint == false, "\(tool.name): \(hints)")
             }
             // Only loading a URL reaches beyond the desktop.
             #expect(hints.openWorldHint == (tool.name == "navigate"), "\(tool.name): \(hints)")
