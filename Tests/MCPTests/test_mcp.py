@@ -38,10 +38,13 @@ TOOLS = {  # tool -> (daemon method, {tool argument: method param} where renamed
     "set_value": ("value.set", {}),
     "doctor": ("daemon.doctor", {}),
     "check": ("broker.check", {"tool": "method", "arguments": "params"}),
+    "begin_task": ("task.begin", {}),
+    "end_task": ("task.end", {}),
 }
+TASK_TOOLS = {"begin_task", "end_task"}  # ungated, not checkable (no dry run of a person's answer)
 BRIDGE_ARGUMENTS = {("snapshot", "cursor")}  # the bridge's own, not a method param
 TOOL_DEFAULTS = {("wait_for", "timeout_ms")}  # required by the method, defaulted by the tool
-NOT_IDEMPOTENT = {"activate", "insert_text", "navigate"}
+NOT_IDEMPOTENT = {"activate", "insert_text", "navigate", "begin_task"}
 OPEN_WORLD = {"navigate"}
 
 
@@ -85,7 +88,7 @@ async def test_tools_list_schemas_are_derived_from_rpc_discover():
                 expect(bool(prop.get("description")), f"{name}.{arg} has no description")
                 derived = {k: v for k, v in prop.items() if k != "description"}
                 if name == "check" and arg == "tool":
-                    expect(derived == {"type": "string", "enum": [t for t in TOOLS if t != "check"]},
+                    expect(derived == {"type": "string", "enum": [t for t in TOOLS if t != "check" and t not in TASK_TOOLS]},
                            f"check.tool schema {derived}")
                     continue
                 expect(derived == params[param]["schema"],
@@ -660,6 +663,8 @@ async def test_tools_carry_annotations_derived_from_their_risk_class():
         hints = (a.read_only_hint, a.destructive_hint, a.idempotent_hint, a.open_world_hint)
         if cls in ("observe", "read") or name == "check":
             expect(hints[:2] == (True, False), f"{name} ({cls}): {hints}")
+        elif name in TASK_TOOLS:
+            expect(cls is None and hints[:2] == (False, True), f"{name} ({cls}): {hints}")
         else:
             expect(cls in ("act", "write") and hints[:2] == (False, True), f"{name} ({cls}): {hints}")
         expect(hints[2] == (name not in NOT_IDEMPOTENT) and hints[3] == (name in OPEN_WORLD), f"{name} ({cls}): {hints}")

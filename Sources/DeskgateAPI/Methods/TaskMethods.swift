@@ -17,7 +17,8 @@ public enum TaskBegin: APIMethod {
     public static let summary = "Asks the person once, through the prompt helper, to approve a bounded task; if approved, this client process's requests inside the scope that would otherwise ask are allowed without prompts until the task ends, expires, goes idle or reaches a limit."
     public static let params: [Schema.Field] = [
         .init("title", .string(maxLength: 200), required: true, "Shown to the person as the agent's own words."),
-        .init("scope", .array(scopeEntrySchema, maxItems: 16), required: true),
+        .init("scope", .array(scopeEntrySchema, maxItems: 16), required: true,
+              "What the task may do, as policy rules say it: each entry names actions, the app's executable, and optionally the app's name, a role, an element name, a web origin and its own limit."),
         .init("expires_in_s", .integer(minimum: 1, maximum: 28_800), required: true, "At most 8 hours."),
         .init("idle_s", .integer(minimum: 1, maximum: 28_800), "Ends the task after this long without a covered request."),
         .init("max_actions", .integer(minimum: 1, maximum: 100_000), "How many act and write requests the task covers in all."),
@@ -47,7 +48,7 @@ public enum TaskBegin: APIMethod {
 public enum TaskStatus: APIMethod {
     public static let name = "task.status"
     public static let summary = "The caller's own live tasks (or one of them) with their counters."
-    public static let params: [Schema.Field] = [.init("task_id", .string(maxLength: 64))]
+    public static let params: [Schema.Field] = [.init("task_id", .string(maxLength: 64), "One task; all of the caller's when left out.")]
     public static let result = Schema.object([.init("tasks", .arrayOf(.any()), required: true)], additional: true)
 
     public struct Params: APIParams {
@@ -59,7 +60,7 @@ public enum TaskStatus: APIMethod {
 public enum TaskEnd: APIMethod {
     public static let name = "task.end"
     public static let summary = "Ends one of the caller's own tasks."
-    public static let params: [Schema.Field] = [.init("task_id", .string(maxLength: 64), required: true)]
+    public static let params: [Schema.Field] = [.init("task_id", .string(maxLength: 64), required: true, "The id task.begin returned.")]
     public static let result = Schema.object([.init("ended", .boolean, required: true)], additional: true)
 
     public struct Params: APIParams {

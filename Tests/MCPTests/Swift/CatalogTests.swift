@@ -16,6 +16,7 @@ struct CatalogTests {
             "set_value": "value.set", "check": "broker.check",
             "select": "element.select", "insert_text": "text.insert", "scroll_into_view": "element.scroll_into_view",
             "wait_for": "elements.wait", "navigate": "browser.navigate", "doctor": "daemon.doctor",
+            "begin_task": "task.begin", "end_task": "task.end",
         ]
         #expect(Dictionary(uniqueKeysWithValues: catalog.tools.map { ($0.name, $0.method.name) }) == expected)
     }
@@ -32,7 +33,8 @@ struct CatalogTests {
                 }
                 let param = try #require(method.fields.first { $0.name == name }, "\(tool.name).\(argument.field.name)")
                 if tool.name == "check" && argument.field.name == "tool" {
-                    #expect(argument.field.schema == .stringEnum(catalog.tools.map(\.name).filter { $0 != "check" }))
+                    // Every tool before check: not check itself, not the task tools (no dry run of a prompt).
+                    #expect(argument.field.schema == .stringEnum(catalog.tools.map(\.name).filter { !["check", "begin_task", "end_task"].contains($0) }))
                 } else {
                     #expect(argument.field.schema == param.schema, "\(tool.name).\(argument.field.name)")
                     // A param the tool gives a default of its own may be left out by the model.
@@ -69,7 +71,8 @@ struct CatalogTests {
             // Repeating a write of the same value, a focus, a choice or a read changes nothing
             // more; a click may toggle, submit twice or open another window, an insert adds the
             // text again, a navigation loads the page again.
-            #expect(hints.idempotentHint == !["activate", "insert_text", "navigate"].contains(tool.name), "\(tool.name): \(hints)")
+            // Each begin_task asks again and starts another task.
+            #expect(hints.idempotentHint == !["activate", "insert_text", "navigate", "begin_task"].contains(tool.name), "\(tool.name): \(hints)")
         }
     }
 
