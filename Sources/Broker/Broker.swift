@@ -69,6 +69,8 @@ public final class Broker: Sendable {
         var sensitiveCache: [SensitiveKey: Bool] = [:]
         /// The brake, when pulled (kept in ``BrokerConfig/pauseFile``).
         var pause: PauseState?
+        /// The session's screen is locked (from the screensaver's `ActiveChanged`).
+        var locked = false
         /// Tasks people approved (never persisted), and their one-shot expiry and idle timers.
         var tasks = TaskTable()
         var taskTimers: [String: [Task<Void, Never>]] = [:]
@@ -84,6 +86,7 @@ public final class Broker: Sendable {
         func evaluator(grantsFile: String, now: Date) -> Evaluator {
             var evaluator = Evaluator(policy: policy, grantsFileError: grants.fileError, grantsFile: grantsFile, now: now)
             evaluator.pause = pause
+            evaluator.locked = locked
             return evaluator
         }
 
@@ -297,6 +300,7 @@ public final class Broker: Sendable {
         // A task stands where remembered grants stand: only what would ask by default.
         if explicit == nil, let covered = coveredByTask(request, consume: true) { return covered }
         if !request.interactive { return Evaluator.deny(request, .wouldPrompt, rule: explicit) }
+        if let locked = lockedDenial(request) { return locked }
         if let blocker = promptBlocker(request) { return Evaluator.deny(request, .noHelper, rule: explicit, detail: blocker) }
         return await personDecides(request)
     }
@@ -337,7 +341,7 @@ public final class Broker: Sendable {
         }
         switch admission {
         case .rateLimited: return Evaluator.deny(request, .rateLimited)
-        case .cancelled: return pausedDenial(request) ?? Evaluator.deny(request, .cancelled)
+        case .cancelled: return pausedDenial(request) ?? lockedDenial(request) ?? Evaluator.deny(request, .cancelled)
         case .go: return await prompt(request, ticket: ticket, task: task)
         }
     }
@@ -494,7 +498,7 @@ public final class Broker: Sendable {
         var decision: Decision
         switch ending {
         case .cancelled:
-            decision = pausedDenial(request) ?? Evaluator.deny(request, .cancelled)
+            decision = pausedDenial(request) ?? lockedDenial(request) ?? Evaluator.deny(request, .cancelled)
         case .timeout:
             decision = Evaluator.deny(request, .timeout, rule: explicit)
         case .helperFailed(let why):
@@ -638,6 +642,28 @@ public final class Broker: Sendable {
         return lifted
     }
 
+    /// The session's lock state, as the screensaver reports it. While locked (and the policy's
+    /// `when_locked` is pause) act and write are denied `session_locked`, prompts being shown
+    /// end as such denials, and no new prompt is shown.
+    public func setSessionLocked(_ locked: Bool) {
+        withState { state, deferred in
+            guard state.locked != locked else { return }
+            state.locked = locked
+            deferred.decisionsChanged = true
+            deferred.events.append(.sessionLock(locked: locked))
+            if locked, state.policy.whenLocked == .pause { apply(state.queue.cancel { _ in true }, &state, &deferred) }
+        }
+    }
+
+    /// Whether the session is locked now.
+    public var sessionLocked: Bool { withState { state, _ in state.locked } }
+
+    /// The denial for a request that would prompt (or whose prompt ended) while the session is locked.
+    func lockedDenial(_ request: BrokerRequest) -> Decision? {
+        withState { state, _ in state.locked && state.policy.whenLocked == .pause }
+            ? Evaluator.deny(request, .sessionLocked) : nil
+    }
+
     /// `broker.halt`: pause, and revoke every remembered grant.
     public func halt(by client: ClientIdentity, reason: String?) -> (pause: PauseState, grantsRevoked: Int, tasksEnded: Int) {
         let pause = pause(by: client, reason: reason)
@@ -745,6 +771,8 @@ public final class Broker: Sendable {
             object.append("prompt_agents", JSONValue(state.policy.promptHelpers))
             object.append("pending_prompts", .int(Int64(state.sessions.count)))
             object.append("pause", PauseState.json(state.pause))
+            object.append("session_locked", .bool(state.locked))
+            object.append("when_locked", .string(state.policy.whenLocked.rawValue))
             object.append("tasks", .int(Int64(state.tasks.count)))
             object.append("audit", state.policy.audit.json)
             return .object(object)

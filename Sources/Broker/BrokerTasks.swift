@@ -17,6 +17,7 @@ extension Broker {
                                     preview: "approve the task \(PromptText.sanitize(task.title, limit: 200))")
         if !client.isIdentified { throw Evaluator.deny(request, .unidentified).rpcError! }
         if let paused = pausedDenial(request) { throw paused.rpcError! }
+        if let locked = lockedDenial(request) { throw locked.rpcError! }
         if let refusal = adminRefusal(task, client: client) { throw refusal }
         if let blocker = promptBlocker(request) { throw Evaluator.deny(request, .noHelper, detail: blocker).rpcError! }
         let decision = await personDecides(request, task: task)

@@ -34,6 +34,9 @@ public enum DenyReason: String, Sendable, Hashable, CaseIterable {
     /// Someone pulled the brake (`broker.pause`); nothing is observed, read or done until a
     /// person resumes.
     case paused
+    /// The session's screen is locked (`when_locked = "pause"`, the default): no act or write
+    /// request runs and no prompt is shown until it is unlocked.
+    case sessionLocked = "session_locked"
 }
 
 /// The broker's answer for one request.
@@ -191,6 +194,8 @@ enum DenialText {
             return "request cancelled"
         case .paused:
             return "Denied: deskgate is paused\(detail.map { " (\($0))" } ?? ""). Nothing is observed, read or done for any client until the person at the desktop resumes it ('deskgate resume'). Stop and wait; do not retry."
+        case .sessionLocked:
+            return "Denied: the screen is locked, and while it is deskgate neither acts nor writes in apps nor asks anyone (when_locked = \"pause\"; \(action(request))). Retry after the person has unlocked it."
         case .unidentified:
             return "Denied: deskgate could not verify which program this client (pid \(request.client.pid)) is: its executable (/proc/\(request.client.pid)/exe) could not be read, as happens when a process makes itself non-dumpable or runs in another user namespace. Unidentified clients are refused every gated request; connect from an ordinary process of the same user."
         }

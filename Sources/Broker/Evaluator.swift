@@ -37,6 +37,8 @@ struct Evaluator {
     let now: Date
     /// The brake, when pulled: observe, read, act and write are denied whatever the rules say.
     var pause: PauseState? = nil
+    /// The session's screen is locked (and the policy pauses then): act and write are denied.
+    var locked = false
 
     static func deny(_ request: BrokerRequest, _ reason: DenyReason, rule: PolicyRule? = nil, ruleID: String? = nil,
                      detail: String? = nil) -> Decision {
@@ -85,6 +87,9 @@ struct Evaluator {
         if let denied = hardDeny(request, facts, helperPid: helperPid) { return .decided(denied) }
         if let pause, request.riskClass <= .write {
             return .decided(Self.deny(request, .paused, detail: Self.pauseDetail(pause)))
+        }
+        if locked, policy.whenLocked == .pause, request.riskClass.isMutating {
+            return .decided(Self.deny(request, .sessionLocked))
         }
         if !policy.loaded {
             return .decided(Self.deny(request, .policyError, detail: "the policy has not been loaded yet"))

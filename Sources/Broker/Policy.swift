@@ -124,11 +124,19 @@ public struct PolicyFile: Sendable {
     public var promptHelpers: [String]?
     public var sensitiveApps: [Glob]
     public var audit: AuditPolicy
+    /// `when_locked`: what act and write requests get while the session is locked. nil = not set.
+    public var whenLocked: WhenLocked? = nil
+}
+
+/// `when_locked`: while the session's screen is locked, `pause` (the default) denies act and
+/// write requests with reason `session_locked` and shows no prompts; `allow` decides them as usual.
+public enum WhenLocked: String, Sendable, Hashable {
+    case pause, allow
 }
 
 /// Turns a policy file's text into a ``PolicyFile``, rejecting anything unknown or ill-typed.
 public enum PolicyParser {
-    static let topLevelKeys: Set<String> = ["default", "prompt_agents", "sensitive_apps", "rule", "audit"]
+    static let topLevelKeys: Set<String> = ["default", "prompt_agents", "sensitive_apps", "rule", "audit", "when_locked"]
     static let ruleKeys: Set<String> = [
         "id", "effect", "actions", "client_exe", "client_script", "app", "app_exe", "role", "name", "origin", "expires", "reason",
     ]
@@ -155,6 +163,12 @@ public enum PolicyParser {
             guard case .string(let text) = entry.value else { throw fail(entry.line, "'default' must be a string, not \(entry.value.typeName)") }
             guard text == "ask" || text == "deny" else { throw fail(entry.line, "'default' must be \"ask\" or \"deny\", not \"\(text)\"") }
             file.defaultEffect = RuleEffect(rawValue: text)
+        }
+        if let entry = root["when_locked"] {
+            guard case .string(let text) = entry.value, let value = WhenLocked(rawValue: text) else {
+                throw fail(entry.line, "'when_locked' must be \"pause\" or \"allow\"")
+            }
+            file.whenLocked = value
         }
         if let entry = root["prompt_agents"] {
             let paths = try stringArray(entry, key: "prompt_agents", path: path)

@@ -21,6 +21,8 @@ struct PolicySnapshot: Sendable {
     /// Executables that may register as the prompt helper (with their real paths).
     var promptHelpers: [String]
     var defaultEffect: RuleEffect = .ask
+    /// `when_locked`, the admin layer's if it sets it, else the user's, else pause.
+    var whenLocked: WhenLocked = .pause
     var defaultFromAdmin = false
     var audit = AuditSettings()
     var status = PolicyStatus(files: [])
@@ -114,6 +116,10 @@ enum PolicyLoader {
         let userDeny = user.files.contains { $0.defaultEffect == .deny }
         policy.defaultEffect = adminDeny || userDeny ? .deny : .ask
         policy.defaultFromAdmin = adminDeny
+        policy.whenLocked = admin.files.compactMap(\.whenLocked).first.map { _ in
+            // Several admin files: pause wins (the stricter).
+            admin.files.contains { $0.whenLocked == .pause } ? .pause : .allow
+        } ?? user.files.compactMap(\.whenLocked).first ?? .pause
         policy.audit = AuditSettings.combine(admin: admin.files.map(\.audit),
                                              user: user.failures.isEmpty ? user.files.first?.audit : nil)
         policy.status = PolicyStatus(files: statuses)

@@ -226,6 +226,8 @@ public enum BrokerEvent: Sendable {
     /// A task ended (by its client, by expiry, idleness or a limit, by revocation, halt, or its
     /// client going away).
     case taskEnded(id: String, why: TaskEnding, task: JSONValue)
+    /// The session's screen was locked or unlocked.
+    case sessionLock(locked: Bool)
     /// The pause was lifted (`broker.resume`, decided like any gated request).
     case resumed(by: JSONValue, pause: PauseState)
     /// Something that can change decisions changed (a reload, a grant created, revoked or

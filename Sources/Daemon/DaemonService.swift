@@ -83,6 +83,7 @@ public final class DaemonService: Sendable {
         let broker: Broker
         let audit: AuditLog?
         let socketPath: String
+        let lockMonitor: Task<SessionLockMonitor?, Never>
     }
 
     /// Runs until SIGTERM or SIGINT; returns once the daemon has stopped. Call once.
@@ -259,7 +260,10 @@ public final class DaemonService: Sendable {
         logger.info("listening", metadata: ["socket": "\(socketPath)", "pid": "\(getpid())"])
         // Bring the accessibility bus up early so toolkits expose their trees (IsEnabled).
         Task { _ = try? await accessibility.get() }
-        return Parts(server: server, accessibility: accessibility, broker: broker, audit: audit, socketPath: socketPath)
+        // Act and write pause while the session's screen is locked (policy when_locked).
+        let lockMonitor = Task { [logger] in await SessionLockMonitor.start(broker: broker, logger: logger) }
+        return Parts(server: server, accessibility: accessibility, broker: broker, audit: audit, socketPath: socketPath,
+                     lockMonitor: lockMonitor)
     }
 
     /// The shutdown sequence, in this order (docs/architecture.md, "Concurrency"):
@@ -286,6 +290,7 @@ public final class DaemonService: Sendable {
             tasks.cancelAll()
         }
         await parts.accessibility.shutdown()
+        await parts.lockMonitor.value?.close()
         await parts.broker.flush()
         await parts.audit?.close()
         try? await group.shutdownGracefully()

@@ -30,6 +30,8 @@ enum BrokerAuditEvents {
         case .resumed(let by, let pause):
             return AuditEntry(kind: "resume", client: by,
                               details: ["paused_since": pause.json["since"] ?? .null, "paused_by": pause.by])
+        case .sessionLock(let locked):
+            return AuditEntry(kind: locked ? "session_locked" : "session_unlocked")
         case .taskBegun(let task):
             return AuditEntry(kind: "task_begin", client: task["client"], details: ["task": task])
         case .taskEnded(let id, let why, let task):
