@@ -415,6 +415,7 @@ public final class Broker: Sendable {
         let timeoutSeconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
         var params: JSONObject = [
             "prompt_id": .string(promptID),
+            "kind": "request",
             "client": request.client.json,
             "action": ["method": .string(request.method), "class": .string(request.riskClass.rawValue)],
             "target": request.target?.json ?? .object([:]),
