@@ -17,9 +17,11 @@ struct DeskgatePrompt: AsyncParsableCommand {
         abstract: "Asks the person at the desktop to approve deskgate requests.",
         discussion: """
             Registers with deskgated as its prompt helper (only executables listed in prompt_agents may) and \
-            shows each request: the verified program, its script and its own claimed label apart, what it \
-            wants to do and where. Allow choices accept input only after --delay seconds. Without --gui, \
-            stdin must be a terminal (a person's keyboard, never a pipe).
+            shows each prompt (a request, a task to approve, a paused task to resume): the verified program \
+            first, its own label and every other program- or app-chosen text fenced as «its own words», then \
+            one plain sentence of what it wants to do and where, and every choice offered with what it means. \
+            Choices other than deny accept input only after --delay seconds. Without --gui, stdin must be a \
+            terminal (a person's keyboard, never a pipe).
             """,
         version: DeskgateAPI.versionText)
 
@@ -96,111 +98,6 @@ final class CancelledPrompts: Sendable {
     private let ids = Mutex<Set<String>>([])
     func insert(_ id: String) { ids.withLock { _ = $0.insert(id) } }
     func contains(_ id: String) -> Bool { ids.withLock { $0.contains(id) } }
-}
-
-/// What a prompt says, sanitised: every string that came from a client or an app goes through
-/// `PromptText.sanitize`, so escapes, newlines and bidi overrides cannot fake the layout.
-struct PromptView: Sendable {
-    var promptID: String
-    var exe: String
-    var pid: String
-    var uid: String
-    var script: String?
-    var unit: String?
-    var label: String?
-    var method: String
-    var riskClass: String
-    var app: String?
-    var appExe: String?
-    var element: String?
-    var preview: String?
-    var rule: String?
-    var reason: String?
-    var choices: [String]
-    var timeout: Int
-
-    init(_ params: JSONValue) {
-        let client = params["client"]
-        let target = params["target"]
-        func text(_ value: JSONValue?, limit: Int = 200) -> String? {
-            value?.stringValue.map { PromptText.sanitize($0, limit: limit) }
-        }
-        promptID = params["prompt_id"]?.stringValue ?? ""
-        exe = text(client?["exe"]).map { $0.isEmpty ? "(unidentified)" : $0 } ?? "(unidentified)"
-        pid = client?["pid"]?.intValue.map { String($0) } ?? "?"
-        uid = client?["uid"]?.intValue.map { String($0) } ?? "?"
-        script = text(client?["script"])
-        unit = text(client?["unit"])
-        label = text(client?["label"], limit: 80)
-        method = text(params["action"]?["method"]) ?? "?"
-        riskClass = text(params["action"]?["class"]) ?? "?"
-        app = text(target?["app"], limit: 80)
-        appExe = text(target?["app_exe"])
-        if let role = text(target?["role"], limit: 40) {
-            element = role + (text(target?["name"], limit: 120).map { " \"\($0)\"" } ?? "")
-        } else {
-            element = text(target?["name"], limit: 120).map { "\"\($0)\"" }
-        }
-        preview = text(params["preview"], limit: 300)
-        rule = text(params["rule"], limit: 80)
-        reason = text(params["reason"], limit: 200)
-        let offered = params["choices"]?.arrayValue?.compactMap(\.stringValue) ?? ["deny"]
-        choices = offered.filter { Choice.known.contains($0) }
-        timeout = Int(params["timeout_s"]?.intValue ?? 60)
-    }
-
-    /// The lines shown in the terminal and in the dialog.
-    var lines: [String] {
-        var lines = ["Verified program : \(exe)  (pid \(pid), uid \(uid))"]
-        if let script { lines.append("Script (advisory): \(script)") }
-        if let unit { lines.append("Unit (advisory)  : \(unit)") }
-        lines.append("Claimed label    : " + (label.map { "\"\($0)\"  (the program's own claim, not verified)" } ?? "(none)"))
-        lines.append("Wants to         : \(Choice.verb(riskClass)) (\(method))")
-        if app != nil || appExe != nil {
-            lines.append("App              : \(app ?? "(unnamed)")" + (appExe.map { "  [\($0)]" } ?? ""))
-        }
-        if let element { lines.append("Element          : \(element)") }
-        if let preview { lines.append("Preview          : \(preview)") }
-        if let rule { lines.append("Rule             : \(rule)" + (reason.map { ": \($0)" } ?? "")) }
-        return lines
-    }
-}
-
-enum Choice {
-    static let known = ["deny", "allow_once", "allow_session", "allow_1h", "allow_always"]
-
-    static func key(_ choice: String) -> String {
-        switch choice {
-        case "deny": "d"
-        case "allow_once": "o"
-        case "allow_session": "s"
-        case "allow_1h": "h"
-        case "allow_always": "a"
-        default: "?"
-        }
-    }
-
-    static func label(_ choice: String) -> String {
-        switch choice {
-        case "deny": "Deny"
-        case "allow_once": "Allow once"
-        case "allow_session": "Allow while this program stays connected"
-        case "allow_1h": "Allow for 1 hour"
-        case "allow_always": "Always allow exactly this"
-        default: choice
-        }
-    }
-
-    static func verb(_ riskClass: String) -> String {
-        switch riskClass {
-        case "observe": "see the app's contents"
-        case "read": "read text"
-        case "act": "click or focus"
-        case "write": "type or change a value"
-        case "admin": "read deskgate's grants or audit log"
-        default: riskClass
-        }
-    }
 }
 
 protocol Presenter: Sendable {
@@ -284,11 +181,14 @@ struct TerminalPresenter: Presenter {
 
     func ask(_ view: PromptView, cancelled: CancelledPrompts) async -> String? {
         let shown = ContinuousClock.now
-        Output.line("\n\u{07}──────── deskgate: permission request ────────")
-        for line in view.lines { Output.line(line) }
+        Output.line("\n\u{07}──────── \(view.title) ────────")
+        for line in view.terminalLines { Output.line(line) }
+        Output.line(PromptView.legend)
         Output.line("Choices:")
-        for choice in view.choices { Output.line("  \(Choice.key(choice))) \(Choice.label(choice))") }
-        Output.line("Answer within \(view.timeout) s. Allow choices accept input after \(delay) s.")
+        for (index, choice) in view.choices.enumerated() {
+            Output.line("  \(PromptChoice.key(choice, at: index))) \(PromptChoice.label(choice))")
+        }
+        Output.line("Answer within \(view.timeout) s. Choices other than deny accept input after \(delay) s.")
         Output.prompt("> ")
         StdinLines.shared.discard(before: shown)
         let deadline = shown + .seconds(view.timeout)
@@ -299,10 +199,12 @@ struct TerminalPresenter: Presenter {
             group.addTask {
                 while let (line, time) = await StdinLines.shared.next() {
                     let key = line.trimmingCharacters(in: .whitespaces).lowercased()
-                    guard let choice = view.choices.first(where: { Choice.key($0) == key || $0 == key }) else {
-                        Output.prompt("Type one of \(view.choices.map(Choice.key).joined(separator: ", ")): ")
+                    let keys = view.choices.enumerated().map { PromptChoice.key($1, at: $0) }
+                    guard let index = view.choices.indices.first(where: { keys[$0] == key || view.choices[$0] == key }) else {
+                        Output.prompt("Type one of \(keys.joined(separator: ", ")): ")
                         continue
                     }
+                    let choice = view.choices[index]
                     if choice != "deny", time < enabled {
                         // Typed before the choices were enabled (or before the prompt appeared).
                         Output.prompt("(ignored: typed too early; read the request, then answer) > ")
@@ -326,7 +228,7 @@ struct TerminalPresenter: Presenter {
             }
             let first = await group.next() ?? nil
             group.cancelAll()
-            if let first { Output.line("→ \(Choice.label(first))") }
+            if let first { Output.line("→ \(PromptChoice.label(first))") }
             return first
         }
     }
@@ -354,7 +256,7 @@ struct ZenityPresenter: Presenter {
                 return cancelled.contains(view.promptID) ? nil : "deny"
             }
             if choice != "deny", ContinuousClock.now - shown < .milliseconds(Int(delay * 1000)) {
-                note = "That answer came too quickly to be read; please confirm.\n\n"
+                note = "<b>That answer came too quickly to be read; please choose again.</b>\n\n"
                 continue
             }
             return choice
@@ -365,12 +267,13 @@ struct ZenityPresenter: Presenter {
     private func runDialog(_ view: PromptView, note: String, timeout: Int, cancelled: CancelledPrompts) async -> String? {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Zenity.path!)
-        var arguments = ["--list", "--radiolist", "--no-markup", "--title=deskgate: permission request",
-                         "--width=640", "--height=460", "--timeout=\(max(timeout, 1))", "--print-column=2",
-                         "--hide-header", "--text=\(note)\(view.lines.joined(separator: "\n"))",
-                         "--column=", "--column=choice", "--column=meaning", "--hide-column=2"]
+        // A plain list: arrow keys choose, Return answers, Escape (or closing) denies. The hidden
+        // first column is the choice's position, so no offered name is ever parsed back.
+        var arguments = ["--list", "--title=\(view.title)", "--width=900", "--height=\(200 + 20 * view.markupText.split(separator: "\n").count + 30 * view.choices.count)",
+                         "--timeout=\(max(timeout, 1))", "--hide-header", "--ok-label=Answer", "--cancel-label=Deny",
+                         "--text=\(note)\(view.markupText)", "--column=n", "--column=choice", "--hide-column=1", "--print-column=1"]
         for (index, choice) in view.choices.enumerated() {
-            arguments += [index == 0 ? "TRUE" : "FALSE", choice, Choice.label(choice)]
+            arguments += [String(index), PromptChoice.label(choice)]
         }
         process.arguments = arguments
         let output = Pipe()
@@ -389,8 +292,9 @@ struct ZenityPresenter: Presenter {
         watcher.cancel()
         guard process.terminationStatus == 0 else { return nil }
         let data = output.fileHandleForReading.readDataToEndOfFile()
-        let choice = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return view.choices.contains(choice) ? choice : nil
+        let answer = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let index = Int(answer), view.choices.indices.contains(index) else { return nil }
+        return view.choices[index]
     }
 }
 

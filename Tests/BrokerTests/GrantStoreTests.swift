@@ -264,25 +264,54 @@ struct GrantStoreTests {
 struct PromptTextTests {
     static let cases: [(String, String)] = [
         ("plain /usr/bin/python3", "plain /usr/bin/python3"),
-        ("two\nlines", "two\\u{A}lines"),
-        ("\u{1B}[31mred\u{1B}[0m", "\\u{1B}[31mred\\u{1B}[0m"),
-        ("evil\u{202E}txt.exe", "evil\\u{202E}txt.exe"),
-        ("iso\u{2066}late\u{2069}", "iso\\u{2066}late\\u{2069}"),
-        ("zero\u{200B}width", "zero\\u{200B}width"),
-        ("c1\u{85}next", "c1\\u{85}next"),
-        ("tab\there", "tab\\u{9}here"),
+        ("two\nlines", "two⟨U+000A⟩lines"),
+        ("\u{1B}[31mred\u{1B}[0m", "⟨U+001B⟩[31mred⟨U+001B⟩[0m"),
+        ("evil\u{202E}txt.exe", "evil⟨U+202E⟩txt.exe"),
+        ("iso\u{2066}late\u{2069}", "iso⟨U+2066⟩late⟨U+2069⟩"),
+        ("zero\u{200B}width", "zero⟨U+200B⟩width"),
+        ("c1\u{85}next", "c1⟨U+0085⟩next"),
+        ("tab\there", "tab⟨U+0009⟩here"),
+        ("line\u{2028}para\u{2029}end", "line⟨U+2028⟩para⟨U+2029⟩end"),
+        ("tag\u{E0041}s", "tag⟨U+E0041⟩s"),
+        ("private\u{E000}use", "private⟨U+E000⟩use"),
+        ("many     spaces\u{3000}\u{3000}wide", "many spaces wide"),
         ("Café ✓ 日本", "Café ✓ 日本"),
+        // A backslash is an ordinary character here; the toolkit escaping doubles it.
+        ("back\\nslash", "back\\nslash"),
     ]
 
-    @Test("control characters, bidi controls and invisibles are shown as escapes", arguments: cases)
+    @Test("controls, separators, bidi and format characters are shown as escapes without a backslash", arguments: cases)
     func sanitize(_ input: String, _ expected: String) {
         #expect(PromptText.sanitize(input) == expected)
+        #expect(!PromptText.sanitize(input).unicodeScalars.contains { $0.properties.generalCategory == .control })
     }
 
-    @Test("long strings are cut with an ellipsis")
+    @Test("long strings are cut with an ellipsis; an escape counts with its length")
     func truncation() {
         let text = PromptText.sanitize(String(repeating: "x", count: 10_000), limit: 50)
         #expect(text == String(repeating: "x", count: 50) + "…")
+        let separators = PromptText.sanitize(String(repeating: "\u{2028}", count: 100_000), limit: 50)
+        #expect(separators == String(repeating: "⟨U+2028⟩", count: 6) + "…")
+    }
+
+    @Test("stacked combining marks are shown as escapes after the second on a character")
+    func combiningMarks() {
+        #expect(PromptText.sanitize("e\u{301}") == "e\u{301}")
+        #expect(PromptText.sanitize("e\u{301}\u{302}\u{303}") == "e\u{301}\u{302}⟨U+0303⟩")
+        #expect(PromptText.sanitize("\u{301}x") == "⟨U+0301⟩x")
+    }
+
+    @Test("a fence cannot be closed from inside")
+    func fence() {
+        #expect(PromptText.fence("Calc") == "«Calc»")
+        #expect(PromptText.fence("a» (its own words) Wants to: «b") == "«a⟨U+00BB⟩ (its own words) Wants to: ⟨U+00AB⟩b»")
+        #expect(PromptText.fence("x\ny", limit: 3) == "«x…»")
+    }
+
+    @Test("markup: entities for Pango, doubled backslashes for GLib's escapes")
+    func markup() {
+        #expect(PromptText.markup("<b>x</b> & \"y\" 'z'") == "&lt;b&gt;x&lt;/b&gt; &amp; &quot;y&quot; &#39;z&#39;")
+        #expect(PromptText.markup("a\\nb\\342\\200\\250") == "a\\\\nb\\\\342\\\\200\\\\250")
     }
 }
 

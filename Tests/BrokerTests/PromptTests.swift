@@ -63,6 +63,7 @@ struct PromptTests {
         #expect(params["target"]?["app"]?.stringValue == "ledger")
         #expect(params["target"]?["name"]?.stringValue == "Amount")
         #expect(params["preview"]?.stringValue == "preview")
+        #expect(params["kind"]?.stringValue == "request")
         #expect(params["choices"] == JSONValue(["deny", "allow_once", "allow_session", "allow_1h", "allow_always"]))
         #expect(params["timeout_s"]?.intValue == 5)
     }

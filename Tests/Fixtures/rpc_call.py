@@ -3,6 +3,8 @@
 executable), e.g. so that the test process itself can act as the prompt helper.
 
     rpc_call.py SOCKET METHOD [PARAMS_JSON]         prints the JSON-RPC reply line
+    rpc_call.py --label LABEL SOCKET METHOD [PARAMS_JSON]
+                                                    session.hello with LABEL first, then as above
     rpc_call.py --exec-socat SOCKET METHOD PARAMS   connects, then exec()s socat on the same
                                                     connection and sends the request from there
 """
@@ -13,6 +15,10 @@ import sys
 
 args = sys.argv[1:]
 exec_socat = False
+label = None
+if args and args[0] == "--label":
+    label = args[1]
+    args = args[2:]
 if args and args[0] == "--exec-socat":
     exec_socat = True
     args = args[1:]
@@ -43,5 +49,10 @@ if exec_socat:
     os.close(w)
     os.dup2(r, 0)
     os.execv("/usr/bin/socat", ["socat", "-t20", "-", "FD:3"])
+replies = s.makefile()
+if label is not None:
+    hello = {"jsonrpc": "2.0", "id": 0, "method": "session.hello", "params": {"client": label}}
+    s.sendall((json.dumps(hello) + "\n").encode())
+    replies.readline()
 s.sendall(line.encode())
-print(s.makefile().readline(), end="", flush=True)
+print(replies.readline(), end="", flush=True)

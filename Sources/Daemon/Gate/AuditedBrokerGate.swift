@@ -135,30 +135,11 @@ struct AuditedBrokerGate: RequestGate {
                        connectionID: session.id, origin: session.identity.origin)
     }
 
-    /// What the person is shown in a prompt, built from the resolved target; never the value
-    /// being typed.
+    /// What the person is shown in a prompt: one plain sentence built from the resolved target
+    /// (``PromptSentence``); never the value being typed, only its length.
     static func preview(_ call: GatedCall) -> String {
-        var text = call.descriptor.summary
-        if let element = call.target?.element {
-            text = "\(call.descriptor.name) on \(element.role)"
-            if !element.displayName.isEmpty { text += " \"\(element.displayName)\"" }
-            if let origin = element.origin { text += " on \(origin)" }
-        }
-        if let value = try? call.params.value("value") {
-            switch value {
-            case .string(let s): text += " (\(s.count) characters)"
-            case .int, .double: text += " (to \(JSONWriter.string(value)))"
-            default: break
-            }
-        }
-        if let action = try? call.params.optionalString("action") { text += " (action \(action))" }
-        for name in call.descriptor.auditedParams {
-            guard let value = try? call.params.value(name) else { continue }
-            // App- and client-chosen strings are bounded here; the prompt helper escapes them.
-            let shown = value.stringValue.map { String($0.prefix(200)) } ?? JSONWriter.string(value)
-            text += " (\(name.split(separator: "_").joined(separator: " ")) \(shown))"
-        }
-        return text
+        PromptSentence.make(method: call.descriptor.name, riskClass: call.riskClass, target: call.target,
+                            params: call.params.object)
     }
 }
 
