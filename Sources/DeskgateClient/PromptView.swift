@@ -188,6 +188,7 @@ public struct PromptView: Sendable {
         } else {
             parts.append("no limit on the number of actions given")
         }
+        if let idle = params["idle_s"]?.intValue { parts.append("ends after \(idle) s without use") }
         return parts.joined(separator: ", ")
     }
 

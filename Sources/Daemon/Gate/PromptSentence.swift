@@ -63,6 +63,8 @@ enum PromptSentence {
             text = "Check deskgate's audit log for tampering"
         case "grants.list":
             text = "Read your deskgate rules and remembered grants"
+        case "broker.resume":
+            text = "Lift the pause: let agents observe, read and act in apps again, as the policy says"
         default:
             let what = PromptWords.action(method) ?? PromptWords.action(riskClass.rawValue) ?? "use"
             text = "\(what.prefix(1).uppercased())\(what.dropFirst()) (\(PromptText.sanitize(method, limit: 60)))"
