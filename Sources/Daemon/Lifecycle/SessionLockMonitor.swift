@@ -102,6 +102,7 @@ final class SessionLockMonitor: Sendable {
             }
             if changed { await ask(service, owner: owner) }
         }
+        logger.info("following the session's screen lock", metadata: ["locked": "\(state.withLock { $0.locked })"])
     }
 
     /// Asks the owner whether it is active now.
