@@ -18,6 +18,11 @@ extension Broker {
         if !client.isIdentified { throw Evaluator.deny(request, .unidentified).rpcError! }
         if let paused = pausedDenial(request) { throw paused.rpcError! }
         if let locked = lockedDenial(request) { throw locked.rpcError! }
+        let limit = withState { state, _ in state.policy.maxTaskSeconds }
+        if task.expiresIn > .seconds(limit) {
+            throw RPCError(.invalidParams, "expires_in_s may be at most \(limit) (the administrator's max_task_s)",
+                           data: ["field": "expires_in_s", "maximum": JSONValue(limit)])
+        }
         if let refusal = adminRefusal(task, client: client) { throw refusal }
         if let blocker = promptBlocker(request) { throw Evaluator.deny(request, .noHelper, detail: blocker).rpcError! }
         let decision = await personDecides(request, task: task)

@@ -126,6 +126,8 @@ public struct PolicyFile: Sendable {
     public var audit: AuditPolicy
     /// `when_locked`: what act and write requests get while the session is locked. nil = not set.
     public var whenLocked: WhenLocked? = nil
+    /// `max_task_s` (admin layer only): the longest a task session may be approved for.
+    public var maxTaskSeconds: Int? = nil
 }
 
 /// `when_locked`: while the session's screen is locked, `pause` (the default) denies act and
@@ -136,7 +138,7 @@ public enum WhenLocked: String, Sendable, Hashable {
 
 /// Turns a policy file's text into a ``PolicyFile``, rejecting anything unknown or ill-typed.
 public enum PolicyParser {
-    static let topLevelKeys: Set<String> = ["default", "prompt_agents", "sensitive_apps", "rule", "audit", "when_locked"]
+    static let topLevelKeys: Set<String> = ["default", "prompt_agents", "sensitive_apps", "rule", "audit", "when_locked", "max_task_s"]
     static let ruleKeys: Set<String> = [
         "id", "effect", "actions", "client_exe", "client_script", "app", "app_exe", "role", "name", "origin", "expires", "reason",
     ]
@@ -163,6 +165,13 @@ public enum PolicyParser {
             guard case .string(let text) = entry.value else { throw fail(entry.line, "'default' must be a string, not \(entry.value.typeName)") }
             guard text == "ask" || text == "deny" else { throw fail(entry.line, "'default' must be \"ask\" or \"deny\", not \"\(text)\"") }
             file.defaultEffect = RuleEffect(rawValue: text)
+        }
+        if let entry = root["max_task_s"] {
+            guard case .integer(let seconds) = entry.value, seconds >= 60, seconds <= 28_800 else {
+                throw fail(entry.line, "'max_task_s' must be an integer from 60 to 28800 (8 hours)")
+            }
+            guard layer == .admin else { throw fail(entry.line, "'max_task_s' belongs in the administrator's policy (/etc/deskgate/policy.d)") }
+            file.maxTaskSeconds = Int(seconds)
         }
         if let entry = root["when_locked"] {
             guard case .string(let text) = entry.value, let value = WhenLocked(rawValue: text) else {

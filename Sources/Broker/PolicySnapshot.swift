@@ -23,6 +23,8 @@ struct PolicySnapshot: Sendable {
     var defaultEffect: RuleEffect = .ask
     /// `when_locked`, the admin layer's if it sets it, else the user's, else pause.
     var whenLocked: WhenLocked = .pause
+    /// The longest task an admin allows (the smallest `max_task_s`), else 8 hours.
+    var maxTaskSeconds = 28_800
     var defaultFromAdmin = false
     var audit = AuditSettings()
     var status = PolicyStatus(files: [])
@@ -116,6 +118,7 @@ enum PolicyLoader {
         let userDeny = user.files.contains { $0.defaultEffect == .deny }
         policy.defaultEffect = adminDeny || userDeny ? .deny : .ask
         policy.defaultFromAdmin = adminDeny
+        policy.maxTaskSeconds = admin.files.compactMap(\.maxTaskSeconds).min() ?? 28_800
         policy.whenLocked = admin.files.compactMap(\.whenLocked).first.map { _ in
             // Several admin files: pause wins (the stricter).
             admin.files.contains { $0.whenLocked == .pause } ? .pause : .allow

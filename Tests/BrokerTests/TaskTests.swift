@@ -196,6 +196,25 @@ struct TaskTests {
         }
     }
 
+    @Test("the admin may lower the longest task (max_task_s); a user policy may not set it")
+    func adminLimit() async throws {
+        let sandbox = Sandbox()
+        sandbox.writeAdmin("t.toml", "max_task_s = 600\n")
+        let broker = makeBroker(sandbox)
+        let helper = FakeHelper(behavior: .answer("approve_task"))
+        try broker.registerHelper(helper)
+        do {
+            _ = try await broker.beginTask(try Self.ledgerTask(expires: 601), client: client())
+            Issue.record("a task longer than max_task_s began")
+        } catch let error as RPCError {
+            #expect(error.code == .invalidParams && error.data?["maximum"] == 600)
+        }
+        #expect(helper.callCount == 0)
+        _ = try await broker.beginTask(try Self.ledgerTask(expires: 600), client: client())
+        sandbox.writeUser("max_task_s = 60\n")
+        #expect(makeBroker(sandbox).policyStatus.errors.joined().contains("administrator"))
+    }
+
     @Test("scope entries: app_exe required and exact, no *, no admin or control, unknown keys refused")
     func scopeValidation() throws {
         let bad: [JSONValue] = [
