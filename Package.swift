@@ -108,7 +108,8 @@ let package = Package(
         .executableTarget(
             name: "deskgate-prompt",
             dependencies: [
-                "DeskgateClient", "DeskgateAPI", "JSONRPC",
+                // DBus: the desktop notification with the Pause button (org.freedesktop.Notifications).
+                "DeskgateClient", "DeskgateAPI", "JSONRPC", "DBus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings),

@@ -220,6 +220,7 @@ fi
 echo | report
 echo "## Broker" | report
 "$BIN/deskgate-bench" broker | report
+"$BIN/deskgate-bench" tasks | report
 echo | report
 echo "## Audit" | report
 "$BIN/deskgate-bench" audit --directory "$WORK/audit-bench" | report

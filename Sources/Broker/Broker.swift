@@ -71,6 +71,10 @@ public final class Broker: Sendable {
         var pause: PauseState?
         /// The session's screen is locked (from the screensaver's `ActiveChanged`).
         var locked = false
+        /// Connected clients, the helper's own connection included, and the count of the others
+        /// last sent to the helper (`agent.clients`).
+        var clients = 0
+        var agentsSent: Int?
         /// Tasks people approved (never persisted), and their one-shot expiry and idle timers.
         var tasks = TaskTable()
         var taskTimers: [String: [Task<Void, Never>]] = [:]
@@ -571,7 +575,9 @@ public final class Broker: Sendable {
                                 data: ["reason": "policy", "class": "admin"])
             }
             state.helper = HelperState(channel: channel, identity: identity)
+            state.agentsSent = nil
             deferred.events.append(.helperRegistered(identity))
+            tellHelperLocked(&state, &deferred)
             return nil
         }
         if let result { throw result }
@@ -784,6 +790,24 @@ public final class Broker: Sendable {
 
     /// The last reload's per-file status.
     public var policyStatus: PolicyStatus { withState { state, _ in state.policy.status } }
+
+    /// The number of connected clients changed (the daemon counts connections).
+    public func clientsChanged(total: Int) {
+        withState { state, deferred in
+            state.clients = total
+            tellHelperLocked(&state, &deferred)
+        }
+    }
+
+    /// Sends the helper the number of other clients when it changed since the last time.
+    func tellHelperLocked(_ state: inout State, _ deferred: inout Deferred) {
+        guard let helper = state.helper else { return }
+        let agents = max(0, state.clients - 1)
+        guard state.agentsSent != agents else { return }
+        state.agentsSent = agents
+        let channel = helper.channel
+        deferred.actions.append { Task { await channel.clientsChanged(agents: agents) } }
+    }
 
     /// Whether a prompt helper is registered.
     public var helperRegistered: Bool { withState { state, _ in state.helper != nil } }

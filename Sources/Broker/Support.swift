@@ -57,6 +57,10 @@ public struct BrokerConfig: Sendable {
 }
 
 /// The connection of the registered prompt helper, implemented by the daemon.
+extension PromptHelperChannel {
+    public func clientsChanged(agents: Int) async {}
+}
+
 public protocol PromptHelperChannel: Sendable {
     /// The helper's verified identity (its connection id identifies the channel).
     var identity: ClientIdentity { get }
@@ -66,6 +70,9 @@ public protocol PromptHelperChannel: Sendable {
     func prompt(_ params: JSONValue, timeout: Duration) async throws -> JSONValue
     /// Sends the notification `agent.cancel {prompt_id}`.
     func cancel(promptID: String) async
+    /// Sends the notification `agent.clients {agents}`: how many other clients are connected (a
+    /// helper with a desktop shows a Pause button while there are any).
+    func clientsChanged(agents: Int) async
 }
 
 /// Where a process runs and when it started: what "may this process have been started by that

@@ -244,9 +244,15 @@ public final class DaemonService: Sendable {
                     kind: "peer_refused", client: ["uid": .int(Int64(uid)), "pid": .int(Int64(pid))], details: ["reason": .string(reason)]))
             }
         }
+        // The helper hears how many clients are connected (its Pause button shows while any are).
+        let connected = Mutex(0)
         hooks.sessionOpened = { session in
             let id = session.id
-            session.onClose { broker.connectionClosed(id) }
+            broker.clientsChanged(total: connected.withLock { $0 += 1; return $0 })
+            session.onClose {
+                broker.connectionClosed(id)
+                broker.clientsChanged(total: connected.withLock { $0 -= 1; return $0 })
+            }
         }
         let server = SocketServer(group: group, limits: options.limits, dispatcher: dispatcher, hooks: hooks,
                                   forcePidfdOpen: options.forcePidfdOpen, logger: logger)

@@ -149,6 +149,8 @@ public enum ServerMessages {
     public static let event = "event"
     /// Request to the registered prompt helper.
     public static let agentPrompt = "agent.prompt"
+    /// Daemon → helper notification `{agents}`: how many other clients are connected.
+    public static let agentClients = "agent.clients"
     /// Notification to the prompt helper that a prompt is no longer wanted.
     public static let agentCancel = "agent.cancel"
 }

@@ -13,7 +13,7 @@ struct DeskgateBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deskgate-bench",
         abstract: "Benchmarks for deskgate (run by `make bench`; see docs/benchmarks.md).",
-        subcommands: [Ping.self, EchoFloor.self, Throughput.self, Call.self, BrokerDecisions.self, AuditAppends.self])
+        subcommands: [Ping.self, EchoFloor.self, Throughput.self, Call.self, BrokerDecisions.self, TaskDecisions.self, AuditAppends.self])
 }
 
 /// Sequential round trips of one method from one client.
@@ -186,6 +186,16 @@ struct BrokerDecisions: AsyncParsableCommand {
 
     func run() async throws {
         print(await BrokerBenchmark.run(rules: rules, decisions: decisions).summary)
+    }
+}
+
+/// A request inside an approved task against the same request under an allow rule.
+struct TaskDecisions: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tasks")
+    @Option var decisions: Int = 100_000
+
+    func run() async throws {
+        print(await TaskBenchmark.run(decisions: decisions))
     }
 }
 

@@ -111,6 +111,46 @@ struct PauseFlowTests {
         #expect(kinds.contains("pause") && kinds.contains("resume"), "\(kinds)")
     }
 
+    @Test("deskgate-prompt --gui shows a Pause button while an agent is connected; pressing it pauses; it goes when the agents do")
+    func pauseButton() async throws {
+        let helperExe = BuiltProducts.path("deskgate-prompt")
+        let daemon = try DaemonProcess(adminPolicy: "prompt_agents = [\"\(helperExe)\"]\n")
+        defer { daemon.stop() }
+        // The notification server lives on a session bus of the test's own.
+        let bus = try LockScreenTests.SessionBus()
+        defer { bus.stop() }
+        let control = daemon.directory.file("notifications-control")
+        let server = try LoggedProcess(["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/notifications.py", bus.address, control],
+                                       logPath: daemon.directory.file("notifications.log"))
+        defer { server.stop() }
+        #expect(server.line(startingWith: "ready") != nil)
+        let cgroups = try TestCgroup("pause-button")
+        defer { cgroups.remove() }
+        let helperGroup = try cgroups.child("helper")
+        let helper = try LoggedProcess([helperExe, "--gui", "--socket", daemon.socketPath],
+                                       wrapper: helperGroup.wrapper + ["/usr/bin/env", "DBUS_SESSION_BUS_ADDRESS=\(bus.address)"],
+                                       logPath: daemon.directory.file("helper.log"))
+        defer { helper.stop() }
+        #expect(helper.line(startingWith: "deskgate-prompt: registered") != nil, "\(helper.lines)")
+        #expect(!server.lines.contains { $0.hasPrefix("notify ") }, "a button with no agent connected")
+
+        let agent = try await daemon.client()
+        let shown = server.line(startingWith: "notify ")
+        let notification = shown.flatMap { try? JSONParser.parse(String($0.split(separator: " ", maxSplits: 2)[2])) }
+        #expect(notification?["actions"] == ["pause", "Pause"], "\(shown ?? "no notification")")
+        #expect(notification?["expire_timeout"] == 0)
+        #expect(notification?["hints"]?.arrayValue?.contains("resident") == true)
+
+        try "click pause".write(toFile: control, atomically: true, encoding: .utf8)
+        #expect(await Flows.eventually { (try? await agent.call("daemon.info"))?["broker"]?["pause"]?["paused"] == true },
+                "\(helper.lines.suffix(3))")
+        let pause = try await agent.call("daemon.info")["broker"]?["pause"]
+        #expect(pause?["by"]?["exe"] == .string(helperExe))
+
+        agent.closeNow()
+        #expect(server.line(startingWith: "close ") != nil, "the button stayed after the last agent left: \(server.lines)")
+    }
+
     @Test("halt: paused, and remembered grants are gone")
     func halt() async throws {
         // Writes ask by default here, so the person may remember their answer.

@@ -111,6 +111,47 @@ struct TaskFlowTests {
         #expect(records.contains { $0["kind"] == "task_end" && $0["details"]?["why"] == "client_gone" })
     }
 
+    @Test("max_actions ends the task with its last covered action; expiry ends the next one")
+    func limitsEndTasks() async throws {
+        let daemon = try DaemonProcess(userPolicy: "[[rule]]\neffect = \"allow\"\nactions = [\"observe\"]\napp = \"deskgate-e2e-*\"\n",
+                                       adminPolicy: "prompt_agents = [\"/usr/bin/python3\"]\n")
+        defer { daemon.stop() }
+        let app = try await Flows.launch(daemon)
+        defer { app.terminate() }
+        let desktop = try DesktopLayout("task-limits", daemon: daemon,
+                                        helperArguments: ["--answer", "approve_task", "--answer", "approve_task"])
+        defer { desktop.stop() }
+        let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(app.pid)/exe")
+        let fill: JSONValue = ["field.fill", ["app": .string(app.name), "field": "Name", "value": "x", "interactive": false]]
+        let scope: JSONValue = [["actions": ["write"], "app_exe": .string(exe), "name": "Name"]]
+        // Two actions allowed: the third is outside the task (and would ask: refused, not interactive).
+        let calls: [JSONValue] = [["task.begin", ["title": "two fills", "expires_in_s": 600, "max_actions": 2, "scope": scope]],
+                                  fill, fill, fill, ["task.status", [:]],
+                                  ["task.begin", ["title": "a short one", "expires_in_s": 2, "scope": scope]], fill]
+        let agent = try LoggedProcess(["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/task_agent.py", daemon.socketPath,
+                                       JSONWriter.string(.array(calls))],
+                                      wrapper: desktop.agentGroup.wrapper, logPath: daemon.directory.file("task-limits.log"))
+        defer { agent.stop() }
+        #expect(agent.line(startingWith: "done", "closed", timeout: 60) == "done", "\(agent.lines.suffix(3))")
+        func replies() -> [JSONValue] {
+            agent.lines.filter { $0.hasPrefix("reply ") }.compactMap {
+                try? JSONParser.parse($0.split(separator: " ", maxSplits: 2).last.map(String.init) ?? "")
+            }
+        }
+        let first = replies()
+        try #require(first.count == calls.count)
+        #expect(first[1]["result"] != nil && first[2]["result"] != nil, "\(first[1]) \(first[2])")
+        #expect(first[3]["error"]?["data"]?["reason"] == "would_prompt", "\(first[3])")
+        #expect(first[4]["result"]?["tasks"]?.arrayValue?.isEmpty == true, "\(first[4])")
+        #expect(first[6]["result"] != nil, "inside the short task: \(first[6])")
+        // The expiry timer ends the short task by itself (a one-shot timer, no polling).
+        let ends = daemon.auditRecords().filter { $0["kind"] == "task_end" }.compactMap { $0["details"]?["why"]?.stringValue }
+        #expect(await Flows.eventually { daemon.auditRecords().filter { $0["kind"] == "task_end" }.count == 2 },
+                "\(ends)")
+        let reasons = Set(daemon.auditRecords().filter { $0["kind"] == "task_end" }.compactMap { $0["details"]?["why"]?.stringValue })
+        #expect(reasons == ["max_actions", "expired"], "\(reasons)")
+    }
+
     @Test("task.begin: an entry the admin forbids is refused before anyone is asked; an app that is not running is refused")
     func refusedAtBegin() async throws {
         let daemon = try DaemonProcess(userPolicy: "[[rule]]\neffect = \"allow\"\nactions = [\"observe\"]\napp = \"deskgate-e2e-*\"\n",

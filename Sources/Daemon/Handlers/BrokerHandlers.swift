@@ -19,6 +19,10 @@ struct SessionPromptChannel: PromptHelperChannel {
     func cancel(promptID: String) async {
         session.notify(ServerMessages.agentCancel, ["prompt_id": .string(promptID)])
     }
+
+    func clientsChanged(agents: Int) async {
+        session.notify(ServerMessages.agentClients, ["agents": .int(Int64(agents))])
+    }
 }
 
 /// Broker methods: helper registration, grants, dry-run checks.

@@ -62,6 +62,13 @@ struct DeskgatePrompt: AsyncParsableCommand {
         }
         Output.line("deskgate-prompt: registered; waiting for requests (Ctrl-C to stop).")
 
+        // The Pause button follows the agents' count in order, one change at a time.
+        let pauseButton = useZenity ? await PauseButton.start(client: client) : nil
+        let agentCounts = AsyncStream<Int>.makeStream(bufferingPolicy: .bufferingNewest(8))
+        let buttonWorker = Task {
+            for await agents in agentCounts.stream { await pauseButton?.agentsChanged(agents) }
+        }
+        defer { buttonWorker.cancel() }
         let cancelled = CancelledPrompts()
         let queue = AsyncStream<Request>.makeStream()
         // Prompts are shown one at a time, in order; cancellations are read meanwhile.
@@ -82,6 +89,8 @@ struct DeskgatePrompt: AsyncParsableCommand {
                 try? await client.respond(to: request.id, result: .failure(.methodNotFound(request.method)))
             case .notification(let notification) where notification.method == "agent.cancel":
                 if let id = notification.params?["prompt_id"]?.stringValue { cancelled.insert(id) }
+            case .notification(let notification) where notification.method == "agent.clients":
+                if let agents = notification.params?["agents"]?.intValue { agentCounts.continuation.yield(Int(agents)) }
             default:
                 break
             }
