@@ -270,6 +270,7 @@ public final class Broker: Sendable {
         case .ask(let explicit):
             if explicit == nil, let covered = coveredByTask(request, consume: false) { return covered }
             if !request.interactive { return Evaluator.deny(request, .wouldPrompt, rule: explicit) }
+            if let locked = lockedDenial(request) { return locked }
             if let blocker = promptBlocker(request) { return Evaluator.deny(request, .noHelper, rule: explicit, detail: blocker) }
             return Decision(effect: .ask, ruleID: explicit?.id, request: request, ruleReason: explicit?.reason)
         }
@@ -376,6 +377,8 @@ public final class Broker: Sendable {
             }
             if explicit == nil, let covered = coveredByTask(request, consume: true) { return covered }
         }
+        // No prompt on a locked screen (also one locked while this request waited its turn).
+        if let locked = lockedDenial(request) { return locked }
         let choices: [String] = if task != nil {
             ["deny", "approve_task"]
         } else if request.riskClass == .control {

@@ -133,6 +133,33 @@ struct PauseTests {
         #expect(await third.decide(request("tree.snapshot")).reason == .paused)
     }
 
+    @Test("a locked session: act and write denied session_locked, no prompt shown, check agrees; when_locked = allow")
+    func lockedSession() async throws {
+        let sandbox = Sandbox()
+        sandbox.writeUser("[[rule]]\nid = \"look\"\neffect = \"allow\"\nactions = [\"observe\"]\n[[rule]]\nid = \"press\"\neffect = \"allow\"\nactions = [\"act\"]\n")
+        let broker = makeBroker(sandbox)
+        let helper = FakeHelper(behavior: .answer("allow_once"))
+        try broker.registerHelper(helper)
+        broker.setSessionLocked(true)
+        #expect(await broker.decide(request("element.activate")).reason == .sessionLocked)
+        #expect(await broker.decide(request("tree.snapshot")).effect == .allow)
+        // A read that would ask: nobody is asked on a locked screen.
+        #expect(await broker.decide(request("text.read")).reason == .sessionLocked)
+        #expect(broker.check(request("text.read")).reason == .sessionLocked)
+        #expect(helper.callCount == 0)
+        broker.setSessionLocked(false)
+        #expect(await broker.decide(request("element.activate")).effect == .allow)
+
+        sandbox.writeUser("when_locked = \"allow\"\n[[rule]]\nid = \"press\"\neffect = \"allow\"\nactions = [\"act\"]\n")
+        broker.reload()
+        broker.setSessionLocked(true)
+        #expect(await broker.decide(request("element.activate")).effect == .allow)
+        // The admin layer's choice wins over the user's.
+        sandbox.writeAdmin("lock.toml", "when_locked = \"pause\"\n")
+        broker.reload()
+        #expect(await broker.decide(request("element.activate")).reason == .sessionLocked)
+    }
+
     @Test("halt pauses and revokes every remembered grant")
     func haltRevokesGrants() async throws {
         let sandbox = Sandbox()
