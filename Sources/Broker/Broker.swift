@@ -252,6 +252,20 @@ public final class Broker: Sendable {
         }
     }
 
+    /// Rules and grants, then, for what would ask because of the default, the client's task
+    /// sessions (where remembered grants stand), under one lock. `consumingTask`: count the
+    /// request against the task that covers it (not for `broker.check`).
+    func evaluate(_ request: BrokerRequest, consumingTask consume: Bool) -> Evaluation {
+        evaluating(request, forPrompt: false) { state, deferred, evaluator, facts in
+            let evaluation = evaluator.evaluate(request, facts, helperPid: state.helper?.identity.pid, grants: state.grants.table)
+            if case .ask(explicit: .none) = evaluation,
+               let covered = coveredByTaskLocked(&state, &deferred, request, now: evaluator.now, consume: consume) {
+                return .decided(covered)
+            }
+            return evaluation
+        }
+    }
+
     /// Why no prompt can be shown for this client now, if so.
     func promptBlocker(_ request: BrokerRequest) -> String? {
         evaluating(request, forPrompt: true) { state, _, _, facts in
@@ -264,11 +278,10 @@ public final class Broker: Sendable {
     /// What would happen, without prompting and without consuming anything (`broker.check`).
     /// Returns ask when a prompt would be shown.
     public func check(_ request: BrokerRequest) -> Decision {
-        switch evaluate(request) {
+        switch evaluate(request, consumingTask: false) {
         case .decided(let decision):
             return decision
         case .ask(let explicit):
-            if explicit == nil, let covered = coveredByTask(request, consume: false) { return covered }
             if !request.interactive { return Evaluator.deny(request, .wouldPrompt, rule: explicit) }
             if let locked = lockedDenial(request) { return locked }
             if let blocker = promptBlocker(request) { return Evaluator.deny(request, .noHelper, rule: explicit, detail: blocker) }
@@ -298,12 +311,10 @@ public final class Broker: Sendable {
 
     private func decideByPolicyAndPerson(_ request: BrokerRequest) async -> Decision {
         let explicit: PolicyRule?
-        switch evaluate(request) {
+        switch evaluate(request, consumingTask: true) {
         case .decided(let decision): return decision
         case .ask(let rule): explicit = rule
         }
-        // A task stands where remembered grants stand: only what would ask by default.
-        if explicit == nil, let covered = coveredByTask(request, consume: true) { return covered }
         if !request.interactive { return Evaluator.deny(request, .wouldPrompt, rule: explicit) }
         if let locked = lockedDenial(request) { return locked }
         if let blocker = promptBlocker(request) { return Evaluator.deny(request, .noHelper, rule: explicit, detail: blocker) }
@@ -371,11 +382,10 @@ public final class Broker: Sendable {
             if let paused = pausedDenial(request) { return paused }
             explicit = nil
         } else {
-            switch evaluate(request) {
+            switch evaluate(request, consumingTask: true) {
             case .decided(let decision): return decision
             case .ask(let rule): explicit = rule
             }
-            if explicit == nil, let covered = coveredByTask(request, consume: true) { return covered }
         }
         // No prompt on a locked screen (also one locked while this request waited its turn).
         if let locked = lockedDenial(request) { return locked }

@@ -66,21 +66,19 @@ extension Broker {
     }
 
     /// The allow a task gives `request`, if one of its client's tasks covers it. `consume`: count
-    /// it (`broker.check` does not). A task that reached its limit with it ends here.
-    func coveredByTask(_ request: BrokerRequest, consume: Bool) -> Decision? {
-        guard request.riskClass <= .write else { return nil }
-        let now = now()
-        return withState { state, deferred -> Decision? in
-            guard state.pause == nil, let id = state.tasks.cover(request, now: now, consume: consume) else { return nil }
-            if consume, let task = state.tasks.all.first(where: { $0.id == id }), let why = task.ended(at: now) {
-                // The request that reached max_actions is the last one it covers.
-                _ = state.tasks.remove(id)
-                taskEndedLocked(&state, &deferred, task, why)
-            }
-            var decision = Evaluator.allow(request)
-            decision.taskID = id
-            return decision
+    /// it (`broker.check` does not). A task that reached its limit with it ends here. Called
+    /// under the lock of the evaluation it follows, so it costs no lock or clock of its own.
+    func coveredByTaskLocked(_ state: inout State, _ deferred: inout Deferred, _ request: BrokerRequest, now: Date,
+                             consume: Bool) -> Decision? {
+        guard request.riskClass <= .write, state.pause == nil, !state.tasks.tasks.isEmpty,
+              let (id, ended) = state.tasks.cover(request, now: now, consume: consume) else { return nil }
+        if let ended, let task = state.tasks.remove(id) {
+            // The request that reached max_actions is the last one it covers.
+            taskEndedLocked(&state, &deferred, task, ended)
         }
+        var decision = Evaluator.allow(request)
+        decision.taskID = id
+        return decision
     }
 
     /// Ends tasks past their expiry or idle time (also done lazily on every status read).

@@ -180,7 +180,8 @@ struct GrantTable: Sendable {
 
     /// The live grant covering `request`: of several, the lowest id (order-independent).
     func covering(_ request: BrokerRequest, now: Date) -> RememberedGrant? {
-        guard let ids = byScope[GrantScope(request)] else { return nil }
+        // No grants (the common case): skip building and hashing the request's scope.
+        guard !byID.isEmpty, let ids = byScope[GrantScope(request)] else { return nil }
         var best: RememberedGrant?
         for id in ids {
             guard let grant = byID[id], grant.isLive(at: now) else { continue }

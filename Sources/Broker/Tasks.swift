@@ -120,21 +120,51 @@ public struct TaskRequest: Sendable {
 /// A task a person approved: requests of its client process inside its scope are allowed
 /// without prompts until it ends, expires, goes idle or reaches a limit. Never persisted.
 struct TaskSession: Sendable {
-    let id: String
-    let title: String
-    let scope: [TaskScopeEntry]
+    /// What never changes once approved, behind one reference: a decision looks at every task of
+    /// its client, and copying this struct then costs two retains, not twenty.
+    final class Fixed: Sendable {
+        let id: String
+        let title: String
+        let scope: [TaskScopeEntry]
+        /// The scope entries as rules, matched as a policy rule would be.
+        let rules: [PolicyRule]
+        let client: ClientIdentity
+        let created: Date
+        let expires: Date
+        let idle: TimeInterval?
+        let maxActions: Int?
+
+        init(id: String, title: String, scope: [TaskScopeEntry], client: ClientIdentity, created: Date, expires: Date,
+             idle: TimeInterval?, maxActions: Int?) {
+            (self.id, self.title, self.scope, self.rules, self.client) = (id, title, scope, scope.map(\.rule), client)
+            (self.created, self.expires, self.idle, self.maxActions) = (created, expires, idle, maxActions)
+        }
+    }
+
+    let fixed: Fixed
+    var id: String { fixed.id }
+    var title: String { fixed.title }
+    var scope: [TaskScopeEntry] { fixed.scope }
     /// The client process: pid and start time (one process for good), and the connection that
     /// began it (the task ends when it closes, as it does when the process exits).
-    let client: ClientIdentity
-    let created: Date
-    let expires: Date
-    let idle: TimeInterval?
-    let maxActions: Int?
+    var client: ClientIdentity { fixed.client }
+    var created: Date { fixed.created }
+    var expires: Date { fixed.expires }
+    var idle: TimeInterval? { fixed.idle }
+    var maxActions: Int? { fixed.maxActions }
     var lastUsed: Date
     var used = 0
     var usedPerEntry: [Int]
     /// How many requests it covered, counted or not.
     var covered = 0
+
+    init(id: String, title: String, scope: [TaskScopeEntry], client: ClientIdentity, created: Date, expires: Date,
+         idle: TimeInterval?, maxActions: Int?, lastUsed: Date, usedPerEntry: [Int]) {
+        fixed = Fixed(id: id, title: title, scope: scope, client: client, created: created, expires: expires, idle: idle,
+                      maxActions: maxActions)
+        self.lastUsed = lastUsed
+        self.usedPerEntry = usedPerEntry
+    }
 
     /// Whether `request` comes from this task's client process.
     func isOwn(_ client: ClientIdentity) -> Bool {
@@ -210,22 +240,30 @@ struct TaskTable: Sendable {
     /// The task of this request's client whose scope covers it, if any. `consume`: count it
     /// (act and write count against `max_actions` and the entry's `max`; observe and read do
     /// not) and mark the task used. An entry at its `max` covers nothing more.
-    mutating func cover(_ request: BrokerRequest, now: Date, consume: Bool) -> String? {
+    mutating func cover(_ request: BrokerRequest, now: Date, consume: Bool) -> (id: String, ended: TaskEnding?)? {
         let counted = request.riskClass == .act || request.riskClass == .write
-        for task in all where task.isOwn(request.client) && task.ended(at: now) == nil {
-            for (index, entry) in task.scope.enumerated() where entry.rule.matches(request, now: now) {
-                if counted, let max = entry.max, task.usedPerEntry[index] >= max { continue }
-                if consume {
-                    tasks[task.id]?.lastUsed = now
-                    tasks[task.id]?.covered += 1
-                    if counted {
-                        tasks[task.id]?.used += 1
-                        tasks[task.id]?.usedPerEntry[index] += 1
-                    }
-                }
-                return task.id
+        // Oldest first when one client holds several tasks (rare): which one counts is stable.
+        var found: (id: String, created: Date, entry: Int)?
+        for task in tasks.values where task.isOwn(request.client) && task.ended(at: now) == nil {
+            if let found, found.created <= task.created { continue }
+            let fixed = task.fixed
+            for index in fixed.rules.indices where fixed.rules[index].matches(request, now: now) {
+                if counted, let max = fixed.scope[index].max, task.usedPerEntry[index] >= max { continue }
+                found = (task.id, task.created, index)
+                break
             }
         }
-        return nil
+        guard let found else { return nil }
+        guard consume else { return (found.id, nil) }
+        func count(_ task: inout TaskSession) -> TaskEnding? {
+            task.lastUsed = now
+            task.covered += 1
+            if counted {
+                task.used += 1
+                task.usedPerEntry[found.entry] += 1
+            }
+            return task.ended(at: now)
+        }
+        return (found.id, count(&tasks[found.id]!))
     }
 }

@@ -20,6 +20,14 @@ enum TaskBenchmark {
         func cancel(promptID: String) async {}
     }
 
+    /// Processes in cgroups of their own, as on a systemd desktop: nobody started anybody.
+    struct Siblings: ProcessInspector {
+        func isDescendant(_ pid: Int32, of ancestor: Int32) -> Bool { false }
+        func origin(of pid: Int32) -> ProcessOrigin? {
+            ProcessOrigin(cgroup: "/app.slice/process-\(pid).scope", startTime: UInt64(pid))
+        }
+    }
+
     static func run(decisions: Int = 100_000) async -> String {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("deskgate-bench-\(UUID().uuidString)").path
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -35,17 +43,24 @@ enum TaskBenchmark {
             let config = BrokerConfig(systemPolicyDir: directory + "/admin.d", userPolicyFile: path,
                                       grantsFile: directory + "/state-\(UUID().uuidString)/grants.json",
                                       defaultPromptHelpers: ["/usr/bin/deskgate-prompt"])
-            let broker = Broker(config: config, inspector: BrokerBenchmark.NoAncestry(),
+            let broker = Broker(config: config, inspector: Siblings(),
                                 logger: Logger(label: "deskgate.bench", factory: { _ in SwiftLogNoOpLogHandler() }))
             broker.reload()
             return broker
         }
         let byRule = broker(policy: "[[rule]]\nid = \"record\"\neffect = \"allow\"\nactions = [\"act\"]\napp_exe = \"/usr/bin/ledger\"\nname = \"Record\"\n")
         let inTask = broker(policy: "")
+        // Both with a prompt helper registered, as on a desktop (the decision's facts then
+        // include whether the helper may have started the app).
+        try? byRule.registerHelper(Approver())
         try? inTask.registerHelper(Approver())
         let scope = try? TaskScopeEntry(json: ["actions": ["act"], "app_exe": "/usr/bin/ledger", "name": "Record"], field: "scope.0")
         let task = TaskRequest(title: "bench", scope: scope.map { [$0] } ?? [], expiresIn: .seconds(3600), idle: nil, maxActions: nil)
-        _ = try? await inTask.beginTask(task, client: client)
+        do {
+            _ = try await inTask.beginTask(task, client: client)
+        } catch {
+            return "task vs rule: the task was not approved (\(error.message)); nothing measured"
+        }
 
         func time(_ broker: Broker) async -> (p50: Double, p99: Double, allowed: Bool) {
             let clock = ContinuousClock()
