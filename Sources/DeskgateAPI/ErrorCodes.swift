@@ -20,4 +20,9 @@ extension ErrorCode {
     public static let busUnavailable = ErrorCode(rawValue: -32008)
     /// A name matched more than one app or element.
     public static let ambiguous = ErrorCode(rawValue: -32009)
+    /// A bound on what clients may hold was reached (connections per process or in all, the
+    /// budget of unfinished lines, or a reserve connection asking for more than it may);
+    /// `data.reason` says which. The connection is closed after this line, except for a reserve
+    /// connection's refused call.
+    public static let limitReached = ErrorCode(rawValue: -32010)
 }

@@ -39,6 +39,18 @@ struct Deskgated: AsyncParsableCommand {
     @Option(help: "Unsent reply bytes per connection before it is closed.")
     var maxReplyBuffer: Int = 64 << 20
 
+    @Option(help: "Connections one client process may hold.")
+    var maxConnectionsPerProcess: Int = 64
+
+    @Option(help: "Connections all clients may hold; past it, --reserve-connections more may only revoke, pause, register the prompt helper and ping.")
+    var maxConnections: Int = 1024
+
+    @Option(help: "Connections accepted past --max-connections for the calls that keep the person in control.")
+    var reserveConnections: Int = 32
+
+    @Option(help: "Bytes of unfinished lines across all connections; past it, a connection holding a large one is closed.")
+    var partialLineBudget: Int = 64 << 20
+
     @Option(help: "Seconds a permission prompt may stay unanswered before it counts as a denial.")
     var promptTimeout: Double = 60
 
@@ -94,6 +106,10 @@ struct Deskgated: AsyncParsableCommand {
         options.enableTestMethods = enableTestMethods
         options.memoryDenyWriteExecute = mdwe
         options.limits.maxReplyBuffer = maxReplyBuffer
+        options.limits.maxConnectionsPerProcess = max(1, maxConnectionsPerProcess)
+        options.limits.maxConnections = max(1, maxConnections)
+        options.limits.reserveConnections = max(1, reserveConnections)
+        options.limits.partialLineBudget = max(options.limits.maxMessageBytes, partialLineBudget)
         options.promptTimeout = .milliseconds(Int64(promptTimeout * 1000))
         options.accessibility.readTimeout = .milliseconds(readTimeoutMs)
         options.accessibility.actionTimeout = .milliseconds(actionTimeoutMs)

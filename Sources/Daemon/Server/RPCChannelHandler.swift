@@ -14,6 +14,25 @@ public struct ConnectionLimits: Sendable {
     public var maxReplyBuffer: Int = 64 << 20
     /// Largest batch accepted in one line.
     public var maxBatch: Int = 64
+    /// Connections one client process may hold at once.
+    public var maxConnectionsPerProcess: Int = 64
+    /// Connections all clients together may hold; past it, ``reserveConnections`` more are
+    /// accepted that may only make the calls that keep the person in control.
+    public var maxConnections: Int = 1024
+    /// Connections accepted past ``maxConnections``, limited to ``reserveMethods``: the prompt
+    /// helper registering, revoking grants, pausing, and asking who and how the daemon is.
+    public var reserveConnections: Int = 32
+    /// Bytes of unfinished lines (received, no newline yet) across all connections.
+    public var partialLineBudget: Int = 64 << 20
+    /// An unfinished line below this size never counts against its connection, so short
+    /// requests (a revoke, a pause, a prompt answer) always get through a spent budget.
+    public var partialLineFloor: Int = 64 << 10
+
+    /// What a reserve connection may call.
+    public static let reserveMethods: Set<String> = [
+        "daemon.ping", "daemon.info", "session.hello", "session.whoami", "agent.register",
+        "grants.revoke", "grants.revoke_all", "broker.pause", "broker.halt",
+    ]
 
     public init() {}
 }
@@ -47,7 +66,14 @@ final class RPCChannelHandler: ChannelDuplexHandler {
     /// Running requests by id, so `rpc.cancel` can reach them and duplicates are refused.
     private var running: [RequestID: (task: Task<Void, Never>, reply: (EncodedResponse?) -> Void)] = [:]
 
-    init(limits: ConnectionLimits, dispatcher: Dispatcher, session: ClientSession, server: SocketServer, logger: Logger) {
+    /// Accepted past ``ConnectionLimits/maxConnections``: only ``ConnectionLimits/reserveMethods``.
+    private let reserve: Bool
+    /// Unfinished-line bytes this connection has counted in the server's budget.
+    private var counted = 0
+
+    init(limits: ConnectionLimits, dispatcher: Dispatcher, session: ClientSession, server: SocketServer, reserve: Bool = false,
+         logger: Logger) {
+        self.reserve = reserve
         self.server = server
         self.limits = limits
         self.dispatcher = dispatcher
@@ -66,6 +92,8 @@ final class RPCChannelHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        server.partialBytes.subtract(counted, ordering: .relaxed)
+        counted = 0
         for entry in running.values { entry.task.cancel() }
         running.removeAll()
         queuedLines.removeAll()
@@ -114,6 +142,20 @@ final class RPCChannelHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         let events = buffer.withUnsafeReadableBytes { framer.feed($0) }
+        // The budget of unfinished lines across all connections: the one holding a large
+        // unfinished line when it is spent is told and closed.
+        let pending = framer.bufferedCount
+        let total = server.partialBytes.add(pending - counted, ordering: .relaxed).newValue
+        counted = pending
+        if pending >= limits.partialLineFloor, total > limits.partialLineBudget {
+            logger.warning("closing connection: the budget of unfinished lines is spent",
+                           metadata: ["client": "\(session.id)", "pending": "\(pending)", "total": "\(total)"])
+            let error = RPCError(.limitReached, "closing this connection: unfinished lines across all connections exceed \(limits.partialLineBudget) bytes, and this one holds \(pending)",
+                                 data: ["reason": "partial_line_budget", "limit": .int(Int64(limits.partialLineBudget))])
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: Message.response(Response(id: .null, error: error)).line)))
+                .whenComplete { _ in context.close(promise: nil) }
+            return
+        }
         inRead = true
         defer { inRead = false }
         for event in events {
@@ -186,6 +228,10 @@ final class RPCChannelHandler: ChannelDuplexHandler {
                 logger.debug("response to unknown request ignored", metadata: ["client": "\(session.id)", "id": "\(response.id)"])
             }
             reply(nil)
+        case .message(.request(let request)) where reserve && !ConnectionLimits.reserveMethods.contains(request.method):
+            reply(EncodedResponse(Response(id: request.id, error: RPCError(
+                .limitReached, "the daemon holds as many connections as it serves in full; this one was let in to keep the person in control and may only call \(ConnectionLimits.reserveMethods.sorted().joined(separator: ", "))",
+                data: ["reason": "reserve_connection", "method": .string(request.method)]))))
         case .message(.request(let request)) where request.method == RPCCancel.name:
             // Cancelling is a notification; a request for it would itself need an answer.
             reply(EncodedResponse(Response(id: request.id, error: .invalidRequest("rpc.cancel is a notification: send it without an id"))))

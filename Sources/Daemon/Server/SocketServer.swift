@@ -51,6 +51,8 @@ public final class SocketServer: Sendable {
     private let state = Mutex(State())
     /// Requests being served across all connections (graceful shutdown waits for them).
     let inFlight = Atomic<Int>(0)
+    /// Bytes of unfinished lines across all connections (``ConnectionLimits/partialLineBudget``).
+    let partialBytes = Atomic<Int>(0)
     /// Requests finished since the last trim check, and whether a check is scheduled.
     private let finishedRequests = Atomic<UInt64>(0)
     private let trimScheduled = Atomic<Bool>(false)
@@ -69,7 +71,7 @@ public final class SocketServer: Sendable {
                 hooks: ServerHooks = ServerHooks(), forcePidfdOpen: Bool = false, logger: Logger)
     {
         self.group = group
-        self.limits = limits
+        self.limits = Self.fitting(limits, logger: logger)
         self.dispatcher = dispatcher
         self.hooks = hooks
         self.forcePidfdOpen = forcePidfdOpen
@@ -161,6 +163,31 @@ public final class SocketServer: Sendable {
         }
     }
 
+    /// The connection bounds made to fit the file descriptors this process may open (each
+    /// connection holds its socket and the peer's pidfd): the soft limit is raised to the hard
+    /// one (up to 65,536), and the bounds shrink when even that is too few, so the daemon refuses
+    /// a connection with -32010 before `accept` could fail for lack of descriptors.
+    static func fitting(_ limits: ConnectionLimits, logger: Logger) -> ConnectionLimits {
+        var rl = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl) == 0 else { return limits }
+        let wanted = rlim_t(min(65_536, 2 * (limits.maxConnections + limits.reserveConnections) + 256))
+        if rl.rlim_cur < wanted, rl.rlim_cur < rl.rlim_max {
+            var raised = rl
+            raised.rlim_cur = min(wanted, rl.rlim_max)
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { rl = raised }
+        }
+        // 128 descriptors for everything else (buses, audit files, pipes, libraries).
+        let room = max(4, (Int(clamping: rl.rlim_cur) - 128) / 2)
+        guard limits.maxConnections + limits.reserveConnections > room else { return limits }
+        var fitted = limits
+        fitted.reserveConnections = max(1, min(limits.reserveConnections, room / 4))
+        fitted.maxConnections = max(1, room - fitted.reserveConnections)
+        logger.warning("the file descriptor limit allows fewer connections than asked",
+                       metadata: ["nofile": "\(rl.rlim_cur)", "max_connections": "\(fitted.maxConnections)",
+                                  "reserve_connections": "\(fitted.reserveConnections)"])
+        return fitted
+    }
+
     // MARK: Accept
 
     private func accept(_ channel: any Channel, credentials: deskgate_ucred, peerPidfd: CInt) throws {
@@ -178,9 +205,34 @@ public final class SocketServer: Sendable {
             channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
             return
         }
-        let sessionID = state.withLock { s in
+        // Bounds: connections per client process and in all, with a reserve past the total for
+        // the calls that keep the person in control. Counted and taken under one lock.
+        enum Admission { case full, reserve, refused(reason: String, limit: Int, message: String) }
+        let limits = self.limits
+        let (sessionID, admission) = state.withLock { s -> (UInt64, Admission) in
+            let fromProcess = s.sessions.values.reduce(0) { $0 + ($1.identity.pid == identity.pid ? 1 : 0) }
+            if fromProcess >= limits.maxConnectionsPerProcess {
+                return (0, .refused(reason: "connections_per_process", limit: limits.maxConnectionsPerProcess,
+                                    message: "this process already holds \(fromProcess) connections, the most one process may"))
+            }
+            // The reserve is for a process that holds none yet (a person's CLI, a helper starting):
+            // a client already connected cannot take it too.
+            if s.sessions.count >= limits.maxConnections + limits.reserveConnections
+                || (s.sessions.count >= limits.maxConnections && fromProcess > 0) {
+                return (0, .refused(reason: "connections_total", limit: limits.maxConnections,
+                                    message: "the daemon holds as many connections as it accepts"))
+            }
             defer { s.nextSessionID += 1 }
-            return s.nextSessionID
+            return (s.nextSessionID, s.sessions.count >= limits.maxConnections ? .reserve : .full)
+        }
+        if case .refused(let reason, let limit, let message) = admission {
+            close(pidfd)
+            logger.warning("refused connection: \(reason)", metadata: ["pid": "\(identity.pid)", "exe": "\(identity.exe)"])
+            var buffer = channel.allocator.buffer(capacity: 256)
+            buffer.writeBytes(Message.response(Response(id: .null, error: RPCError(.limitReached, "connection refused: \(message)",
+                                                                                   data: ["reason": .string(reason), "limit": .int(Int64(limit))]))).line)
+            channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
+            return
         }
         let session = ClientSession(id: sessionID, identity: identity, pidfd: pidfd, outbound: ChannelOutbound(channel: channel))
         state.withLock { s in
@@ -194,7 +246,9 @@ public final class SocketServer: Sendable {
             }
         }
         logger.debug("client connected", metadata: ["client": "\(sessionID)", "pid": "\(identity.pid)", "exe": "\(identity.exe)"])
-        try channel.pipeline.syncOperations.addHandler(RPCChannelHandler(limits: limits, dispatcher: dispatcher, session: session, server: self, logger: logger))
+        let reserve = if case .reserve = admission { true } else { false }
+        try channel.pipeline.syncOperations.addHandler(RPCChannelHandler(limits: limits, dispatcher: dispatcher, session: session, server: self,
+                                                                         reserve: reserve, logger: logger))
         hooks.sessionOpened(session)
     }
 
