@@ -45,6 +45,8 @@ public final class Broker: Sendable {
     struct HelperState: Sendable {
         var channel: any PromptHelperChannel
         var identity: ClientIdentity
+        /// It asked for `agent.clients` notifications (`agent.register {notify_clients: true}`).
+        var wantsClientCounts = false
     }
 
     /// What the broker keeps for a prompt being shown, beside its ``PromptSessions`` entry.
@@ -565,7 +567,7 @@ public final class Broker: Sendable {
     // MARK: - Helpers and connections
 
     /// Registers the prompt helper. Only executables listed in `prompt_agents`, one at a time.
-    public func registerHelper(_ channel: any PromptHelperChannel) throws(RPCError) {
+    public func registerHelper(_ channel: any PromptHelperChannel, notifyClients: Bool = false) throws(RPCError) {
         let identity = channel.identity
         let result: RPCError? = withState { state, deferred in
             guard identity.isIdentified else {
@@ -587,7 +589,7 @@ public final class Broker: Sendable {
                 return RPCError(.denied, "Denied: a prompt helper is already registered (pid \(current.identity.pid), \(current.identity.exe)). Only one may be registered at a time.",
                                 data: ["reason": "policy", "class": "admin"])
             }
-            state.helper = HelperState(channel: channel, identity: identity)
+            state.helper = HelperState(channel: channel, identity: identity, wantsClientCounts: notifyClients)
             state.agentsSent = nil
             deferred.events.append(.helperRegistered(identity))
             tellHelperLocked(&state, &deferred)
@@ -814,7 +816,7 @@ public final class Broker: Sendable {
 
     /// Sends the helper the number of other clients when it changed since the last time.
     func tellHelperLocked(_ state: inout State, _ deferred: inout Deferred) {
-        guard let helper = state.helper else { return }
+        guard let helper = state.helper, helper.wantsClientCounts else { return }
         let agents = max(0, state.clients - 1)
         guard state.agentsSent != agents else { return }
         state.agentsSent = agents

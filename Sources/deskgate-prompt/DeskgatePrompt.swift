@@ -48,7 +48,8 @@ struct DeskgatePrompt: AsyncParsableCommand {
         let client: DeskgateClient
         do {
             client = try await DeskgateClient.connect(socketPath: socket)
-            _ = try await client.call("agent.register", .object([:]))
+            // The GUI helper shows a Pause button while agents are connected: it asks to hear how many.
+            _ = try await client.call("agent.register", useZenity ? ["notify_clients": true] : .object([:]))
         } catch let error as RPCError {
             Output.error("deskgate-prompt: cannot register: \(error.message)")
             throw ExitCode(2)

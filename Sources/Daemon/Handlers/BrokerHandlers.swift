@@ -35,9 +35,9 @@ enum BrokerHandlers {
 
     static func register(into table: inout MethodTable, broker: Broker, audit: AuditLog?, resolveTarget: @escaping TargetResolver,
                          liveExecutables: @escaping LiveExecutables, logger: Logger) {
-        table.register(HelperRegister.self) { _, context in
+        table.register(HelperRegister.self) { params, context in
             let session = context.session
-            try broker.registerHelper(SessionPromptChannel(session: session, identity: context.client))
+            try broker.registerHelper(SessionPromptChannel(session: session, identity: context.client), notifyClients: params.notifyClients)
             return ["registered": true]
         }
 

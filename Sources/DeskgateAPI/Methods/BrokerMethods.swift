@@ -5,8 +5,16 @@ public import JSONRPC
 public enum HelperRegister: APIMethod {
     public static let name = "agent.register"
     public static let summary = "Registers the caller as the prompt helper (only executables listed in prompt_agents; one at a time)."
+    public static let params: [Schema.Field] = [
+        .init("notify_clients", .boolean, "Also send agent.clients {agents} notifications: how many other clients are connected, now and at each change (for a Pause button)."),
+    ]
     public static let result = Schema.object([.init("registered", .boolean)], additional: true)
     public static let errors: [ErrorCode] = [.denied]
+
+    public struct Params: APIParams {
+        public var notifyClients: Bool
+        public init(_ p: ParamsObject) throws(RPCError) { notifyClients = try p.bool("notify_clients", default: false) }
+    }
 }
 
 public enum GrantsList: APIMethod {
