@@ -32,7 +32,8 @@ extension Broker {
                                   expires: now.addingTimeInterval(task.expiresIn.seconds), idle: task.idle?.seconds,
                                   maxActions: task.maxActions, lastUsed: now, usedPerEntry: task.scope.map { _ in 0 })
         let started: Bool = withState { state, deferred in
-            // The client went away, or someone paused, while the person read the prompt.
+            // Someone paused while the person read the prompt: the task does not begin. (A client
+            // that went away meanwhile cancelled its request, and with it this call.)
             if state.pause != nil { return false }
             state.tasks.insert(session)
             deferred.events.append(.taskBegun(session.json(now: now)))
