@@ -64,7 +64,10 @@ final class RPCChannelHandler: ChannelDuplexHandler {
     private var inRead = false
     private var needsFlush = false
     /// Running requests by id, so `rpc.cancel` can reach them and duplicates are refused.
-    private var running: [RequestID: (task: Task<Void, Never>, reply: (EncodedResponse?) -> Void)] = [:]
+    /// `token` tells this request's task from a later request that reuses its id after it was
+    /// cancelled: a cancelled task that finishes late must not answer the newer request.
+    private var running: [RequestID: (task: Task<Void, Never>, reply: (EncodedResponse?) -> Void, token: UInt64)] = [:]
+    private var nextToken: UInt64 = 0
 
     /// Accepted past ``ConnectionLimits/maxConnections``: only ``ConnectionLimits/reserveMethods``.
     private let reserve: Bool
@@ -255,6 +258,8 @@ final class RPCChannelHandler: ChannelDuplexHandler {
         let dispatcher = self.dispatcher
         let session = self.session
         let loopBound = NIOLoopBound((self, 0), eventLoop: eventLoop)
+        nextToken &+= 1
+        let token = nextToken
         // The task is registered before it can finish: it hops back to this loop to complete.
         let task = Task {
             let result = await dispatcher.dispatch(request, session: session)
@@ -262,18 +267,20 @@ final class RPCChannelHandler: ChannelDuplexHandler {
             // connection on the loop while it is encoded.
             let response = EncodedResponse(id: request.id, result: result)
             eventLoop.execute {
-                loopBound.value.0.finish(request.id, response: response)
+                loopBound.value.0.finish(request.id, token: token, response: response)
             }
         }
-        running[request.id] = (task, reply)
+        running[request.id] = (task, reply, token)
     }
 
-    private func finish(_ id: RequestID, response: EncodedResponse) {
+    private func finish(_ id: RequestID, token: UInt64, response: EncodedResponse) {
         inFlight -= 1
         server.inFlight.subtract(1, ordering: .relaxed)
         if let loop = context?.eventLoop { server.requestFinished(on: loop) }
-        // Already answered (cancelled) requests are dropped here.
-        if let entry = running.removeValue(forKey: id) {
+        // Already answered (cancelled) requests are dropped here, also when a newer request
+        // has taken their id meanwhile (it is answered by its own task).
+        if let entry = running[id], entry.token == token {
+            running[id] = nil
             entry.reply(response)
         }
         drainQueue()
