@@ -203,18 +203,12 @@ struct GTK3Tests {
         #expect(set["length"] == 15)
         #expect(await app.waitForLine("text-changed email 15"))
         #expect(try await service.readText(ref: email)["text"] == "ada@example.org")
-        // FOCUSED needs the toplevel to be the active window, which parallel tests fight over:
-        // it is asked for only if the window was active both before and after the focus (once,
-        // read only after, the window had become active just after the states were read).
-        func windowActive() async throws -> Bool {
-            try await service.listApps().first { $0.name == app.name }?.windows.first?.active ?? false
-        }
-        let activeBefore = try await windowActive()
+        // FOCUSED needs the toplevel to be the active window, which the windows of tests running
+        // in parallel take from each other at any moment (even checked active before and after,
+        // CI saw it lost in between): so this test does not ask for it. It asks that the app
+        // accepted the focus and that the reply is true to itself: settled means it showed.
         let focused = try await service.focus(ref: email)
-        let activeAfter = try await windowActive()
         #expect(focused["ok"] == true)
-        if activeBefore && activeAfter { #expect(focused.states.contains("focused")) }
-        // Whatever the window did, the reply is true to itself: settled means the state showed.
         #expect(focused["settled"]?.boolValue == focused.states.contains("focused"))
         #expect(focused.states.contains("focusable"))
         let snapshot = try await service.snapshot(app: app.name)
