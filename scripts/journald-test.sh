@@ -227,6 +227,9 @@ ls -d "$RESET"/state/audit.reset-* >/dev/null || fail "reset did not keep the ol
 start_daemon "$RESET"; calls 3 "$RESET"; stop_daemon TERM
 out=$("$BIN/deskgate" audit verify --journal --state-dir "$RESET/state" --json) || fail "a log after a reset does not verify: $out"
 [ "$(echo "$out" | json_field 'r["journal"].get("history")')" = reset ] || fail "reset not reported as a reset: $out"
+# Every checkpoint, the one written at SIGTERM right before the exit included, names its writer.
+[ "$(echo "$out" | json_field '",".join(r["journal"]["writers"])')" = "$(readlink -f "$BIN/deskgated")" ] \
+    || fail "the log's writers are not exactly deskgated: $out"
 # journald's _EXE for the reset entry: the CLI wrote it (any process of the user could write one).
 [ "$(echo "$out" | json_field 'r["journal"]["previous_log"].get("reset_by")')" = "$(readlink -f "$BIN/deskgate")" ] \
     || fail "the reset entry's writer is not the deskgate CLI: $out"

@@ -88,6 +88,14 @@ final class JournalMirror: Sendable {
     /// Waits until everything queued has been handed to journald.
     func flush() { queue.sync {} }
 
+    /// Waits (at most 1 s) until the checkpoint `seq` is stored: the last one before the process
+    /// exits would otherwise lose its trusted `_EXE` (journald reads it from /proc).
+    func awaitStored(checkpointSeq seq: Int64) {
+        _ = Self.waitUntilStored(
+            ["MESSAGE_ID=" + Self.checkpointMessageID, "DESKGATE_LOG_ID=" + logID, "DESKGATE_SEQ=\(seq)"],
+            timeoutMicros: 1_000_000)
+    }
+
     /// Records a deliberate reset of log `logID` (whose last record is `seq`/`hash`) in
     /// `directory`, synchronously. Throws if journald did not take the entry.
     static func sendReset(logID: String, directory: String, seq: Int64, hash: String, movedTo: String) throws(AuditError) {
@@ -99,6 +107,21 @@ final class JournalMirror: Sendable {
                 "DESKGATE_MOVED_TO=" + movedTo,
             ].map { Array($0.utf8) })
         if rc < 0 { throw .unavailable("the journal did not take the reset record: \(String(cString: strerror(-rc)))") }
+        // journald reads the sender's `_EXE` from /proc when it handles the entry; a CLI that
+        // exited first would leave the reset without its writer. Stay until the entry is stored.
+        _ = waitUntilStored(["MESSAGE_ID=" + resetMessageID, "DESKGATE_LOG_ID=" + logID], timeoutMicros: 5_000_000)
+    }
+
+    /// Waits (event-driven, bounded) until an entry matching every `FIELD=value` is readable.
+    static func waitUntilStored(_ matches: [String], timeoutMicros: UInt64) -> Bool {
+        guard let query = try? JournalQuery(), (try? query.match([matches])) != nil else { return false }
+        let deadline = AuditTime.monotonicMicros() + timeoutMicros
+        while true {
+            if query.seekTail(), query.previous() { return true }
+            let now = AuditTime.monotonicMicros()
+            guard now < deadline else { return false }
+            query.wait(micros: min(deadline - now, 100_000))
+        }
     }
 
     /// One journal entry; fields are `NAME=value` byte strings (values may hold any bytes).
@@ -243,6 +266,8 @@ final class JournalQuery {
     func seekTail() -> Bool { sd_journal_seek_tail(journal) >= 0 }
     func next() -> Bool { sd_journal_next(journal) > 0 }
     func previous() -> Bool { sd_journal_previous(journal) > 0 }
+    /// Blocks until the journal changes or `micros` pass.
+    func wait(micros: UInt64) { _ = sd_journal_wait(journal, micros) }
 
     func field(_ name: String) -> String? {
         var data: UnsafeRawPointer?

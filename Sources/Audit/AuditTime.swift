@@ -10,4 +10,11 @@ public enum AuditTime {
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec / 1000)
     }
+
+    /// Microseconds on the monotonic clock (for deadlines).
+    static func monotonicMicros() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec / 1000)
+    }
 }

@@ -329,6 +329,7 @@ final class AuditWriter: @unchecked Sendable {
         if let journal, head.seq > 0 {
             journal.checkpoint(seq: head.seq, hash: head.hash, segment: segments.last?.name ?? "", reason: "close")
             journal.flush()
+            journal.awaitStored(checkpointSeq: head.seq)
         }
         if fd >= 0 { close(fd); fd = -1 }
         closed = true
