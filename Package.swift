@@ -74,11 +74,13 @@ let package = Package(
             name: "ATSPI",
             dependencies: ["DBus", "CAtspiConstants", "CLinux", "JSONRPC", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings),
+        // The desktop's Secret Service (org.freedesktop.secrets) over D-Bus, for field.fill_secret.
+        .target(name: "SecretService", dependencies: ["DBus"], swiftSettings: strictSettings),
         // Wiring: socket server, peer identity, method handlers.
         .target(
             name: "Daemon",
             dependencies: [
-                "JSONRPC", "DeskgateAPI", "Broker", "Audit", "ATSPI", "CSystemd", "CLinux",
+                "JSONRPC", "DeskgateAPI", "Broker", "Audit", "ATSPI", "SecretService", "CSystemd", "CLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

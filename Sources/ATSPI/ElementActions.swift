@@ -132,7 +132,7 @@ extension AccessibilityService {
             let acted = try await act()
             var reading = try await read()
             var settled = isDone(reading)
-            if let watch, !settled {
+            if watch != nil, !settled {
                 let deadline = Deadline(after: config.settleTimeout)
                 while !settled {
                     pulse.reset()
@@ -243,6 +243,14 @@ extension AccessibilityService {
             throw .ignored("the app answered but the field's text did not change: it ignores text edits through accessibility (see docs/apps.md)")
         }
         return SetTextResult(accepted: outcome.acted, matches: isDone(now), length: now.length)
+    }
+
+    /// `field.fill_secret`: `setText` into a field that is, live, a password field (its text is
+    /// then never read back, only its length).
+    public func setPassword(_ target: ResolvedTarget, value: String) async throws(AccessibilityError) -> SetTextResult {
+        let (_, _, node) = try await editableText(target)
+        guard node.isPassword else { throw .notSupported("the field is no longer a password field") }
+        return try await setText(target, value: value)
     }
 
     /// `text.insert`: inserts `value` at character offset `at` (default: the caret, else the

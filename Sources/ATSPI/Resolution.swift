@@ -133,7 +133,11 @@ extension AccessibilityService {
 
     /// `field.fill`'s target: the editable field named or labelled `field` (see ``FieldMatcher``).
     /// - Throws: ``AccessibilityError/fieldNotFound(_:)``, ``AccessibilityError/ambiguousField(_:candidates:)``.
-    public func resolveField(app idOrName: String, field: String) async throws(AccessibilityError) -> ResolvedTarget {
+    /// `passwordOnly`: only a password field is found; a matching field of another kind is
+    /// ``AccessibilityError/notSupported(_:)`` (a secret is never typed into a field that can be read back).
+    public func resolveField(app idOrName: String, field: String, passwordOnly: Bool = false) async throws(AccessibilityError)
+        -> ResolvedTarget
+    {
         guard !FieldMatcher.normalized(field).isEmpty else {
             throw .invalidArgument(field: "field", "must name a field")
         }
@@ -147,10 +151,16 @@ extension AccessibilityService {
             // (Chromium's web inputs have no EditableText): text.set then says which it is.
             .filter { $0.interfaces.contains(.editableText) || $0.interfaces.contains(.text) }
         let labels = try await firstLabels(handle, of: editable.map(\.path), known: tree, deadline: deadline)
-        let found = FieldMatcher.matches(field, candidates: zip(editable, labels).map { node, label in
+        var found = FieldMatcher.matches(field, candidates: zip(editable, labels).map { node, label in
             FieldMatcher.Candidate(name: node.name, label: label)
         })
         guard !found.isEmpty else { throw .fieldNotFound(field) }
+        if passwordOnly {
+            found = found.filter { editable[$0].isPassword }
+            guard !found.isEmpty else {
+                throw .notSupported("the field \"\(field)\" is not a password field; secrets are filled only into password fields")
+            }
+        }
         let refList = refs.refs(app: handle.id, elements: found.map { (editable[$0].path, editable[$0].role, editable[$0].name) })
         if found.count > 1 {
             throw .ambiguousField(field, candidates: zip(found, refList).map { index, ref in

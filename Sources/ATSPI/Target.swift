@@ -93,10 +93,24 @@ public struct ResolvedTarget: Sendable {
     public var app: AppTarget
     /// The element, for requests that name one (a ref, a field, a snapshot root).
     public var element: ElementTarget?
+    /// `field.fill_secret`: the keyring item to fill, found before the decision.
+    public var secretItem: SecretItemTarget?
 
-    public init(app: AppTarget, element: ElementTarget? = nil) {
+    public init(app: AppTarget, element: ElementTarget? = nil, secretItem: SecretItemTarget? = nil) {
         self.app = app
         self.element = element
+        self.secretItem = secretItem
+    }
+}
+
+/// A keyring item a request names: its label (what the broker decides on) and its object path.
+public struct SecretItemTarget: Sendable, Hashable {
+    public var label: String
+    public var path: String
+
+    public init(label: String, path: String) {
+        self.label = label
+        self.path = path
     }
 }
 

@@ -395,7 +395,8 @@ public final class Broker: Sendable {
             ["deny", "approve_task"]
         } else if request.riskClass == .control {
             ["deny", "resume"]
-        } else if explicit != nil {
+        } else if explicit != nil || request.riskClass == .secret {
+            // An ask rule means every time; a secret is never remembered.
             ["deny", "allow_once"]
         } else {
             ["deny", "allow_once", "allow_session", "allow_1h", "allow_always"]
@@ -716,7 +717,7 @@ public final class Broker: Sendable {
 
     /// The denial for a request whose prompt or turn ended because of a pause.
     func pausedDenial(_ request: BrokerRequest) -> Decision? {
-        guard let pause = currentPause, request.riskClass <= .write else { return nil }
+        guard let pause = currentPause, request.riskClass.isPausable else { return nil }
         return Evaluator.deny(request, .paused, detail: Evaluator.pauseDetail(pause))
     }
 

@@ -85,7 +85,7 @@ struct Evaluator {
     func evaluate(_ request: BrokerRequest, _ facts: DecisionFacts, helperPid: Int32?, grants: GrantTable,
                   grantMethods: Set<String> = []) -> Evaluation {
         if let denied = hardDeny(request, facts, helperPid: helperPid) { return .decided(denied) }
-        if let pause, request.riskClass <= .write {
+        if let pause, request.riskClass.isPausable {
             return .decided(Self.deny(request, .paused, detail: Self.pauseDetail(pause)))
         }
         if locked, policy.whenLocked == .pause, request.riskClass.isMutating {
@@ -113,6 +113,12 @@ struct Evaluator {
         if let rule = matches.allow { return .decided(Self.allow(request, rule: rule)) }
         // Lifting a pause is never remembered and never follows the default: a person decides.
         if request.riskClass == .control { return .ask(explicit: nil) }
+        // A secret is never remembered: a rule naming the item, or a person, each time.
+        if request.riskClass == .secret {
+            return policy.defaultEffect == .deny
+                ? .decided(Self.deny(request, policy.defaultFromAdmin ? .lockedDown : .policy))
+                : .ask(explicit: nil)
+        }
 
         if let grant = grants.covering(request, now: now) { return .decided(Self.allow(request, grant: grant)) }
         for method in grantMethods.sorted() where method != request.method {

@@ -42,6 +42,8 @@ public struct PolicyRule: Sendable, Hashable {
     public var name: Glob?
     /// Glob on the web origin (`scheme://host[:port]`) of the document holding the element.
     public var origin: Glob?
+    /// `field.fill_secret`: the keyring item's exact label (not a pattern).
+    public var secretItem: String?
     public var expires: Date?
     public var reason: String?
 
@@ -50,6 +52,9 @@ public struct PolicyRule: Sendable, Hashable {
         if request.riskClass == .control {
             // Lifting a pause: only a rule naming the method exactly.
             guard actionMethods.contains(request.method) else { return false }
+        } else if request.riskClass == .secret {
+            // A secret: only a rule naming the class or the method; "*" never covers it.
+            guard actionClasses.contains(.secret) || actionMethods.contains(request.method) else { return false }
         } else if !allActions, !actionClasses.contains(request.riskClass), !actionMethods.contains(request.method) {
             return false
         }
@@ -78,6 +83,12 @@ public struct PolicyRule: Sendable, Hashable {
         if let origin {
             guard let requestOrigin = request.target?.origin, origin.matches(requestOrigin) else { return false }
         }
+        if let secretItem {
+            guard request.target?.secretItem == secretItem else { return false }
+        }
+        // A secret goes only to the web page a rule names: allowing one into a browser without
+        // an origin would allow it into any page there, a phishing page too.
+        if effect == .allow, request.riskClass == .secret, origin == nil, request.target?.origin != nil { return false }
         return true
     }
 
@@ -96,6 +107,7 @@ public struct PolicyRule: Sendable, Hashable {
         if let role { object.append("role", .string(role)) }
         if let name { object.append("name", .string(name.pattern)) }
         if let origin { object.append("origin", .string(origin.pattern)) }
+        if let secretItem { object.append("secret_item", .string(secretItem)) }
         if let expires { object.append("expires", .string(Timestamp.rfc3339(expires))) }
         if let reason { object.append("reason", .string(reason)) }
         return .object(object)
@@ -140,7 +152,8 @@ public enum WhenLocked: String, Sendable, Hashable {
 public enum PolicyParser {
     static let topLevelKeys: Set<String> = ["default", "prompt_agents", "sensitive_apps", "rule", "audit", "when_locked", "max_task_s"]
     static let ruleKeys: Set<String> = [
-        "id", "effect", "actions", "client_exe", "client_script", "app", "app_exe", "role", "name", "origin", "expires", "reason",
+        "id", "effect", "actions", "client_exe", "client_script", "app", "app_exe", "role", "name", "origin", "secret_item",
+        "expires", "reason",
     ]
     static let auditKeys: Set<String> = ["retention_days", "max_bytes"]
 
@@ -303,6 +316,7 @@ public enum PolicyParser {
             rule.role = role
         }
         if let (reason, _) = try string("reason") { rule.reason = reason }
+        try validateSecret(&rule, table: table, actionsLine: actionsEntry.line, fail: fail)
         if let entry = table["expires"] {
             guard case .dateTime(let date) = entry.value else {
                 throw fail(entry.line, "'expires' must be a date-time such as 2026-12-31T00:00:00Z, not \(entry.value.typeName)")
@@ -311,6 +325,36 @@ public enum PolicyParser {
         }
         return rule
     }
+
+    /// `secret_item`, and what a rule about secrets must say: one that allows filling a secret
+    /// names the item, the client's executable and the app's executable exactly, and nothing
+    /// else in its actions.
+    static func validateSecret(_ rule: inout PolicyRule, table: TOMLTable, actionsLine: Int,
+                               fail: (Int, String) -> TOMLError) throws(TOMLError) {
+        let aboutSecrets = rule.actionClasses.contains(.secret) || rule.actionMethods.contains(FieldFillSecret.name)
+        if let entry = table["secret_item"] {
+            guard case .string(let label) = entry.value, !label.isEmpty, label.count <= 4096 else {
+                throw fail(entry.line, "'secret_item' must be a keyring item's label: a non-empty string")
+            }
+            guard aboutSecrets else {
+                throw fail(entry.line, "'secret_item' applies only to rules whose actions are \"secret\" or \"\(FieldFillSecret.name)\"")
+            }
+            rule.secretItem = label
+        }
+        guard aboutSecrets, rule.effect == .allow else { return }
+        let others = rule.allActions || rule.actionClasses.contains(where: { $0 != .secret })
+            || rule.actionMethods.contains(where: { $0 != FieldFillSecret.name })
+        if others {
+            throw fail(actionsLine, "a rule that allows filling secrets names only \"secret\" or \"\(FieldFillSecret.name)\" in its actions")
+        }
+        guard rule.secretItem != nil else {
+            throw fail(table.line, "a rule that allows filling secrets names the keyring item: add secret_item = \"<the item's label>\"")
+        }
+        guard rule.clientExe?.literal != nil else {
+            throw fail(table.line, "a rule that allows filling secrets names the client's executable exactly (client_exe without wildcards)")
+        }
+        guard rule.appExe?.literal != nil else {
+            throw fail(table.line, "a rule that allows filling secrets names the app's executable exactly (app_exe without wildcards)")
+        }
+    }
 }
-
-

@@ -59,10 +59,13 @@ public struct TargetInfo: Sendable, Hashable {
     /// In a browser: the origin (`scheme://host[:port]`) of the web document holding the
     /// element, read live by the daemon; nil where unknown (then no `origin` rule matches).
     public var origin: String?
+    /// `field.fill_secret`: the label of the keyring item to fill, as the keyring holds it.
+    public var secretItem: String?
 
     public init(appName: String? = nil, appExe: String? = nil, appPid: Int32? = nil, role: String? = nil,
-                name: String? = nil, ref: String? = nil, origin: String? = nil) {
+                name: String? = nil, ref: String? = nil, origin: String? = nil, secretItem: String? = nil) {
         self.origin = origin
+        self.secretItem = secretItem
         self.appName = appName
         self.appExe = appExe
         self.appPid = appPid
@@ -83,6 +86,7 @@ public struct TargetInfo: Sendable, Hashable {
         if let name { object.append("name", .string(name)) }
         if let ref { object.append("ref", .string(ref)) }
         if let origin { object.append("origin", .string(origin)) }
+        if let secretItem { object.append("secret_item", .string(secretItem)) }
         return .object(object)
     }
 }
@@ -115,8 +119,12 @@ public struct BrokerRequest: Sendable {
 }
 
 extension RiskClass {
-    /// act and write change the desktop: the daemon re-checks the client's exe before acting.
-    public var isMutating: Bool { self == .act || self == .write }
+    /// act, write and secret change the desktop: the daemon re-checks the client's exe before
+    /// acting, and a locked screen pauses them.
+    public var isMutating: Bool { self == .act || self == .write || self == .secret }
+
+    /// What a pause (the stop button) stops: everything that touches apps.
+    public var isPausable: Bool { self <= .write || self == .secret }
 
     /// "write to", "read" etc. for messages.
     var verbPhrase: String {
@@ -125,6 +133,7 @@ extension RiskClass {
         case .read: "read text in"
         case .act: "act on"
         case .write: "write to"
+        case .secret: "fill a keyring secret into"
         case .admin: "use admin methods on"
         case .control: "lift the pause of"
         }

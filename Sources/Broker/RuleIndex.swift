@@ -53,9 +53,10 @@ struct RuleIndex: Sendable {
             }
             for index in bucket.rest where rules[index].matchesBeyondAction(request, now: now) { matches.add(rules[index]) }
         }
-        // `control` (lifting a pause) is matched only by rules naming its method exactly.
+        // `control` (lifting a pause) is matched only by rules naming its method exactly, and
+        // `secret` never by "*".
         if request.riskClass != .control {
-            visit(anyAction, &matches)
+            if request.riskClass != .secret { visit(anyAction, &matches) }
             if let bucket = byClass[request.riskClass] { visit(bucket, &matches) }
         }
         if let bucket = byMethod[request.method] { visit(bucket, &matches) }
@@ -74,7 +75,7 @@ struct RuleIndex: Sendable {
             return true
         }
         if request.riskClass != .control {
-            guard visit(anyAction) else { return }
+            if request.riskClass != .secret { guard visit(anyAction) else { return } }
             if let bucket = byClass[request.riskClass] { guard visit(bucket) else { return } }
         }
         if let bucket = byMethod[request.method] { _ = visit(bucket) }

@@ -39,7 +39,7 @@ public struct TaskScopeEntry: Sendable, Hashable {
                       riskClass <= .write {
                 actionMethods.insert(text)
             } else {
-                throw bad("'\(text)' is not one of observe, read, act, write or a method of theirs (no \"*\", admin or control)", field: "\(field).actions")
+                throw bad("'\(text)' is not one of observe, read, act, write or a method of theirs (no \"*\", secret, admin or control)", field: "\(field).actions")
             }
         }
         guard let exe = object["app_exe"]?.stringValue, exe.hasPrefix("/"), !exe.contains("*"), !exe.contains("?") else {

@@ -73,12 +73,14 @@ public final class DBusConnection: Sendable {
     ///     `org.freedesktop.DBus.Error.Timeout` (``DBusError/isTimeout``).
     /// - Returns: the reply's arguments.
     /// - Throws: the peer's error (its D-Bus error name kept), or a local one.
+    ///   - autoStart: false sets `NO_AUTO_START`: the bus answers `ServiceUnknown` rather than
+    ///     starting a service for the name (a keyring, say) that is not running.
     public func call(
         destination: String?, path: String, interface: String, member: String,
-        args: [DBusValue] = [], timeout: Duration
+        args: [DBusValue] = [], timeout: Duration, autoStart: Bool = true
     ) async throws(DBusError) -> [DBusValue] {
         try await call(destination: destination, path: path, interface: interface, member: member, args: args,
-                       timeout: timeout, decode: Self.readAllArguments)
+                       timeout: timeout, autoStart: autoStart, decode: Self.readAllArguments)
     }
 
     /// Decodes every argument of a reply into ``DBusValue``s.
@@ -90,10 +92,11 @@ public final class DBusConnection: Sendable {
     /// from the message (for large replies such as `Cache.GetItems`).
     public func call<T: Sendable>(
         destination: String?, path: String, interface: String, member: String, args: [DBusValue] = [],
-        timeout: Duration, decode: @escaping @Sendable (inout DBusReader) -> T
+        timeout: Duration, autoStart: Bool = true, decode: @escaping @Sendable (inout DBusReader) -> T
     ) async throws(DBusError) -> T {
         let message = try Self.makeCall(destination: destination, path: path, interface: interface,
                                         member: member, args: args)
+        if !autoStart { dbus_message_set_auto_start(message.pointer, 0) }
         let ms = Self.milliseconds(timeout)
         let token = CallToken()
         let result: Result<T, DBusError> = await withTaskCancellationHandler {

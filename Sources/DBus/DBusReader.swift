@@ -92,6 +92,19 @@ public struct DBusReader {
         return Array(UnsafeBufferPointer(start: raw.assumingMemoryBound(to: UInt32.self), count: Int(count)))
     }
 
+    /// The bytes of an `ay` array (one copy, no ``DBusValue`` per byte).
+    public mutating func bytes() -> [UInt8]? {
+        guard dbus_message_iter_get_arg_type(&iter) == DBusType.array,
+              dbus_message_iter_get_element_type(&iter) == DBusType.byte else { return nil }
+        var sub = DBusMessageIter()
+        dbus_message_iter_recurse(&iter, &sub)
+        var raw: UnsafeMutableRawPointer? = nil
+        var count: Int32 = 0
+        dbus_message_iter_get_fixed_array(&sub, &raw, &count)
+        guard let raw, count > 0 else { return [] }
+        return Array(UnsafeBufferPointer(start: raw.assumingMemoryBound(to: UInt8.self), count: Int(count)))
+    }
+
     /// The current argument as a ``DBusValue``.
     public mutating func value() -> DBusValue? { DBusCodec.read(&iter) }
 }

@@ -20,9 +20,15 @@ extension ErrorCode {
     public static let busUnavailable = ErrorCode(rawValue: -32008)
     /// A name matched more than one app or element.
     public static let ambiguous = ErrorCode(rawValue: -32009)
+    /// `field.fill_secret`: no Secret Service runs on the session bus (deskgate starts none), it
+    /// failed, or the item is in a locked keyring (deskgate never unlocks one); `data.reason`:
+    /// `no_service`, `locked` or `failed`. Nothing was filled.
+    public static let secretUnavailable = ErrorCode(rawValue: -32010)
+    /// `field.fill_secret`: no keyring item matches. Nothing was filled.
+    public static let secretNotFound = ErrorCode(rawValue: -32011)
     /// A bound on what clients may hold was reached (connections per process or in all, the
     /// budget of unfinished lines, or a reserve connection asking for more than it may);
     /// `data.reason` says which. The connection is closed after this line, except for a reserve
     /// connection's refused call.
-    public static let limitReached = ErrorCode(rawValue: -32010)
+    public static let limitReached = ErrorCode(rawValue: -32012)
 }

@@ -2,7 +2,12 @@ public import JSONRPC
 
 /// How much a method can do; the broker's policy rules name these classes.
 public enum RiskClass: String, Sendable, CaseIterable, Comparable {
-    case observe, read, act, write, admin
+    case observe, read, act, write
+    /// Filling a credential from the keyring (`field.fill_secret`): never covered by `*`, a
+    /// task or a remembered grant; allowed without asking only by a rule naming the item, the
+    /// client and the app exactly.
+    case secret
+    case admin
     /// Lifting a pause (`broker.resume`): exempt from the pause, matched only by rules that name
     /// the method exactly (never by `*` or a class name), else a person is asked.
     case control

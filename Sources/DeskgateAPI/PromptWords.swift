@@ -9,6 +9,7 @@ public enum PromptWords {
         case "read": "read: reads text out of the app"
         case "act": "act: clicks, focuses or chooses in the app"
         case "write": "write: types into or changes the app"
+        case "secret": "secret: fills a password from your keyring into the app"
         case "admin": "admin: reads deskgate's rules, grants or audit log"
         default: PromptText.sanitize(name, limit: 40)
         }
@@ -30,6 +31,7 @@ public enum PromptWords {
         case "element.scroll_into_view": "scroll"
         case "text.set", "field.fill", "text.insert": "type text"
         case "value.set": "set values"
+        case "secret", "field.fill_secret": "fill passwords from your keyring"
         case "browser.navigate": "open web pages"
         default: nil
         }

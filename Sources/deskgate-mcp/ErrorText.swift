@@ -143,6 +143,7 @@ enum ErrorText {
         case .read: "read text in"
         case .act: "operate"
         case .write: "write to"
+        case .secret: "fill a keyring secret into"
         case .admin: "administer"
         case .control: "resume"
         case nil: "use"

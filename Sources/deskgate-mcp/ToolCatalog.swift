@@ -138,6 +138,13 @@ struct ToolCatalog: Sendable {
                 arguments: [pick(FieldFill.self, "app"), pick(FieldFill.self, "field"),
                             pick(FieldFill.self, "value", summary: "The text the field should hold (replaces what is there).")]),
             ToolDefinition(
+                name: "fill_secret", title: "Fill a password from the keyring",
+                description: FieldFillSecret.summary
+                    + " Use it to log in: you name the keyring item, deskgate types its secret into the password field, and you never see it. A person approves it (or a rule naming the item, this program and the app exactly)." + actionNote,
+                method: FieldFillSecret.descriptor, kind: .action,
+                arguments: [pick(FieldFillSecret.self, "app"), pick(FieldFillSecret.self, "field"),
+                            pick(FieldFillSecret.self, "secret", summary: "Which keyring item: {\"label\": \"…\"} (its exact label) or {\"attributes\": {\"service\": \"…\", \"user\": \"…\"}}.")]),
+            ToolDefinition(
                 name: "set_text", title: "Set an element's text",
                 description: TextSet.summary + " The value is not echoed back (a password field's content is never shown)." + actionNote,
                 method: TextSet.descriptor, kind: .action,

@@ -29,6 +29,7 @@ enum ToolHints {
         // the element as the first one did.
         TextSet.name: MethodTraits(idempotent: true),
         FieldFill.name: MethodTraits(idempotent: true),
+        FieldFillSecret.name: MethodTraits(idempotent: true),
         ValueSet.name: MethodTraits(idempotent: true),
         // A dry run: nothing is done and nobody is prompted.
         BrokerCheck.name: MethodTraits(idempotent: true, changesNothing: true),
@@ -57,7 +58,7 @@ enum ToolHints {
         let readOnly: Bool
         switch gating.riskClass {
         case .observe?, .read?: readOnly = true
-        case .act?, .write?, .admin?, .control?: readOnly = false
+        case .act?, .write?, .secret?, .admin?, .control?: readOnly = false
         case nil: readOnly = facts?.changesNothing == true
         }
         return Tool.Annotations(readOnlyHint: readOnly, destructiveHint: !readOnly,

@@ -166,6 +166,42 @@ struct Fill: AsyncParsableCommand {
     }
 }
 
+struct FillSecret: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fill-secret",
+        abstract: "Fill a password field with a secret from the desktop's keyring; the secret is never shown.",
+        discussion: "Name the keyring item by its exact label (--label) or by attributes it carries (--attribute KEY=VALUE, repeatable). Class secret: allowed only by a rule naming the item, this program and the app exactly, or by a person each time.")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "App id or name.") var app: String
+    @Argument(help: "The password field's name or label.") var field: String
+    @Option(help: "The keyring item's exact label.") var label: String?
+    @Option(name: .customLong("attribute"), help: "KEY=VALUE an attribute of the keyring item (repeatable).") var attributes: [String] = []
+
+    func validate() throws {
+        if (label == nil) == attributes.isEmpty { throw ValidationError("give exactly one of --label and --attribute") }
+        for pair in attributes where !pair.contains("=") { throw ValidationError("--attribute takes KEY=VALUE, not \(pair)") }
+    }
+
+    func run() async throws {
+        try await runReporting {
+            var secret: JSONObject = [:]
+            if let label {
+                secret.append("label", .string(label))
+            } else {
+                var pairs: JSONObject = [:]
+                for pair in attributes {
+                    let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                    pairs[String(parts[0])] = .string(String(parts[1]))
+                }
+                secret.append("attributes", .object(pairs))
+            }
+            let result = try await client.call("field.fill_secret",
+                                               ["app": .string(app), "field": .string(field), "secret": .object(secret)])
+            client.emit(result, readable: Readable.keyValues)
+        }
+    }
+}
+
 struct SetValue: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "set-value", abstract: "Set a range element's value.")
     @OptionGroup var client: ClientOptions

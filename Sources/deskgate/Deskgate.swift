@@ -17,7 +17,7 @@ struct Deskgate: AsyncParsableCommand {
         subcommands: [
             Ping.self, Info.self, Whoami.self, Call.self, Methods.self,
             Apps.self, Tree.self, Find.self, Get.self, Read.self, Activate.self, Focus.self,
-            SetText.self, Fill.self, SetValue.self, Select.self, Insert.self, ScrollTo.self, Wait.self, Navigate.self,
+            SetText.self, Fill.self, FillSecret.self, SetValue.self, Select.self, Insert.self, ScrollTo.self, Wait.self, Navigate.self,
             Watch.self, Doctor.self,
         ] + ExtraCommands.all)
 

@@ -25,7 +25,7 @@ struct BoundsTests {
         return try? JSONParser.parse(line)
     }
 
-    @Test("one process holds at most --max-connections-per-process; the next is told -32010 and closed; others are served")
+    @Test("one process holds at most --max-connections-per-process; the next is told -32012 and closed; others are served")
     func perProcess() throws {
         let daemon = try DaemonProcess(arguments: ["--max-connections-per-process", "4"])
         defer { daemon.stop() }
@@ -39,7 +39,7 @@ struct BoundsTests {
         }
         let fifth = try daemon.raw()
         let refused = Self.refusal(fifth)
-        #expect(refused?["error"]?["code"] == -32010, "\(String(describing: refused))")
+        #expect(refused?["error"]?["code"] == -32012, "\(String(describing: refused))")
         #expect(refused?["error"]?["data"]?["reason"] == "connections_per_process")
         try Self.personStillServed(daemon)
         // A connection given back makes room again.
@@ -76,7 +76,7 @@ struct BoundsTests {
         // A person's fresh process can: ping and revoke work, anything else is refused.
         try Self.personStillServed(daemon)
         let snapshot = try daemon.callFromPython("apps.list")
-        #expect(snapshot["error"]?["code"] == -32010 && snapshot["error"]?["data"]?["reason"] == "reserve_connection", "\(snapshot)")
+        #expect(snapshot["error"]?["code"] == -32012 && snapshot["error"]?["data"]?["reason"] == "reserve_connection", "\(snapshot)")
         let pause = try daemon.callFromPython("broker.pause", ["reason": "from the reserve"])
         #expect(pause["result"]?["paused"] == true, "\(pause)")
     }
@@ -99,7 +99,7 @@ struct BoundsTests {
             connection.setReceiveTimeout(1)
             if let line = connection.readLine(), let reply = try? JSONParser.parse(line),
                reply["error"]?["data"]?["reason"] == "partial_line_budget" {
-                #expect(reply["error"]?["code"] == -32010)
+                #expect(reply["error"]?["code"] == -32012)
                 #expect(connection.waitForClose())
                 closedByBudget += 1
             }
@@ -111,7 +111,7 @@ struct BoundsTests {
         #expect(info["result"]?["pid"] != nil)
     }
 
-    @Test("under a small file descriptor limit (prlimit), the bounds shrink to fit: refusals are -32010 and a person's ping and revoke still get through")
+    @Test("under a small file descriptor limit (prlimit), the bounds shrink to fit: refusals are -32012 and a person's ping and revoke still get through")
     func fileDescriptors() throws {
         // 200 descriptors: room for (200 - 128) / 2 = 36 connections, a quarter of them reserve.
         let daemon = try DaemonProcess(arguments: ["--max-connections-per-process", "1000"],
@@ -134,7 +134,7 @@ struct BoundsTests {
             }
             held.append(connection)
         }
-        #expect(refused?["error"]?["code"] == -32010 && refused?["error"]?["data"]?["reason"] == "connections_total",
+        #expect(refused?["error"]?["code"] == -32012 && refused?["error"]?["data"]?["reason"] == "connections_total",
                 "\(String(describing: refused)) after \(held.count)")
         #expect(held.count > 10 && held.count < 40, "\(held.count) held")
         #expect(daemon.log.contains("allows fewer connections than asked"))

@@ -98,6 +98,7 @@ struct CLITests {
         "find": ["find", "no-such-app"], "get": ["get", "r0"], "read": ["read", "r0"],
         "activate": ["activate", "r0"], "focus": ["focus", "r0"], "set": ["set", "r0", "x"],
         "fill": ["fill", "no-such-app", "Name", "x"], "set-value": ["set-value", "r0", "1"],
+        "fill-secret": ["fill-secret", "no-such-app", "Password", "--label", "x"],
         "watch": ["watch", "no-such-event"],
         "select": ["select", "r0", "--index", "0"], "insert": ["insert", "r0", "x"], "scroll-to": ["scroll-to", "r0"],
         "wait": ["wait", "no-such-app", "--timeout-ms", "0"], "navigate": ["navigate", "no-such-app", "https://example.org"],

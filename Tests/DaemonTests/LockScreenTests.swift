@@ -11,29 +11,6 @@ import Testing
 /// bus of the test's own (the shared one would lock every other test's daemon).
 @Suite("Locked screen: act and write pause", .serialized, .enabled(if: DesktopEnvironment.enabled, "needs the headless desktop (scripts/headless-desktop.sh)"))
 struct LockScreenTests {
-    /// A private session bus (`dbus-daemon --session`), killed at the end.
-    final class SessionBus {
-        let process = Process()
-        let address: String
-
-        init() throws {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/dbus-daemon")
-            process.arguments = ["--session", "--nofork", "--print-address=1"]
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            var bytes: [UInt8] = []
-            while let byte = out.fileHandleForReading.readData(ofLength: 1).first, byte != UInt8(ascii: "\n") { bytes.append(byte) }
-            address = String(decoding: bytes, as: UTF8.self)
-        }
-
-        func stop() {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-    }
-
     static let allowAll = """
         [[rule]]
         effect = "allow"

@@ -117,7 +117,7 @@ struct PauseFlowTests {
         let daemon = try DaemonProcess(adminPolicy: "prompt_agents = [\"\(helperExe)\"]\n")
         defer { daemon.stop() }
         // The notification server lives on a session bus of the test's own.
-        let bus = try LockScreenTests.SessionBus()
+        let bus = try SessionBus()
         defer { bus.stop() }
         let control = daemon.directory.file("notifications-control")
         let server = try LoggedProcess(["/usr/bin/python3", DesktopEnvironment.fixturesDirectory + "/notifications.py", bus.address, control],

@@ -419,12 +419,13 @@ final class FakeDesktop: Accessibility {
         try await resolveElement(ref: ref)
     }
 
-    func resolveField(app: String, field: String) async throws(AccessibilityError) -> ResolvedTarget {
+    func resolveField(app: String, field: String, passwordOnly: Bool) async throws(AccessibilityError) -> ResolvedTarget {
         state.withLock { $0.resolutions += 1 }
         let fields = ["name", "email", "password"]
         let elements = state.withLock { state in fields.map { state.elements[$0]! } }
         let found = FieldMatcher.matches(field, candidates: elements.map { FieldMatcher.Candidate(name: $0.name, label: $0.label) })
         guard found.count == 1 else { throw found.isEmpty ? .fieldNotFound(field) : .ambiguousField(field, candidates: []) }
+        if passwordOnly, elements[found[0]].role != "password text" { throw .notSupported("not a password field") }
         return try target(fields[found[0]])
     }
 
@@ -473,6 +474,11 @@ final class FakeDesktop: Accessibility {
         try confirm(target, "setText")
         state.withLock { $0.elements[target.element!.ref]?.text = value }
         return SetTextResult(accepted: true, matches: true, length: value.count)
+    }
+
+    func setPassword(_ target: ResolvedTarget, value: String) async throws(AccessibilityError) -> SetTextResult {
+        guard target.element?.role == "password text" else { throw .notSupported("not a password field") }
+        return try await setText(target, value: value)
     }
 
     func setValue(_ target: ResolvedTarget, value: Double) async throws(AccessibilityError) -> SetValueResult {

@@ -29,6 +29,7 @@ TOOLS = {  # tool -> (daemon method, {tool argument: method param} where renamed
     "activate": ("element.activate", {}),
     "focus": ("element.focus", {}),
     "fill_field": ("field.fill", {}),
+    "fill_secret": ("field.fill_secret", {}),
     "set_text": ("text.set", {}),
     "select": ("element.select", {}),
     "insert_text": ("text.insert", {}),

@@ -3,6 +3,7 @@ public import Broker
 public import DeskgateAPI
 public import JSONRPC
 public import Logging
+import Synchronization
 
 /// Everything a handler knows about the request it serves.
 public struct RequestContext: Sendable {
@@ -12,9 +13,23 @@ public struct RequestContext: Sendable {
     public let logger: Logger
     /// The reserved `interactive` param of gated methods (default true), read in one place.
     public let interactive: Bool
+    /// What the handler adds to the request's outcome record (never a secret or typed text).
+    public let outcomeNotes = OutcomeNotes()
 
     /// The caller as the broker sees it: verified identity, advisory label, connection.
     public var client: ClientIdentity { AuditedBrokerGate.clientIdentity(session) }
+}
+
+/// Facts only the handler learns that belong in the audit's outcome record, e.g. the length
+/// of the secret `field.fill_secret` filled (its `details`).
+public final class OutcomeNotes: Sendable {
+    private let notes = Mutex(JSONObject())
+
+    public init() {}
+
+    public func add(_ key: String, _ value: JSONValue) { notes.withLock { $0[key] = value } }
+
+    public var all: JSONObject { notes.withLock { $0 } }
 }
 
 /// A method's successful result as the transport writes it.

@@ -24,12 +24,15 @@ struct AuditedBrokerGate: RequestGate {
         let client: JSONValue
         let method: String
         let target: JSONValue?
+        /// The handler's notes for the outcome record (nil for refusals before any handler).
+        var notes: OutcomeNotes? = nil
     }
 
     func authorize(_ call: GatedCall) async throws -> GateTicket {
         let session = call.context.session
         let ticket = Ticket(auditID: auditIDs.next(session: session.id), started: ContinuousClock.now,
-                            client: session.identityJSON, method: call.descriptor.name, target: Self.targetJSON(call, audit: audit))
+                            client: session.identityJSON, method: call.descriptor.name, target: Self.targetJSON(call, audit: audit),
+                            notes: call.context.outcomeNotes)
 
         // An unidentified client's listing or stream goes to the broker, which denies it.
         if call.filteredPerApp && Self.clientIdentity(session).isIdentified {
@@ -120,7 +123,8 @@ struct AuditedBrokerGate: RequestGate {
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         do {
             _ = try await audit.append(AuditEntry(kind: "outcome", auditID: ticket.auditID, client: ticket.client,
-                                                  method: ticket.method, target: ticket.target, outcome: auditOutcome, durationMs: ms))
+                                                  method: ticket.method, target: ticket.target, outcome: auditOutcome, durationMs: ms,
+                                                  details: ticket.notes?.all ?? [:]))
         } catch {
             logger.error("audit outcome could not be written", metadata: ["error": "\(error)", "method": "\(ticket.method)"])
             throw Dispatcher.rpcError(error)

@@ -40,6 +40,11 @@ enum PromptSentence {
             text = "Replace the text of \(thing) with \(characters(params))"
         case "field.fill":
             text = "Type \(characters(params)) into \(thing)"
+        case "field.fill_secret":
+            // The item's label is the keyring's (the person's own), yet any program of theirs
+            // could have stored it: fenced like every other name.
+            let item = target?.secretItem.map { PromptText.fence($0.label, limit: nameLimit) } ?? "a keyring item"
+            text = "Fill the password \(item) from your keyring into \(thing) (the program never sees it)"
         case "text.insert":
             text = "Insert \(characters(params)) into \(thing)"
             if let at = params["at"]?.intValue { text += " at position \(at)" }

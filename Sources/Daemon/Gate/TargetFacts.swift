@@ -9,7 +9,7 @@ extension ResolvedTarget {
     /// sees in a prompt).
     var brokerTarget: TargetInfo {
         TargetInfo(appName: app.name, appExe: app.exe, appPid: app.pid, role: element?.role, name: element?.displayName,
-                   ref: element?.ref, origin: element?.origin)
+                   ref: element?.ref, origin: element?.origin, secretItem: secretItem?.label)
     }
 
     /// `{app, app_id, app_exe, app_pid, role, name, accessible_name?, shown_name?, ref}` for audit
@@ -27,6 +27,7 @@ extension ResolvedTarget {
             object.append("ref", .string(element.ref))
             if let origin = element.origin { object.append("origin", .string(origin)) }
         }
+        if let secretItem { object.append("secret_item", .string(secretItem.label)) }
         return object
     }
 }

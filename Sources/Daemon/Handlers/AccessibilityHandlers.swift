@@ -3,6 +3,7 @@ import Broker
 import DeskgateAPI
 public import JSONRPC
 import Logging
+import SecretService
 
 /// The accessibility operations the handlers use: ``AccessibilityService`` on a real bus, or a
 /// fake in tests of the request path (dispatcher, gate, handlers) without a desktop.
@@ -10,7 +11,7 @@ public protocol Accessibility: Sendable {
     func resolveApp(_ idOrName: String) async throws(AccessibilityError) -> ResolvedTarget
     func resolveElement(ref: String) async throws(AccessibilityError) -> ResolvedTarget
     func resolveElement(ref: String, in app: ResolvedTarget) async throws(AccessibilityError) -> ResolvedTarget
-    func resolveField(app: String, field: String) async throws(AccessibilityError) -> ResolvedTarget
+    func resolveField(app: String, field: String, passwordOnly: Bool) async throws(AccessibilityError) -> ResolvedTarget
     func listApps(where include: @Sendable (AppTarget) -> Bool) async throws(AccessibilityError) -> [AppInfo]
     func snapshot(_ target: ResolvedTarget, options: SnapshotOptions, content: ContentDecider?) async throws(AccessibilityError)
         -> SnapshotResult
@@ -21,6 +22,7 @@ public protocol Accessibility: Sendable {
     func activate(_ target: ResolvedTarget, action: String?) async throws(AccessibilityError) -> ActivateResult
     func focus(_ target: ResolvedTarget) async throws(AccessibilityError) -> FocusResult
     func setText(_ target: ResolvedTarget, value: String) async throws(AccessibilityError) -> SetTextResult
+    func setPassword(_ target: ResolvedTarget, value: String) async throws(AccessibilityError) -> SetTextResult
     func setValue(_ target: ResolvedTarget, value: Double) async throws(AccessibilityError) -> SetValueResult
     func select(_ target: ResolvedTarget, choice: OptionChoice) async throws(AccessibilityError) -> SelectResult
     func scrollIntoView(_ target: ResolvedTarget) async throws(AccessibilityError) -> ScrollResult
@@ -35,6 +37,12 @@ public protocol Accessibility: Sendable {
 }
 
 extension AccessibilityService: Accessibility {}
+
+extension Accessibility {
+    func resolveField(app: String, field: String) async throws(AccessibilityError) -> ResolvedTarget {
+        try await resolveField(app: app, field: field, passwordOnly: false)
+    }
+}
 
 /// Where the handlers get their ``Accessibility`` from.
 public protocol AccessibilitySource: Sendable {
@@ -212,6 +220,27 @@ enum AccessibilityHandlers {
         }, handler: { params, _, target in
             let done = try await source.get().setText(target, value: params.value)
             return TextSet.Result(ok: done.accepted, matches: done.matches, length: done.length, ref: target.element?.ref)
+        })
+
+        // The target is the password field and the keyring item, both found live: the broker
+        // decides on the item's label as on the field. The secret is read only after the
+        // decision, typed into the field, and dropped; only its length reaches the audit.
+        let keyring = SecretServiceClient()
+        table.register(FieldFillSecret.self, target: { params, _ in
+            var target = try await source.get().resolveField(app: params.app, field: params.field, passwordOnly: true)
+            let query: SecretQuery = switch params.item {
+            case .label(let label): .label(label)
+            case .attributes(let pairs): .attributes(pairs)
+            }
+            let item = try await keyring.find(query)
+            target.secretItem = SecretItemTarget(label: item.label, path: item.path)
+            return target
+        }, handler: { _, context, target in
+            guard let item = target.secretItem else { throw RPCError.internalError("field.fill_secret ran without its item") }
+            let secret = try await keyring.read(SecretItem(label: item.label, path: item.path))
+            context.outcomeNotes.add("secret_length", .int(Int64(secret.length)))
+            let done = try await secret.withText { value in try await source.get().setPassword(target, value: value) }
+            return FieldFillSecret.Result(ref: target.element?.ref, ok: done.accepted, matches: done.matches, secretItem: item.label)
         })
 
         table.register(ElementsWait.self, target: { params, context in

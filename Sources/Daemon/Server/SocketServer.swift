@@ -166,7 +166,7 @@ public final class SocketServer: Sendable {
     /// The connection bounds made to fit the file descriptors this process may open (each
     /// connection holds its socket and the peer's pidfd): the soft limit is raised to the hard
     /// one (up to 65,536), and the bounds shrink when even that is too few, so the daemon refuses
-    /// a connection with -32010 before `accept` could fail for lack of descriptors.
+    /// a connection with -32012 before `accept` could fail for lack of descriptors.
     static func fitting(_ limits: ConnectionLimits, logger: Logger) -> ConnectionLimits {
         var rl = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl) == 0 else { return limits }

@@ -132,6 +132,85 @@ public enum FieldFill: APIMethod {
     }
 }
 
+public enum FieldFillSecret: APIMethod {
+    public static let name = "field.fill_secret"
+    public static let summary = "Fills the password field named or labelled `field` with a secret the daemon reads from the desktop's keyring (Secret Service); the secret never reaches the caller, the log or a prompt. Class secret: never covered by \"*\", tasks or remembered grants."
+    public static let params: [Schema.Field] = [
+        APIFields.app,
+        .init("field", .string, required: true, "The password field's label (or name), matched as field.fill matches; only a password field is ever filled."),
+        .init("secret", .object([
+            .init("label", .string(maxLength: 4096), "The keyring item's exact label."),
+            .init("attributes", .object([], additional: true), "Attributes the item carries (strings), e.g. {\"service\": \"example.org\", \"user\": \"alice\"}."),
+        ]), required: true, "Which keyring item: exactly one of label and attributes."),
+    ]
+    public static let result = Schema.object([
+        .init("ref", .string), .init("ok", .boolean),
+        .init("matches", .boolean, "The field's length after the fill equals the secret's."),
+        .init("secret_item", .string, "The label of the item filled."),
+    ], additional: true)
+    public static let gating = Gating.gated(.secret)
+    public static let errors: [ErrorCode] = [
+        .appNotFound, .elementNotFound, .ambiguous, .notSupported, .appNotResponding, .secretUnavailable, .secretNotFound,
+    ]
+
+    /// Which item: its exact label, or attributes it carries.
+    public enum Item: Sendable, Hashable {
+        case label(String)
+        case attributes([String: String])
+    }
+
+    public struct Params: APIParams {
+        public var app: String
+        public var field: String
+        public var item: Item
+        public init(_ p: ParamsObject) throws(RPCError) {
+            app = try p.string("app")
+            field = try p.string("field")
+            let secret = try p.value("secret")?.objectValue ?? [:]
+            let label = secret["label"]?.stringValue
+            let attributes = secret["attributes"]?.objectValue
+            switch (label, attributes) {
+            case (let label?, nil):
+                guard !label.isEmpty else { throw .invalidParams(field: "secret.label", "must not be empty") }
+                item = .label(label)
+            case (nil, let attributes?):
+                var pairs: [String: String] = [:]
+                for (key, value) in attributes {
+                    guard let text = value.stringValue else {
+                        throw .invalidParams(field: "secret.attributes.\(key)", "attribute values are strings")
+                    }
+                    pairs[key] = text
+                }
+                guard !pairs.isEmpty else { throw .invalidParams(field: "secret.attributes", "must name at least one attribute") }
+                item = .attributes(pairs)
+            default:
+                throw .invalidParams(field: "secret", "give exactly one of label and attributes")
+            }
+        }
+    }
+
+    public struct Result: APIResult {
+        public var ref: String?
+        public var ok: Bool
+        public var matches: Bool
+        public var secretItem: String
+        public init(ref: String?, ok: Bool, matches: Bool, secretItem: String) {
+            self.ref = ref
+            self.ok = ok
+            self.matches = matches
+            self.secretItem = secretItem
+        }
+        public var reply: APIReply {
+            var object: JSONObject = [:]
+            if let ref { object.append("ref", .string(ref)) }
+            object.append("ok", .bool(ok))
+            object.append("matches", .bool(matches))
+            object.append("secret_item", .string(secretItem))
+            return .value(.object(object))
+        }
+    }
+}
+
 public enum ValueSet: APIMethod {
     public static let name = "value.set"
     public static let summary = "Sets a range element's current value (within its minimum and maximum)."

@@ -9,7 +9,7 @@ public enum DeskgateAPI {
         DaemonPing.self, DaemonInfo.self, DaemonDoctor.self, SessionHello.self, SessionWhoami.self, RPCDiscover.self, RPCCancel.self,
         AppsList.self, TreeSnapshot.self, ElementsFind.self, ElementsWait.self, ElementGet.self, TextRead.self,
         ElementActivate.self, ElementFocus.self, ElementSelect.self, ElementScrollIntoView.self,
-        TextSet.self, TextInsert.self, FieldFill.self, ValueSet.self, BrowserNavigate.self, EventsSubscribe.self,
+        TextSet.self, TextInsert.self, FieldFill.self, FieldFillSecret.self, ValueSet.self, BrowserNavigate.self, EventsSubscribe.self,
         HelperRegister.self, GrantsList.self, GrantsRevoke.self, GrantsRevokeAll.self, BrokerCheck.self,
         BrokerPause.self, BrokerResume.self, BrokerHalt.self, TaskBegin.self, TaskStatus.self, TaskEnd.self,
         AuditQuery.self, AuditVerify.self,

@@ -16,7 +16,7 @@ struct CatalogTests {
             "set_value": "value.set", "check": "broker.check",
             "select": "element.select", "insert_text": "text.insert", "scroll_into_view": "element.scroll_into_view",
             "wait_for": "elements.wait", "navigate": "browser.navigate", "doctor": "daemon.doctor",
-            "begin_task": "task.begin", "end_task": "task.end",
+            "begin_task": "task.begin", "end_task": "task.end", "fill_secret": "field.fill_secret",
         ]
         #expect(Dictionary(uniqueKeysWithValues: catalog.tools.map { ($0.name, $0.method.name) }) == expected)
     }
@@ -55,7 +55,7 @@ struct CatalogTests {
             switch tool.method.riskClass {
             case .observe?, .read?:
                 #expect(hints.readOnlyHint == true && hints.destructiveHint == false, "\(tool.name): \(hints)")
-            case .act?, .write?:
+            case .act?, .write?, .secret?:
                 #expect(hints.readOnlyHint == false && hints.destructiveHint == true, "\(tool.name): \(hints)")
             case .admin?, .control?:
                 Issue.record("\(tool.name): no tool should carry an admin or control method")
