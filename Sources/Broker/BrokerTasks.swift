@@ -50,7 +50,7 @@ extension Broker {
     /// Ends one of the caller's own tasks. False when it has no such live task.
     public func endTask(_ id: String, client: ClientIdentity) -> Bool {
         withState { state, deferred in
-            guard let task = state.tasks.all.first(where: { $0.id == id }), task.isOwn(client),
+            guard let task = state.tasks.tasks[id], task.isOwn(client),
                   let removed = state.tasks.remove(id) else { return false }
             taskEndedLocked(&state, &deferred, removed, .ended)
             return true
@@ -104,7 +104,7 @@ extension Broker {
             guard !Task.isCancelled, let self else { return }
             let now = self.now()
             let rearm: Duration? = self.withState { state, deferred -> Duration? in
-                guard let task = state.tasks.all.first(where: { $0.id == id }) else { return nil }
+                guard let task = state.tasks.tasks[id] else { return nil }
                 if let why = task.ended(at: now) {
                     _ = state.tasks.remove(id)
                     self.taskEndedLocked(&state, &deferred, task, why)

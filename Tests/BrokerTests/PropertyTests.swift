@@ -23,7 +23,7 @@ struct PolicyGenerator {
         var lines = ["effect = \"\(pick(effects))\""]
         var actions: [String] = []
         for _ in 0..<Int.random(in: 1...2, using: &random) {
-            actions.append(chance(50) ? pick(RiskClass.allCases.filter { $0 != .control }).rawValue : pick(Self.methods).0)
+            actions.append(chance(50) ? pick(RiskClass.allCases.filter { $0 != .control && $0 != .secret }).rawValue : pick(Self.methods).0)
         }
         if chance(10) { actions = ["*"] }
         lines.append("actions = [\(actions.map { "\"\($0)\"" }.joined(separator: ", "))]")

@@ -52,6 +52,11 @@ struct PromptSentenceTests {
         // A web page's origin, read from the document, is said after the app.
         #expect(Self.sentence("element.activate", .act, Self.target(role: "push button", name: "Pay", origin: "https://bank.example"), ["ref": "e1"])
                 .hasSuffix("(/usr/bin/python3.11), on the web page of https://bank.example"))
+        // A keyring fill names the item (fenced: any program of the user could have stored it) and the password field.
+        var login = Self.target(role: "password text", name: "", label: "Password", origin: "https://bank.example")
+        login.secretItem = SecretItemTarget(label: "Bank login", path: "/org/freedesktop/secrets/collection/login/1")
+        #expect(Self.sentence("field.fill_secret", .secret, login, ["app": "x", "field": "Password", "secret": ["label": "Bank login"]])
+                == "Fill the password «Bank login» from your keyring into the password field «Password» (the program never sees it) of «deskgate-fixture-gtk3» (/usr/bin/python3.11), on the web page of https://bank.example")
         // A method this builder has no words for still says what it is and where.
         #expect(Self.sentence("debug.sleep", .observe, nil, ["ms": 1]) == "See what is on screen (debug.sleep)")
     }

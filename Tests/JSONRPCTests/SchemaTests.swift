@@ -34,7 +34,7 @@ struct SchemaTests {
         let expected: [String: RiskClass?] = [
             "apps.list": .observe, "tree.snapshot": .observe, "elements.find": .observe, "element.get": .observe,
             "events.subscribe": .observe, "text.read": .read, "element.activate": .act, "element.focus": .act,
-            "text.set": .write, "field.fill": .write, "value.set": .write, "grants.list": .admin,
+            "text.set": .write, "field.fill": .write, "field.fill_secret": .secret, "value.set": .write, "grants.list": .admin,
             "audit.query": .admin, "audit.verify": .admin, "daemon.ping": nil, "daemon.info": nil,
             "session.hello": nil, "session.whoami": nil, "rpc.discover": nil, "agent.register": nil, "broker.check": nil,
             "grants.revoke": nil, "grants.revoke_all": nil,

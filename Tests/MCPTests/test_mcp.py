@@ -667,7 +667,7 @@ async def test_tools_carry_annotations_derived_from_their_risk_class():
         elif name in TASK_TOOLS:
             expect(cls is None and hints[:2] == (False, True), f"{name} ({cls}): {hints}")
         else:
-            expect(cls in ("act", "write") and hints[:2] == (False, True), f"{name} ({cls}): {hints}")
+            expect(cls in ("act", "write", "secret") and hints[:2] == (False, True), f"{name} ({cls}): {hints}")
         expect(hints[2] == (name not in NOT_IDEMPOTENT) and hints[3] == (name in OPEN_WORLD), f"{name} ({cls}): {hints}")
 
 
