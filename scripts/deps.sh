@@ -27,8 +27,8 @@ PACKAGES=(
     # every socket the daemon and deskgate-mcp create, traced (NoNetworkTests)
     strace
     # a real Secret Service for field.fill_secret's tests (SecretFillTests): gnome-keyring-daemon,
-    # and secret-tool to store items
-    gnome-keyring libsecret-tools
+    # secret-tool to store items, gdbus to lock the keyring and ask who owns its name
+    gnome-keyring libsecret-tools libglib2.0-bin
     # real apps on the headless desktop (docs/apps.md). libreoffice-gtk3 is spelled out: it is
     # only recommended, and without it soffice has no AT-SPI bridge. Fonts come with fontconfig.
     firefox-esr chromium libreoffice-writer libreoffice-calc libreoffice-gtk3

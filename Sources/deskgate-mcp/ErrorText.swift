@@ -79,6 +79,14 @@ enum ErrorText {
             text = "The desktop's accessibility bus is unavailable."
         case .ambiguous:
             text = "Ambiguous: more than one app or field matches. Use an id or a ref to pick one; the candidates are in the daemon's message."
+        case .secretUnavailable where error.data?["reason"]?.stringValue == "locked":
+            text = "Nothing was filled: the keyring holding that item is locked. deskgate never unlocks it; ask the person to unlock their keyring, then retry."
+        case .secretUnavailable:
+            text = "Nothing was filled: no keyring (Secret Service) is running in this desktop session, and deskgate does not start one. Ask the person to start or unlock their keyring."
+        case .secretNotFound:
+            text = "Nothing was filled: no keyring item matches. Ask the person for the item's exact label or attributes; you cannot list the keyring."
+        case .limitReached:
+            text = "deskgate refused the connection: a bound on connections or unfinished requests was reached. Close other connections and retry."
         case .methodNotFound:
             text = "This deskgated does not offer \(error.data?["method"]?.stringValue.map(Quote.quoted) ?? "that method") yet."
         case .requestCancelled:

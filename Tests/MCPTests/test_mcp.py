@@ -321,6 +321,25 @@ async def test_gtk3_denied_write_explains_what_a_person_can_do():
 
 
 @test
+async def test_gtk3_fill_secret_without_a_keyring_says_so_and_starts_none():
+    # The test desktop's session bus has no Secret Service running, though the bus could start
+    # gnome-keyring from its service file: the daemon asks with NO_AUTO_START.
+    with Daemon() as d:
+        async with mcp_client(d.socket) as c:
+            mark = log_mark()
+            r = await c.call_tool("fill_secret", {"app": GTK3_APP, "field": "Password",
+                                                  "secret": {"label": "deskgate mcp test"}})
+            t = text_of(r)
+            expect(r.is_error and t.startswith("Nothing was filled: no keyring"), t)
+            time.sleep(0.3)
+            expect("text-changed password" not in fixture_log(mark), "something was typed")
+    owner = subprocess.run(["gdbus", "call", "--session", "--dest", "org.freedesktop.DBus", "--object-path",
+                            "/org/freedesktop/DBus", "--method", "org.freedesktop.DBus.NameHasOwner",
+                            "org.freedesktop.secrets"], capture_output=True, text=True).stdout
+    expect("false" in owner, f"a keyring was started: {owner}")
+
+
+@test
 async def test_gtk3_password_canary_never_appears_in_tool_results():
     canary = f"CANARY-pw-{os.getpid()}-7f3a9c2e51"
     typed = f"typedcanary{os.getpid()}x"
