@@ -21,8 +21,10 @@ public struct SecretItem: Sendable, Hashable {
 
 /// Why no secret could be had. Never carries the secret.
 public enum SecretError: Error, Sendable, Equatable {
-    /// No Secret Service on the session bus (deskgate never starts one), or it failed.
+    /// No Secret Service on the session bus (deskgate never starts one), or no session bus.
     case unavailable(String)
+    /// The Secret Service answered with an error, or not in time.
+    case failed(String)
     /// The matching item is in a locked keyring; deskgate never unlocks one.
     case locked(String)
     case notFound(String)
@@ -96,7 +98,7 @@ public struct SecretServiceClient: Sendable {
         let opened = try await call(bus, Self.servicePath, Self.serviceInterface, "OpenSession",
                                     [.string("plain"), .variant(.string(""))])
         guard opened.count == 2, let session = opened[1].stringValue else {
-            throw .unavailable("the Secret Service's OpenSession answered \(opened.count) values")
+            throw .failed("the Secret Service's OpenSession answered \(opened.count) values")
         }
         let reply: Result<[UInt8]?, SecretError>
         do {
@@ -108,7 +110,7 @@ public struct SecretServiceClient: Sendable {
         }
         // The service also ends the session when this connection closes (right after).
         _ = try? await call(bus, session, "org.freedesktop.Secret.Session", "Close", [])
-        guard let bytes = try reply.get() else { throw .unavailable("the Secret Service's GetSecret answered no secret") }
+        guard let bytes = try reply.get() else { throw .failed("the Secret Service's GetSecret answered no secret") }
         guard !bytes.contains(0), String(validating: bytes, as: UTF8.self) != nil else { throw .notText }
         return SecretValue(bytes)
     }
@@ -130,7 +132,7 @@ public struct SecretServiceClient: Sendable {
         }
         let found = try await call(bus, Self.servicePath, Self.serviceInterface, "SearchItems",
                                    [.stringDictionary(attributes)])
-        guard found.count == 2 else { throw .unavailable("the Secret Service's SearchItems answered \(found.count) values") }
+        guard found.count == 2 else { throw .failed("the Secret Service's SearchItems answered \(found.count) values") }
         let unlocked = (found[0].arrayValue ?? []).compactMap(\.stringValue)
         let locked = (found[1].arrayValue ?? []).compactMap(\.stringValue)
         let what: String
@@ -158,7 +160,7 @@ public struct SecretServiceClient: Sendable {
 
     private func label(of path: String, on bus: DBusConnection) async throws(SecretError) -> String {
         let reply = try await call(bus, path, Self.properties, "Get", [.string(Self.itemInterface), .string("Label")])
-        guard let label = reply.first?.stringValue else { throw .unavailable("a keyring item has no Label") }
+        guard let label = reply.first?.stringValue else { throw .failed("a keyring item has no Label") }
         return label
     }
 
@@ -192,8 +194,8 @@ public struct SecretServiceClient: Sendable {
         case "org.freedesktop.Secret.Error.NoSuchObject", DBusError.unknownObjectName:
             .notFound("the keyring item is gone")
         default:
-            if error.isTimeout { .unavailable("the Secret Service did not answer in time") }
-            else { .unavailable("the Secret Service failed: \(error.name)") }
+            if error.isTimeout { .failed("the Secret Service did not answer in time") }
+            else { .failed("the Secret Service failed: \(error.name)") }
         }
     }
 

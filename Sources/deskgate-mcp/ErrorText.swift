@@ -81,6 +81,8 @@ enum ErrorText {
             text = "Ambiguous: more than one app or field matches. Use an id or a ref to pick one; the candidates are in the daemon's message."
         case .secretUnavailable where error.data?["reason"]?.stringValue == "locked":
             text = "Nothing was filled: the keyring holding that item is locked. deskgate never unlocks it; ask the person to unlock their keyring, then retry."
+        case .secretUnavailable where error.data?["reason"]?.stringValue == "failed":
+            text = "Nothing was filled: the keyring (Secret Service) failed to answer. Try again later."
         case .secretUnavailable:
             text = "Nothing was filled: no keyring (Secret Service) is running in this desktop session, and deskgate does not start one. Ask the person to start or unlock their keyring."
         case .secretNotFound:

@@ -9,6 +9,8 @@ extension SecretError: RPCErrorConvertible {
         switch self {
         case .unavailable(let why):
             RPCError(.secretUnavailable, String(why.prefix(600)), data: ["reason": "no_service"])
+        case .failed(let why):
+            RPCError(.secretUnavailable, String(why.prefix(600)), data: ["reason": "failed"])
         case .locked(let why):
             RPCError(.secretUnavailable, String(why.prefix(600)), data: ["reason": "locked"])
         case .notFound(let why):
