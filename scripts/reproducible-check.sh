@@ -19,8 +19,10 @@ for n in 1 2; do
     if [ "$n" = 2 ]; then dir="$WORK/build-2-in-another-directory"; fi
     git clone -q --no-hardlinks "$ROOT" "$dir"
     git -C "$dir" checkout -q "$commit"
-    # The dependencies' sources come from the first tree's resolution, so both build the same.
-    [ -f "$ROOT/Package.resolved" ] && cp "$ROOT/Package.resolved" "$dir/"
+    # Both build the same dependency versions: the resolution of the tree being checked when it
+    # has one, else the one the first build made.
+    if [ -f "$ROOT/Package.resolved" ]; then cp "$ROOT/Package.resolved" "$dir/"
+    elif [ "$n" = 2 ] && [ -f "$WORK/build-1/Package.resolved" ]; then cp "$WORK/build-1/Package.resolved" "$dir/"; fi
     echo "reproducible-check: build $n in $dir"
     start=$(date +%s)
     bash "$dir/scripts/release-build.sh" >"$WORK/build-$n.log" 2>&1 || { tail -n 30 "$WORK/build-$n.log"; exit 2; }
