@@ -9,7 +9,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 EXECUTABLES=(deskgated deskgate deskgate-prompt deskgate-mcp)
 WORK=$(mktemp -d /tmp/deskgate-repro.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+# SwiftPM also leaves lock files in /tmp named after each build's path, / spelled _.
+trap 'rm -rf "$WORK" /tmp/"${WORK//\//_}"_*.lock' EXIT
 commit=$(git -C "$ROOT" rev-parse HEAD)
 export SOURCE_DATE_EPOCH=$(git -C "$ROOT" log -1 --format=%ct "$commit")
 echo "reproducible-check: commit $commit, SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH"
