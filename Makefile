@@ -34,8 +34,11 @@ $(DEPS_STAMP): scripts/deps.sh
 build: deps
 	$(SWIFT) build -c $(CONFIG)
 
+# Release binaries, with the flags that make them reproducible (scripts/release-build.sh;
+# SOURCE_DATE_EPOCH defaults to the commit's time on a clean tree). `make install` and
+# `make bench` build through it; `make build`, `make run` and `make test` are debug builds.
 build-release: deps
-	$(SWIFT) build -c release
+	SWIFT=$(SWIFT) bash scripts/release-build.sh
 
 # Every test, the AT-SPI ones against real apps on a private headless desktop.
 test: deps
@@ -46,8 +49,8 @@ test: deps
 test-unit: deps
 	$(SWIFT) test --skip JSONRPCFuzzLong $(TEST_ARGS)
 
-# Two release builds of HEAD in two directories, SOURCE_DATE_EPOCH = the commit's time; their
-# binaries' SHA-256 compared (docs/supply-chain.md).
+# Two release builds of HEAD (scripts/release-build.sh) from clean clones in two directories,
+# SOURCE_DATE_EPOCH = the commit's time; their binaries' SHA-256 compared (docs/supply-chain.md).
 reproducible-check: deps
 	bash scripts/reproducible-check.sh
 
