@@ -141,6 +141,16 @@ struct SocketFuzzTests {
         let batchOfOne = Array("[\(String(decoding: pong, as: UTF8.self))]".utf8)
         #expect(oracle.problem(lines: [batchOfOne], closed: true, partial: [], expected: want) != nil, "an array for a single request")
         #expect(oracle.problem(lines: [batchOfOne], closed: true, partial: [], expected: [.batch(want)]) == nil)
+        // A batch of 64 under one id: its error replies fit the "any" expectations too. Trying
+        // orders one by one never finished on this (the first soak run hung here).
+        let anyReply = ProtocolOracle.Expectation.reply(id: 0, codes: nil)
+        let unknown = ProtocolOracle.Expectation.reply(id: 0, codes: [-32601, -32600])
+        let errorReply: JSONValue = ["jsonrpc": "2.0", "id": 0, "error": ["code": -32601, "message": "m"]]
+        let pongReply: JSONValue = ["jsonrpc": "2.0", "id": 0, "result": "pong"]
+        #expect(ProtocolOracle.assign([JSONValue](repeating: errorReply, count: 32) + [JSONValue](repeating: pongReply, count: 32),
+                                      to: [ProtocolOracle.Expectation](repeating: anyReply, count: 32) + [ProtocolOracle.Expectation](repeating: unknown, count: 32)))
+        #expect(!ProtocolOracle.assign([JSONValue](repeating: pongReply, count: 33) + [JSONValue](repeating: errorReply, count: 31),
+                                       to: [ProtocolOracle.Expectation](repeating: anyReply, count: 32) + [ProtocolOracle.Expectation](repeating: unknown, count: 32)))
     }
 }
 
@@ -509,22 +519,26 @@ struct ProtocolOracle {
     }
 
     /// Whether each reply can be paired with its own expectation, all used (replies may come in
-    /// any order: requests complete concurrently).
+    /// any order: requests complete concurrently). A maximum bipartite matching by augmenting
+    /// paths: trying orders one by one took exponential time on a batch of 64 with repeated ids.
     static func assign(_ replies: [JSONValue], to expected: [Expectation]) -> Bool {
         guard replies.count == expected.count else { return false }
-        var used = [Bool](repeating: false, count: expected.count)
-        func place(_ i: Int) -> Bool {
-            if i == replies.count { return true }
-            for j in expected.indices where !used[j] && accepts(replies[i], expected[j]) {
-                // Equal expectations are interchangeable: try only the first unused one.
-                if expected[..<j].indices.contains(where: { !used[$0] && expected[$0] == expected[j] }) { continue }
-                used[j] = true
-                if place(i + 1) { return true }
-                used[j] = false
+        let fits = replies.map { reply in expected.indices.filter { accepts(reply, expected[$0]) } }
+        var owner = [Int?](repeating: nil, count: expected.count)
+        func augment(_ i: Int, _ seen: inout [Bool]) -> Bool {
+            for j in fits[i] where !seen[j] {
+                seen[j] = true
+                if let other = owner[j], !augment(other, &seen) { continue }
+                owner[j] = i
+                return true
             }
             return false
         }
-        return place(0)
+        for i in replies.indices {
+            var seen = [Bool](repeating: false, count: expected.count)
+            if !augment(i, &seen) { return false }
+        }
+        return true
     }
 
     static func accepts(_ reply: JSONValue, _ expectation: Expectation) -> Bool {

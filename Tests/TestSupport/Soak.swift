@@ -20,6 +20,7 @@ public enum Soak {
     /// One figure line, e.g. `SOAK connect: 10000 cycles ...`; `make soak` collects them.
     public static func report(_ part: String, _ text: String) {
         print("SOAK \(part): \(text)")
+        fflush(nil)  // a pipe buffers stdout: the figures must not wait for the end of the run
     }
 
     /// The process's open file descriptors (entries of /proc/PID/fd), or -1.
