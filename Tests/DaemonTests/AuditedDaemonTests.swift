@@ -19,26 +19,56 @@ struct AuditedDaemonTests {
         actions = ["admin"]
         """
 
-    @Test("kill -9 at random points while clients make audited requests: every answered request is in the log, the chain verifies (50 cycles)")
+    @Test("kill -9 at random points while clients make audited requests: after each restart `deskgate audit verify` passes and every answered request is in the log (20 cycles; make soak: 200)")
     func crashInjection() async throws {
+        let cycles = Soak.count("DESKGATE_SOAK_KILL_CYCLES", short: 20, full: 200)
+        let seed = FuzzSettings.seed
+        let replay = "seed \(seed) (replay the kill points: DESKGATE_FUZZ_SEED=\(seed))"
+        print("kill -9 cycles: \(cycles), \(replay)")
+        var rng = SplitMix64(seed: seed)
         let dir = TempDirectory("crash")
         defer { dir.remove() }
         let state = dir.file("state")
+        let started = ContinuousClock.now
+        // Each request is made under a label of its own (session.hello, then grants.list on the
+        // same connection), so the log shows exactly which answered requests it holds.
         var answered: [String] = []
-        var rng = SystemRandomNumberGenerator()
-        for cycle in 0..<50 {
+        var checkedAfterRestart = 0
+        var rssAtStart: [Int] = []
+        for cycle in 0...cycles {
             let daemon = try DaemonProcess(arguments: ["--state-dir", state], userPolicy: Self.allowAdmin)
-            let client = try await daemon.client()
-            let killAfter = UInt64.random(in: 2_000...80_000, using: &rng)
+            rssAtStart.append(Soak.rssKiB(daemon.pid))
+            if cycle > 0 {
+                // Recovery ran at start: the chain must verify, checked the way a person would.
+                let verify = try CLI.run(["audit", "verify", "--socket", daemon.socketPath])
+                #expect(verify.status == 0, "\(replay), restart \(cycle): deskgate audit verify: \(verify.stdout) \(verify.stderr)")
+                let missing = Self.missingAnswered(answered, in: auditRecords(in: state + "/audit"))
+                checkedAfterRestart += answered.count
+                #expect(missing.isEmpty, "\(replay), restart \(cycle): \(missing.count) of \(answered.count) answered requests not in the log: \(missing.prefix(5))")
+                if verify.status != 0 || !missing.isEmpty {
+                    daemon.stop()
+                    break
+                }
+            }
+            if cycle == cycles {
+                #expect(daemon.process.isRunning)
+                daemon.stop()
+                break
+            }
+            let killAfter = UInt64.random(in: 2_000...150_000, using: &rng)
             // Four clients make audited requests back to back; the daemon dies at a random moment.
             try await withThrowingTaskGroup(of: [String].self) { group in
                 for worker in 0..<4 {
                     group.addTask {
                         var done: [String] = []
+                        guard let client = try? await daemon.client() else { return done }
+                        defer { client.closeNow() }
                         for i in 0..<1000 {
+                            let label = "c\(cycle)-w\(worker)-r\(i)"
                             do {
+                                _ = try await client.call("session.hello", ["client": .string(label)])
                                 _ = try await client.call("grants.list", ["interactive": false])
-                                done.append("c\(cycle)-w\(worker)-r\(i)")
+                                done.append(label)
                             } catch {
                                 break
                             }
@@ -53,24 +83,29 @@ struct AuditedDaemonTests {
                 }
                 for try await labels in group { answered += labels }
             }
-            client.closeNow()
             daemon.stop(signal: SIGKILL)
         }
-        // Restart once more on the same state: recovery runs, then the chain must verify.
-        let daemon = try DaemonProcess(arguments: ["--state-dir", state], userPolicy: Self.allowAdmin)
-        defer { daemon.stop() }
-        let client = try await daemon.client()
-        defer { client.closeNow() }
-        let verification = try await client.call("audit.verify")
-        #expect(verification["ok"] == true, "\(verification)")
-        // Every reply a client received had its outcome made durable first.
-        let records = auditRecords(in: state + "/audit")
-        let okOutcomes = records.filter { $0["kind"] == "outcome" && $0["method"] == "grants.list" && $0["outcome"] == "ok" }.count
-        #expect(okOutcomes >= answered.count, "\(okOutcomes) ok outcomes for \(answered.count) answered requests")
         #expect(answered.count > 0)
         // Seqs are gapless across all the crashes.
+        let records = auditRecords(in: state + "/audit")
         let seqs = records.compactMap { $0["seq"]?.intValue }
-        #expect(seqs == Array(seqs.indices).map { Int64($0) + (seqs.first ?? 0) })
+        #expect(seqs == Array(seqs.indices).map { Int64($0) + (seqs.first ?? 0) }, "\(replay)")
+        Soak.report("kill9", "\(cycles) kill -9 cycles in \(Soak.seconds(since: started)), \(answered.count) answered audited requests, "
+            + "\(checkedAfterRestart) answered-request checks after restarts, \(records.count) records, seq \(seqs.first ?? -1)...\(seqs.last ?? -1); "
+            + "daemon RSS at start \(rssAtStart.min() ?? -1)–\(rssAtStart.max() ?? -1) KiB; \(replay)")
+    }
+
+    /// The labels in `answered` without both a decision and an `ok` outcome record of
+    /// grants.list under that label.
+    static func missingAnswered(_ answered: [String], in records: [JSONValue]) -> [String] {
+        var decided: Set<String> = []
+        var done: Set<String> = []
+        for record in records where record["method"] == "grants.list" {
+            guard let label = record["client"]?["label"]?.stringValue else { continue }
+            if record["kind"] == "decision" { decided.insert(label) }
+            if record["kind"] == "outcome" && record["outcome"] == "ok" { done.insert(label) }
+        }
+        return answered.filter { !decided.contains($0) || !done.contains($0) }
     }
 
     @Test("a full disk fails gated requests with -32007 while ping, info and revoking still work; it recovers when space returns")
