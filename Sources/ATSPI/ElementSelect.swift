@@ -166,26 +166,32 @@ extension AccessibilityService {
     }
 
     /// Waits for the popup ``chooseInPopup(_:combo:options:index:)`` opened: each element that
-    /// announces itself is looked at once, a `menu` or a `menu item`'s `menu` is a candidate, and
-    /// the one whose items are exactly `options` gets its item at `index` clicked.
+    /// announces itself is looked at once, and a `menu` (or a `menu item`'s `menu`) becomes a
+    /// candidate. Candidates are looked at again on every event and every 250 ms until the
+    /// deadline, because a popup may announce itself before its items have their names; the one
+    /// whose items are exactly `options` gets its item at `index` clicked. A quiet spell does not
+    /// end the wait (a busy browser may show its popup seconds later, with nothing in between).
     private func clickPopupItem(_ app: AppHandle, combo: String, options: [String], index: Int, pulse: Pulse,
                                 deadline: Deadline) async throws(AccessibilityError) -> Bool
     {
         var looked: Set<String> = []
-        while !deadline.hasPassed, await pulse.wait(deadline.remaining(cap: config.settleTimeout)) {
+        var candidates: [String] = []
+        while !deadline.hasPassed, !pulse.isClosed, !Task.isCancelled {
+            _ = await pulse.wait(deadline.remaining(cap: .milliseconds(250)))
             let speakers = pulse.takeSources().filter { looked.insert($0).inserted }
-            var menus: [String] = []
             for node in try await readNodes(app, paths: speakers, withChildren: false, interfaces: false) {
+                var menu: String?
                 if node.role == ATSPI_ROLE_MENU.rawValue {
-                    menus.append(node.path)
-                } else if node.role == ATSPI_ROLE_MENU_ITEM.rawValue,
-                          let parent = try? await calls.property(app, node.path, Atspi.accessible, "Parent").objectReference?.path {
-                    menus.append(parent)
+                    menu = node.path
+                } else if node.role == ATSPI_ROLE_MENU_ITEM.rawValue {
+                    menu = try? await calls.property(app, node.path, Atspi.accessible, "Parent").objectReference?.path
                 }
+                if let menu, menu != combo, !candidates.contains(menu) { candidates.append(menu) }
             }
-            for menu in Set(menus) where menu != combo && looked.insert("menu " + menu).inserted {
-                let items = try await readNodes(app, paths: try await childPaths(app, of: menu), withChildren: false, interfaces: false)
-                guard items.map(\.name) == options, items.allSatisfy({ $0.role == ATSPI_ROLE_MENU_ITEM.rawValue }) else { continue }
+            for menu in candidates {
+                guard let children = try? await childPaths(app, of: menu),
+                      let items = try? await readNodes(app, paths: children, withChildren: false, interfaces: false),
+                      items.map(\.name) == options, items.allSatisfy({ $0.role == ATSPI_ROLE_MENU_ITEM.rawValue }) else { continue }
                 let item = items[index].path
                 let actions = try await actionNames(app, paths: [item], deadline: deadline)[0]
                 guard let click = actions.firstIndex(of: "click") ?? actions.firstIndex(of: "select") else { return false }

@@ -50,6 +50,9 @@ final class Pulse: Sendable {
         }
     }
 
+    /// Whether ``close()`` was called: no signal will come.
+    var isClosed: Bool { state.withLock { $0.closed } }
+
     /// Drops the signals kept so far.
     func reset() {
         state.withLock { $0.pending = 0 }
