@@ -147,7 +147,7 @@ extension AccessibilityService {
         // enough on a CI machine with both cores busy); the wait ends as soon as it shows, and a
         // popup that never comes costs the request's own deadline before the fallback.
         let deadline = Deadline(after: config.requestDeadline)
-        let names = try await actionNames(app, paths: [combo], deadline: deadline)[0]
+        let names = try await actionNamesSoon(app, path: combo, wanted: ["open"], deadline: deadline)
         guard let open = names.firstIndex(of: "open") else { return false }
         let pulse = Pulse(sleep: config.sleep)
         guard let watch = try? await events.watch(app: app.id, path: nil, events: [.states, .children], pulse: pulse) else {
@@ -155,6 +155,9 @@ extension AccessibilityService {
         }
         let clicked: Result<Bool, AccessibilityError>
         do throws(AccessibilityError) {
+            // As a person's click would: focus the combo box first (nothing changes when it has
+            // the focus already).
+            _ = try? await calls.call(app, combo, Atspi.component, "GrabFocus", timeout: config.actionTimeout)
             _ = try await calls.call(app, combo, Atspi.action, "DoAction", [.int32(Int32(open))], timeout: config.actionTimeout)
             clicked = .success(try await clickPopupItem(app, combo: combo, options: options, index: index, pulse: pulse,
                                                         deadline: deadline))
@@ -163,6 +166,21 @@ extension AccessibilityService {
         }
         await events.unsubscribe(watch)
         return try clicked.get()
+    }
+
+    /// The element's action names, asked again every 100 ms (for at most 2 s) until one of
+    /// `wanted` is among them: an element Firefox has just made (a fresh page's select, a popup's
+    /// items) may answer with no names, or empty ones, at first.
+    private func actionNamesSoon(_ app: AppHandle, path: String, wanted: Set<String>, deadline: Deadline) async throws(AccessibilityError)
+        -> [String]
+    {
+        let soon = Deadline(after: .seconds(2))
+        var names = try await actionNames(app, paths: [path], deadline: deadline)[0]
+        while !names.contains(where: wanted.contains), !soon.hasPassed, !deadline.hasPassed, !Task.isCancelled {
+            try? await config.sleep(.milliseconds(100))
+            names = try await actionNames(app, paths: [path], deadline: deadline)[0]
+        }
+        return names
     }
 
     /// Waits for the popup ``chooseInPopup(_:combo:options:index:)`` opened: each element that
@@ -193,7 +211,7 @@ extension AccessibilityService {
                       let items = try? await readNodes(app, paths: children, withChildren: false, interfaces: false),
                       items.map(\.name) == options, items.allSatisfy({ $0.role == ATSPI_ROLE_MENU_ITEM.rawValue }) else { continue }
                 let item = items[index].path
-                let actions = try await actionNames(app, paths: [item], deadline: deadline)[0]
+                let actions = try await actionNamesSoon(app, path: item, wanted: ["click", "select"], deadline: deadline)
                 guard let click = actions.firstIndex(of: "click") ?? actions.firstIndex(of: "select") else { return false }
                 let reply = try await calls.call(app, item, Atspi.action, "DoAction", [.int32(Int32(click))], timeout: config.actionTimeout)
                 return reply.first?.boolValue ?? false
