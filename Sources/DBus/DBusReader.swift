@@ -80,29 +80,26 @@ public struct DBusReader {
 
     /// The elements of an `au` or `ai` array (one copy).
     public mutating func words() -> [UInt32] {
-        guard dbus_message_iter_get_arg_type(&iter) == DBusType.array else { return [] }
-        let element = dbus_message_iter_get_element_type(&iter)
-        guard element == DBusType.uint32 || element == DBusType.int32 else { return [] }
-        var sub = DBusMessageIter()
-        dbus_message_iter_recurse(&iter, &sub)
-        var raw: UnsafeMutableRawPointer? = nil
-        var count: Int32 = 0
-        dbus_message_iter_get_fixed_array(&sub, &raw, &count)
-        guard let raw, count > 0 else { return [] }
-        return Array(UnsafeBufferPointer(start: raw.assumingMemoryBound(to: UInt32.self), count: Int(count)))
+        fixedArray(of: UInt32.self, elements: [DBusType.uint32, DBusType.int32]) ?? []
     }
 
-    /// The bytes of an `ay` array (one copy, no ``DBusValue`` per byte).
+    /// The bytes of an `ay` array (one copy, no ``DBusValue`` per byte); nil for another type.
     public mutating func bytes() -> [UInt8]? {
+        fixedArray(of: UInt8.self, elements: [DBusType.byte])
+    }
+
+    /// The current argument, an array of a fixed-size type whose element code is one of
+    /// `elements`, copied out in one go; nil for anything else.
+    private mutating func fixedArray<T: BitwiseCopyable>(of type: T.Type, elements: [Int32]) -> [T]? {
         guard dbus_message_iter_get_arg_type(&iter) == DBusType.array,
-              dbus_message_iter_get_element_type(&iter) == DBusType.byte else { return nil }
+              elements.contains(dbus_message_iter_get_element_type(&iter)) else { return nil }
         var sub = DBusMessageIter()
         dbus_message_iter_recurse(&iter, &sub)
         var raw: UnsafeMutableRawPointer? = nil
         var count: Int32 = 0
         dbus_message_iter_get_fixed_array(&sub, &raw, &count)
         guard let raw, count > 0 else { return [] }
-        return Array(UnsafeBufferPointer(start: raw.assumingMemoryBound(to: UInt8.self), count: Int(count)))
+        return Array(UnsafeBufferPointer(start: raw.assumingMemoryBound(to: T.self), count: Int(count)))
     }
 
     /// The current argument as a ``DBusValue``.
